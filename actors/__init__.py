@@ -1,0 +1,1 @@
+"""Placeholder package: populated by later issues (see DESIGN.md section 2)."""

@@ -1,0 +1,360 @@
+// Many symbols' detectors in one object: one Ray shard actor holds one bank.
+//
+// Per symbol, three exact rolling windows (see rolling.hpp):
+//   RETURN  z of the log-return price/prev_price
+//   VOLUME  z of the trade quantity, or of the quantity summed per time bucket; the
+//           running bucket is scored against completed buckets on every tick, so a burst
+//           trips before its bucket closes; buckets without trades count as zero
+//   PRICE   z of the price level
+// A per-symbol cool-down turns a cascade of trips into one: while it runs, further trips
+// of that symbol are counted as suppressed, not reported.
+//
+// All memory (states, rings, recent-tick snapshots, output buffers up to their reserve) is
+// allocated at construction; push_batch allocates nothing in the steady state.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tripwire/rolling.hpp"
+
+namespace tripwire {
+
+enum Metric : int8_t { kReturn = 0, kVolume = 1, kPrice = 2 };
+constexpr int kMetrics = 3;
+
+enum Reject : int8_t { kAccepted = 0, kBadPrice = 1, kBadQty = 2, kOutOfOrder = 3 };
+constexpr int kRejectReasons = 4;
+
+struct MetricConfig {
+  uint32_t window = 1000;
+  uint32_t min_periods = 1000;
+  double threshold = 6.0;
+  bool two_sided = true;
+  bool enabled = true;
+};
+
+struct BankConfig {
+  uint32_t n_symbols = 1;
+  std::array<MetricConfig, kMetrics> metric{};
+  uint32_t ddof = 1;
+  int64_t volume_bucket_ns = 0;  // 0: score each trade's quantity
+  int64_t cooldown_ns = 0;
+  uint32_t snapshot_len = 256;
+};
+
+// Hot per-symbol state: four cache lines, prefetched ahead of use.
+struct alignas(64) SymState {
+  RollState roll[kMetrics];
+  double prev_price;
+  int64_t last_ts;
+  int64_t bucket_start;
+  double bucket_sum;
+  int64_t cooldown_until;
+  uint64_t ticks;
+  uint32_t snap_pos;
+  uint32_t snap_count;
+  uint32_t trips;
+  uint32_t suppressed;
+  uint8_t has_prev;
+  uint8_t has_bucket;
+};
+
+struct TickRec {
+  int64_t ts;
+  double price;
+  double qty;
+};
+
+struct Trip {
+  int64_t row;
+  int64_t ts;
+  int32_t symbol;
+  int8_t metric;
+  double z;
+  double mean;
+  double std;
+  double value;
+};
+
+struct Rejection {
+  int64_t row;
+  int8_t reason;
+};
+
+struct BankCounters {
+  uint64_t ticks = 0;  // accepted
+  std::array<uint64_t, kRejectReasons> rejected{};
+  uint64_t trips = 0;       // reported trip rows
+  uint64_t suppressed = 0;  // tripping rows inside a cool-down
+};
+
+class DetectorBank {
+ public:
+  explicit DetectorBank(const BankConfig& cfg) : cfg_(cfg) {
+    if (cfg.n_symbols == 0) throw std::invalid_argument("n_symbols must be >= 1");
+    if (cfg.snapshot_len == 0) throw std::invalid_argument("snapshot_len must be >= 1");
+    if (cfg.volume_bucket_ns < 0) throw std::invalid_argument("volume_bucket_ns must be >= 0");
+    if (cfg.cooldown_ns < 0) throw std::invalid_argument("cooldown_ns must be >= 0");
+    for (int m = 0; m < kMetrics; ++m) {
+      if (cfg.metric[m].window == 0) throw std::invalid_argument("window must be >= 1");
+      params_[m] = RollParams::make(cfg.metric[m].window, cfg.metric[m].min_periods, cfg.ddof);
+      rings_[m].assign(static_cast<size_t>(cfg.n_symbols) * cfg.metric[m].window, 0.0);
+    }
+    states_.resize(cfg.n_symbols);
+    for (auto& s : states_) reset_state(s);
+    snaps_.assign(static_cast<size_t>(cfg.n_symbols) * cfg.snapshot_len, TickRec{0, 0.0, 0.0});
+    scratch_ts_.assign(cfg.n_symbols, 0);
+    touched_.assign(cfg.n_symbols, 0);
+    touched_list_.reserve(cfg.n_symbols);
+    trips_.reserve(4096);
+    rejections_.reserve(4096);
+  }
+
+  const BankConfig& config() const { return cfg_; }
+  const BankCounters& counters() const { return counters_; }
+  const std::vector<Trip>& trips() const { return trips_; }
+  const std::vector<Rejection>& rejections() const { return rejections_; }
+
+  // First row whose symbol id is outside [0, n_symbols), or -1.
+  int64_t first_bad_symbol(const int32_t* sym, size_t n) const {
+    const uint32_t limit = cfg_.n_symbols;
+    for (size_t i = 0; i < n; ++i)
+      if (static_cast<uint32_t>(sym[i]) >= limit) return static_cast<int64_t>(i);
+    return -1;
+  }
+
+  // First row push_batch would reject, and why (or -1). Strict mode calls this to refuse
+  // a batch before any state changes; rows are checked in order, so a batch that goes back
+  // in time for one symbol is caught too.
+  int64_t first_invalid(const int32_t* sym, const int64_t* ts, const double* price,
+                        const double* qty, size_t n, int8_t* reason_out) {
+    int64_t found = -1;
+    for (size_t i = 0; i < n && found < 0; ++i) {
+      int8_t r = basic_reason(price[i], qty[i]);
+      if (r == kAccepted) {
+        const int32_t k = sym[i];
+        if (!touched_[k]) {
+          touched_[k] = 1;
+          touched_list_.push_back(k);
+          scratch_ts_[k] = states_[k].last_ts;
+        }
+        if (ts[i] < scratch_ts_[k]) r = kOutOfOrder;
+        else scratch_ts_[k] = ts[i];
+      }
+      if (r != kAccepted) {
+        *reason_out = r;
+        found = static_cast<int64_t>(i);
+      }
+    }
+    for (int32_t k : touched_list_) touched_[k] = 0;
+    touched_list_.clear();
+    return found;
+  }
+
+  // Process a batch. Symbol ids must already be checked (first_bad_symbol).
+  void push_batch(const int32_t* sym, const int64_t* ts, const double* price, const double* qty,
+                  size_t n) {
+    trips_.clear();
+    rejections_.clear();
+    constexpr size_t kAheadState = 16, kAheadRing = 8;
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAheadState < n) prefetch_state(sym[i + kAheadState]);
+      if (i + kAheadRing < n) prefetch_rings(sym[i + kAheadRing]);
+      process(static_cast<int64_t>(i), sym[i], ts[i], price[i], qty[i]);
+    }
+  }
+
+  // Recent ticks of a symbol, oldest first. Returns the number written (<= snapshot_len).
+  size_t snapshot(int32_t symbol, int64_t* ts, double* price, double* qty) const {
+    const SymState& s = states_[symbol];
+    const TickRec* ring = &snaps_[static_cast<size_t>(symbol) * cfg_.snapshot_len];
+    const uint32_t len = cfg_.snapshot_len;
+    const uint32_t start = s.snap_count < len ? 0 : s.snap_pos;
+    for (uint32_t k = 0; k < s.snap_count; ++k) {
+      const TickRec& r = ring[(start + k) % len];
+      ts[k] = r.ts;
+      price[k] = r.price;
+      qty[k] = r.qty;
+    }
+    return s.snap_count;
+  }
+
+  const SymState& state(int32_t symbol) const { return states_[symbol]; }
+  const RollParams& params(int m) const { return params_[m]; }
+
+  // Forget a symbol's history (e.g. after an exchange outage), keeping its counters.
+  void reset_symbol(int32_t symbol) {
+    SymState& s = states_[symbol];
+    const uint64_t ticks = s.ticks;
+    const uint32_t trips = s.trips, suppressed = s.suppressed;
+    reset_state(s);
+    s.ticks = ticks;
+    s.trips = trips;
+    s.suppressed = suppressed;
+  }
+
+  size_t bytes_per_symbol() const {
+    size_t b = sizeof(SymState) + sizeof(TickRec) * cfg_.snapshot_len;
+    for (int m = 0; m < kMetrics; ++m) b += sizeof(double) * cfg_.metric[m].window;
+    return b;
+  }
+
+  // Raw state for pickling: the layout is checked by size on restore.
+  std::vector<SymState>& raw_states() { return states_; }
+  std::vector<double>& raw_ring(int m) { return rings_[m]; }
+  std::vector<TickRec>& raw_snaps() { return snaps_; }
+  BankCounters& raw_counters() { return counters_; }
+
+ private:
+  static void reset_state(SymState& s) {
+    std::memset(static_cast<void*>(&s), 0, sizeof(SymState));
+    for (auto& r : s.roll) r = RollState{};
+    s.last_ts = std::numeric_limits<int64_t>::min();
+    s.cooldown_until = std::numeric_limits<int64_t>::min();
+  }
+
+  static int8_t basic_reason(double price, double qty) {
+    if (!(std::isfinite(price) && price > 0.0)) return kBadPrice;
+    if (!(std::isfinite(qty) && qty >= 0.0)) return kBadQty;
+    return kAccepted;
+  }
+
+  void prefetch_state(int32_t symbol) const {
+#if defined(__GNUC__)
+    const char* p = reinterpret_cast<const char*>(&states_[symbol]);
+    for (size_t off = 0; off < sizeof(SymState); off += 64) __builtin_prefetch(p + off, 1, 3);
+#else
+    (void)symbol;
+#endif
+  }
+
+  void prefetch_rings(int32_t symbol) const {
+#if defined(__GNUC__)
+    const SymState& s = states_[symbol];
+    for (int m = 0; m < kMetrics; ++m)
+      __builtin_prefetch(&rings_[m][static_cast<size_t>(symbol) * cfg_.metric[m].window +
+                                    s.roll[m].pos], 1, 3);
+    __builtin_prefetch(&snaps_[static_cast<size_t>(symbol) * cfg_.snapshot_len + s.snap_pos], 1, 3);
+#else
+    (void)symbol;
+#endif
+  }
+
+  double* ring(int m, int32_t symbol) {
+    return &rings_[m][static_cast<size_t>(symbol) * cfg_.metric[m].window];
+  }
+
+  // Score x against metric m's window, then push it. Returns z (NaN while warming up).
+  double score_push(int m, SymState& s, int32_t symbol, double x, RollSummary* sum) {
+    const double z = roll_zscore(params_[m], s.roll[m], x, sum);
+    roll_push(params_[m], s.roll[m], ring(m, symbol), x);
+    return z;
+  }
+
+  bool trips_on(int m, double z) const {
+    const MetricConfig& c = cfg_.metric[m];
+    if (!(z == z)) return false;  // NaN never trips
+    return (c.two_sided ? std::fabs(z) : z) >= c.threshold;
+  }
+
+  // Volume: per trade, or the running bucket against completed buckets.
+  double score_volume(SymState& s, int32_t symbol, int64_t ts, double qty, RollSummary* sum,
+                      double* value) {
+    const int64_t b = cfg_.volume_bucket_ns;
+    if (b == 0) {
+      *value = qty;
+      return score_push(kVolume, s, symbol, qty, sum);
+    }
+    const int64_t start = ts >= 0 ? ts - ts % b : ts - ((ts % b) + b) % b;
+    if (!s.has_bucket) {
+      s.has_bucket = 1;
+      s.bucket_start = start;
+      s.bucket_sum = 0.0;
+    } else if (start > s.bucket_start) {
+      roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), s.bucket_sum);
+      // Buckets without trades are zero volume; more than a window of them is a window.
+      const int64_t empty = (start - s.bucket_start) / b - 1;
+      const int64_t zeros = empty < cfg_.metric[kVolume].window ? empty : cfg_.metric[kVolume].window;
+      for (int64_t k = 0; k < zeros; ++k)
+        roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), 0.0);
+      s.bucket_start = start;
+      s.bucket_sum = 0.0;
+    }
+    s.bucket_sum += qty;
+    *value = s.bucket_sum;
+    return roll_zscore(params_[kVolume], s.roll[kVolume], s.bucket_sum, sum);
+  }
+
+  void process(int64_t row, int32_t symbol, int64_t ts, double price, double qty) {
+    SymState& s = states_[symbol];
+    int8_t reason = basic_reason(price, qty);
+    if (reason == kAccepted && ts < s.last_ts) reason = kOutOfOrder;
+    if (reason != kAccepted) {
+      counters_.rejected[reason] += 1;
+      rejections_.push_back(Rejection{row, reason});
+      return;
+    }
+    s.last_ts = ts;
+    s.ticks += 1;
+    counters_.ticks += 1;
+
+    double z[kMetrics] = {kNaN, kNaN, kNaN};
+    double value[kMetrics] = {kNaN, qty, price};
+    RollSummary sum[kMetrics] = {{kNaN, kNaN}, {kNaN, kNaN}, {kNaN, kNaN}};
+    if (cfg_.metric[kReturn].enabled && s.has_prev) {
+      value[kReturn] = std::log(price / s.prev_price);
+      z[kReturn] = score_push(kReturn, s, symbol, value[kReturn], &sum[kReturn]);
+    }
+    s.prev_price = price;
+    s.has_prev = 1;
+    if (cfg_.metric[kVolume].enabled)
+      z[kVolume] = score_volume(s, symbol, ts, qty, &sum[kVolume], &value[kVolume]);
+    if (cfg_.metric[kPrice].enabled)
+      z[kPrice] = score_push(kPrice, s, symbol, price, &sum[kPrice]);
+
+    TickRec* snap = &snaps_[static_cast<size_t>(symbol) * cfg_.snapshot_len];
+    snap[s.snap_pos] = TickRec{ts, price, qty};
+    s.snap_pos = s.snap_pos + 1 == cfg_.snapshot_len ? 0 : s.snap_pos + 1;
+    if (s.snap_count < cfg_.snapshot_len) s.snap_count += 1;
+
+    bool tripped = false;
+    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m]);
+    if (!tripped) return;
+    if (ts < s.cooldown_until) {
+      s.suppressed += 1;
+      counters_.suppressed += 1;
+      return;
+    }
+    const int64_t room = std::numeric_limits<int64_t>::max() - ts;
+    s.cooldown_until = cfg_.cooldown_ns < room ? ts + cfg_.cooldown_ns
+                                               : std::numeric_limits<int64_t>::max();
+    s.trips += 1;
+    counters_.trips += 1;
+    for (int m = 0; m < kMetrics; ++m) {
+      if (!trips_on(m, z[m])) continue;
+      trips_.push_back(Trip{row, ts, symbol, static_cast<int8_t>(m), z[m], sum[m].mean,
+                            sum[m].std, value[m]});
+    }
+  }
+
+  BankConfig cfg_;
+  RollParams params_[kMetrics];
+  std::vector<SymState> states_;
+  std::vector<double> rings_[kMetrics];
+  std::vector<TickRec> snaps_;
+  BankCounters counters_;
+  std::vector<Trip> trips_;
+  std::vector<Rejection> rejections_;
+  std::vector<int64_t> scratch_ts_;
+  std::vector<uint8_t> touched_;
+  std::vector<int32_t> touched_list_;
+};
+
+}  // namespace tripwire

@@ -1,0 +1,212 @@
+"""Reference implementations the tests hold the C++ detectors to.
+
+* :func:`rolling_zscores` - vectorised NumPy two-pass over each window (float64, pairwise
+  summation); the speed baseline in benchmarks/detector.py and a parity oracle.
+* :func:`exact_zscore` - one z-score in exact rational arithmetic (``fractions``); the
+  oracle for exactness (only the final square root is rounded).
+* :class:`ReferenceBank` - the DetectorBank's semantics (metrics, buckets, cool-down,
+  rejections) as a plain Python loop over ticks, for parity tests on small batches.
+
+Conventions match tripwire.detect: z against the window before the value, NaN below
+``min_periods`` (at least ``ddof + 1``), 0 for zero variance, invalid inputs skipped.
+
+>>> import numpy as np
+>>> rolling_zscores(np.array([1.0, 2.0, 3.0, 10.0]), window=3, min_periods=2).round(3)
+array([  nan,   nan, 2.121, 8.   ])
+>>> round(exact_zscore([1.0, 2.0, 3.0], 10.0), 12)
+8.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from fractions import Fraction
+from typing import Iterable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tripwire.detect.config import DetectorConfig
+from tripwire.model import Metric, RejectReason
+
+
+def _effective_min_periods(window: int, min_periods: int | None, ddof: int) -> int:
+    mp = window if min_periods is None else min_periods
+    return max(mp, ddof + 1)
+
+
+def rolling_zscores(
+    values: np.ndarray,
+    window: int,
+    min_periods: int | None = None,
+    ddof: int = 1,
+    positive_only: bool = False,
+    chunk: int = 1 << 16,
+) -> np.ndarray:
+    """z of each value against the (up to) ``window`` valid values before it."""
+    x = np.asarray(values, dtype=np.float64)
+    valid = np.isfinite(x) & ((x > 0) if positive_only else True)
+    v = x[valid]
+    zv = np.full(len(v), np.nan)
+    mp = _effective_min_periods(window, min_periods, ddof)
+    # Growing phase: windows shorter than `window`.
+    for i in range(min(len(v), window)):
+        if i >= mp:
+            zv[i] = _two_pass_z(v[:i], v[i], ddof)
+    # Full windows, vectorised in chunks (memory: chunk * window doubles).
+    if len(v) > window and window >= mp:
+        views = sliding_window_view(v[:-1], window)  # views[k] = v[k : k + window]
+        for start in range(0, len(views), chunk):
+            # Shift each window by its newest value: near-equal doubles subtract exactly
+            # (Sterbenz), so prices near 1e5 keep their small differences intact.
+            w = views[start : start + chunk]
+            shift = w[:, -1:]
+            w = w - shift
+            mean = w.mean(axis=1)
+            m2 = np.square(w - mean[:, None]).sum(axis=1)
+            sd = np.sqrt(m2 / (window - ddof))
+            target = v[window + start : window + start + len(w)] - shift[:, 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(sd > 0, (target - mean) / sd, 0.0)
+            zv[window + start : window + start + len(w)] = z
+    out = np.full(len(x), np.nan)
+    out[valid] = zv
+    return out
+
+
+def _two_pass_z(w: np.ndarray, x: float, ddof: int) -> float:
+    shift = w[-1]
+    w, x = w - shift, x - shift
+    mean = w.mean()
+    m2 = float(np.square(w - mean).sum())
+    sd = math.sqrt(m2 / (len(w) - ddof))
+    return 0.0 if sd == 0 else float((x - mean) / sd)
+
+
+def exact_zscore(window_values: Iterable[float], x: float, ddof: int = 1) -> float:
+    """z of x against the window in exact rational arithmetic; only the sqrt is rounded."""
+    w = [Fraction(v) for v in window_values]
+    n = len(w)
+    if n <= ddof:
+        return math.nan
+    mean = sum(w, Fraction(0)) / n
+    m2 = sum(((v - mean) ** 2 for v in w), Fraction(0))
+    if m2 == 0:
+        return 0.0
+    var = m2 / (n - ddof)
+    dev = Fraction(x) - mean
+    # z = dev / sqrt(var) = sign(dev) * sqrt(dev^2 / var), one rounding in the ratio.
+    ratio = dev * dev / var
+    return math.copysign(math.sqrt(ratio), dev)
+
+
+class _Window:
+    def __init__(self, window: int, min_periods: int, ddof: int) -> None:
+        self.values: deque[float] = deque(maxlen=window)
+        self.min_periods = max(min_periods, ddof + 1)
+        self.ddof = ddof
+
+    def score(self, x: float) -> tuple[float, float, float]:
+        """(z, mean, std) of x against the window, two-pass in float64."""
+        n = len(self.values)
+        if n < self.min_periods:
+            return math.nan, (math.fsum(self.values) / n if n else math.nan), math.nan
+        w = np.fromiter(self.values, dtype=np.float64, count=n)
+        shift = w[-1]
+        w = w - shift
+        mean = math.fsum(w) / n
+        sd = math.sqrt(math.fsum(np.square(w - mean)) / (n - self.ddof))
+        return (0.0 if sd == 0 else ((x - shift) - mean) / sd), mean + shift, sd
+
+    def push(self, x: float) -> None:
+        self.values.append(x)
+
+
+class ReferenceBank:
+    """The DetectorBank's semantics in plain Python (slow; for tests)."""
+
+    def __init__(self, config: DetectorConfig, n_symbols: int) -> None:
+        self.config = config
+        self.n_symbols = n_symbols
+        ms = config.metrics
+        self.windows = [
+            [_Window(m.window, m.effective_min_periods, config.ddof) for m in ms]
+            for _ in range(n_symbols)
+        ]
+        self.prev_price: list[float | None] = [None] * n_symbols
+        self.last_ts = [None] * n_symbols
+        self.bucket: list[tuple[int, float] | None] = [None] * n_symbols
+        self.cooldown_until = [-(1 << 63)] * n_symbols
+        self.recent = [deque(maxlen=config.snapshot_len) for _ in range(n_symbols)]
+        self.suppressed = 0
+
+    def _trips(self, m: int, z: float) -> bool:
+        c = self.config.metrics[m]
+        if math.isnan(z):
+            return False
+        return (abs(z) if c.two_sided else z) >= c.threshold
+
+    def _volume(self, s: int, ts: int, qty: float) -> tuple[float, tuple[float, float, float]]:
+        w = self.windows[s][Metric.VOLUME]
+        b = self.config.volume_bucket_ns
+        if b == 0:
+            scored = w.score(qty)
+            w.push(qty)
+            return qty, scored
+        start = ts - ts % b
+        cur = self.bucket[s]
+        if cur is None:
+            cur = (start, 0.0)
+        elif start > cur[0]:
+            w.push(cur[1])
+            empty = (start - cur[0]) // b - 1
+            for _ in range(min(empty, self.config.volume.window)):
+                w.push(0.0)
+            cur = (start, 0.0)
+        cur = (cur[0], cur[1] + qty)
+        self.bucket[s] = cur
+        return cur[1], w.score(cur[1])
+
+    def push_batch(self, symbol_ids, ts_ns, price, qty):
+        """Returns (trips as a list of tuples, rejections as a list of (row, reason))."""
+        trips, rejected = [], []
+        for row, (s, ts, p, q) in enumerate(zip(symbol_ids, ts_ns, price, qty, strict=True)):
+            s, ts, p, q = int(s), int(ts), float(p), float(q)
+            if not (math.isfinite(p) and p > 0):
+                rejected.append((row, RejectReason.BAD_PRICE))
+                continue
+            if not (math.isfinite(q) and q >= 0):
+                rejected.append((row, RejectReason.BAD_QTY))
+                continue
+            if self.last_ts[s] is not None and ts < self.last_ts[s]:
+                rejected.append((row, RejectReason.OUT_OF_ORDER))
+                continue
+            self.last_ts[s] = ts
+            scored: dict[int, tuple[float, float, float, float]] = {}
+            c = self.config
+            if c.returns.enabled and self.prev_price[s] is not None:
+                r = math.log(p / self.prev_price[s])
+                w = self.windows[s][Metric.RETURN]
+                scored[Metric.RETURN] = (*w.score(r), r)
+                w.push(r)
+            self.prev_price[s] = p
+            if c.volume.enabled:
+                value, sc = self._volume(s, ts, q)
+                scored[Metric.VOLUME] = (*sc, value)
+            if c.price.enabled:
+                w = self.windows[s][Metric.PRICE]
+                scored[Metric.PRICE] = (*w.score(p), p)
+                w.push(p)
+            self.recent[s].append((ts, p, q))
+            hits = [m for m, v in scored.items() if self._trips(m, v[0])]
+            if not hits:
+                continue
+            if ts < self.cooldown_until[s]:
+                self.suppressed += 1
+                continue
+            self.cooldown_until[s] = ts + c.cooldown_ns
+            for m in sorted(hits):
+                z, mean, sd, value = scored[m]
+                trips.append((row, ts, s, int(m), z, mean, sd, value))
+        return trips, rejected
