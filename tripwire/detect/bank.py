@@ -50,7 +50,7 @@ class DetectorBank:
     >>> res = bank.push_batch(np.zeros(n, np.int32), np.arange(n, dtype=np.int64), price,
     ...                       np.ones(n))
     >>> [int(r) for r in res.trips.row], [round(float(z), 1) for z in res.trips.z]
-    ([6], [374.2])
+    ([6], [358.3])
     """
 
     def __init__(self, config: DetectorConfig | None = None, n_symbols: int = 1) -> None:

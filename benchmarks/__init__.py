@@ -1,0 +1,1 @@
+"""Benchmarks for tripwire (run as modules, e.g. ``python -m benchmarks.detector``)."""
