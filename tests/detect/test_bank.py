@@ -46,7 +46,7 @@ def random_batch(rng, n, n_symbols, start_ts=0, bad_rate=0.0):
 
 def assert_same_as_reference(res, ref_trips, ref_rejected):
     t = res.trips
-    got = list(zip(t.row.tolist(), t.ts_ns.tolist(), t.symbol_id.tolist(), t.metric.tolist()))
+    got = list(zip(t.row.tolist(), t.ts_ns.tolist(), t.symbol_id.tolist(), t.metric.tolist(), strict=True))
     want = [(r[0], r[1], r[2], r[3]) for r in ref_trips]
     assert got == want
     for i, r in enumerate(ref_trips):
@@ -55,7 +55,7 @@ def assert_same_as_reference(res, ref_trips, ref_rejected):
         assert t.mean[i] == pytest.approx(mean, rel=1e-12, abs=1e-12)
         assert t.std[i] == pytest.approx(sd, rel=1e-9, abs=1e-12)
         assert t.value[i] == pytest.approx(value, rel=1e-15, abs=0)
-    rej = list(zip(res.rejected.row.tolist(), res.rejected.reason.tolist()))
+    rej = list(zip(res.rejected.row.tolist(), res.rejected.reason.tolist(), strict=True))
     assert rej == [(r, int(reason)) for r, reason in ref_rejected]
 
 
@@ -78,7 +78,7 @@ def test_matches_reference_bank(seed, bucket, cooldown, ddof, bad_rate):
     for s in range(3):
         got = bank.snapshot(s)
         want = list(ref.recent[s])
-        assert list(zip(got.ts_ns.tolist(), got.price.tolist(), got.qty.tolist())) == want
+        assert list(zip(got.ts_ns.tolist(), got.price.tolist(), got.qty.tolist(), strict=True)) == want
     assert bank.counters()["suppressed"] == ref.suppressed
 
 

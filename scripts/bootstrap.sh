@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up the project's virtual environment on a fresh Debian/Ubuntu machine.
+# As root, installs the missing system packages with apt; otherwise says what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[31m[setup] %s\033[0m\n' "$*" >&2; exit 2; }
+
+missing=()
+command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
+command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++ make)
+if command -v "$PYTHON" >/dev/null 2>&1; then
+  "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  inc="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  [ -f "$inc/Python.h" ] || missing+=(python3-dev)
+fi
+# CMake: scikit-build-core fetches a cmake wheel from PyPI when the system has none.
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing: ${missing[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}) and re-run. A C++17 compiler is needed to build tripwire's native detectors."
+  fi
+fi
+
+"$PYTHON" - <<'PY' || die "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+say "building the native detectors and installing tripwire (pip install -e .[test])"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+if ! "$VENV/bin/python" -m pip install --quiet --progress-bar off -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2); then
+  die "pip install failed (see above). Most often: no C++17 compiler, or no network to PyPI."
+fi
+"$VENV/bin/python" -c 'import tripwire.detect' || die "tripwire installed but its native module does not import"
+say "ready: $("$VENV/bin/python" -c 'import tripwire; print("tripwire", tripwire.__version__)') in $VENV"

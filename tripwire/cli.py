@@ -1,0 +1,121 @@
+"""The ``tripwire`` command.
+
+Exit codes: 0 success, 1 the command ran and found a failure, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tripwire import demo
+
+    err = Console(stderr=True)
+    out = Console()
+    try:
+        market = demo.generate(args.symbols, args.ticks_per_symbol, args.seed)
+    except ValueError as exc:
+        err.print(f"[red]tripwire demo: {exc}[/red]")
+        return 2
+    total = len(market.ticks)
+    counts = {"trips": 0}
+    with Progress(
+        TextColumn("[bold]detecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ticks · {task.fields[trips]} trips"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=args.json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("ticks", total=total, trips=0)
+
+        def advance(n: int, trips: int) -> None:
+            counts["trips"] += trips
+            bar.update(task, advance=n, trips=counts["trips"])
+
+        bank, trips, seconds = demo.run(market, demo.demo_config(), args.batch_size, advance)
+    found = demo.match(market.events, trips)
+    c = bank.counters()
+    summary = {
+        "ticks": total,
+        "symbols": len(market.symbols),
+        "seconds_in_detectors": round(seconds, 3),
+        "ticks_per_s": round(total / seconds) if seconds else None,
+        "trips": c["trips"],
+        "suppressed_by_cooldown": c["suppressed"],
+        "rejected": c["rejected"],
+        "unlabelled_trips": demo.unlabelled(market.events, trips),
+        "events": found,
+        "bytes_per_symbol": bank.bytes_per_symbol,
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    table = Table(title="Injected events")
+    for col in ("event", "symbol", "detected", "metrics", "max |z|"):
+        table.add_column(col)
+    for f in found:
+        table.add_row(
+            f["event"],
+            market.symbols[f["symbol_id"]],
+            "[green]yes[/green]" if f["detected"] else "[yellow]no[/yellow]",
+            ", ".join(f["metrics"]) or "-",
+            f"{f['max_abs_z']:.1f}" if f["max_abs_z"] is not None else "-",
+        )
+    out.print(table)
+    out.print(
+        f"[bold]summary[/bold]: {total:,} ticks over {len(market.symbols)} symbols in "
+        f"{seconds:.2f} s of detector time ({summary['ticks_per_s']:,} ticks/s); "
+        f"{c['trips']} trips, {c['suppressed']} suppressed by cool-down, "
+        f"{summary['unlabelled_trips']} trips outside labelled events, {c['rejected']} rejected."
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tripwire", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="run the detectors over a generated, labelled market")
+    d.add_argument("--symbols", type=_positive_int, default=50)
+    d.add_argument("--ticks-per-symbol", type=_positive_int, default=20_000)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--batch-size", type=_positive_int, default=50_000)
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _entry() -> None:
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. `tripwire demo --json | head`
+        sys.stderr.close()
+        sys.exit(0)
