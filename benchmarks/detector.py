@@ -572,12 +572,12 @@ ROWS: tuple[tuple[str, str], ...] = (
 
 
 def fmt(value: Any) -> str:
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, int):  # bool included
         return f"{value:,}"
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        if value != 0 and abs(value) < 1e-3:
             return f"{value:.3g}"
-        return f"{value:,.2f}"
+        return f"{value:,.0f}" if abs(value) >= 1e6 else f"{value:,.2f}"
     return str(value)
 
 
