@@ -39,7 +39,8 @@ class DetectorBank:
 
     Symbol ids are dense ints in ``[0, n_symbols)`` (see :class:`tripwire.model.SymbolTable`).
     All memory is allocated here; :meth:`push_batch` runs in C++ without the GIL and without
-    a Python object per tick.
+    a Python object per tick. A bank is not safe for concurrent use from several threads:
+    give each its own bank, or serialise calls (a Ray actor does, unless it is threaded).
 
     >>> import numpy as np
     >>> from tripwire.detect import DetectorBank, DetectorConfig, MetricConfig
