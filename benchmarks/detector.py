@@ -180,12 +180,6 @@ def best_of(
 # --------------------------------------------------------------------------- data
 
 
-def adversarial_series(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Random walk from 1e5 with steps of +-1e-4 (summed sequentially in float64)."""
-    steps = rng.choice(np.array([-1e-4, 1e-4]), size=n - 1)
-    return np.cumsum(np.concatenate([[1e5], steps]))
-
-
 @dataclass(frozen=True)
 class Ticks:
     """A columnar tick stream, symbols interleaved, in time order."""
@@ -380,17 +374,6 @@ def exact_zscores(
     return out
 
 
-def naive_sumsq_zscores(x: np.ndarray, window: int, idx: np.ndarray) -> np.ndarray:
-    """Textbook z from window sums of x and x*x (prefix sums); NaN where var <= 0."""
-    s1 = np.concatenate([[0.0], np.cumsum(x)])
-    s2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    s = s1[idx] - s1[idx - window]
-    ss = s2[idx] - s2[idx - window]
-    var = (ss - s * s / window) / (window - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(var > 0, (x[idx] - s / window) / np.sqrt(var), np.nan)
-
-
 def max_abs_error(a: np.ndarray, b: np.ndarray) -> float:
     """Max |a - b| where both are finite (0.0 when nowhere)."""
     both = np.isfinite(a) & np.isfinite(b)
@@ -483,7 +466,7 @@ def exactness_figures(
         with phases.phase(f"exact z: window {window}", len(idx)) as adv:
             exact = exact_zscores(x, window, idx, adv)
         out[f"max_abs_z_error_w{window}"] = float(np.abs(z[window][idx] - exact).max())
-        naive = naive_sumsq_zscores(x, window, idx)
+        naive = reference.naive_sumsq_zscores(x, window, idx)
         naive_err = max(naive_err, max_abs_error(naive, exact))
         undefined += int(np.isnan(naive).sum())
     out["max_abs_z_error"] = max(out[f"max_abs_z_error_w{w}"] for w in (WINDOW, WINDOW_LARGE))
@@ -506,7 +489,7 @@ def run(sizes: Sizes, repeat: int, seed: int) -> dict[str, Any]:
     )
     result: dict[str, Any] = {}
     with phases_on_stderr() as phases:
-        x = adversarial_series(rng_series, sizes.n_updates)
+        x = reference.adversarial_walk(sizes.n_updates, rng_series)
         speed, z, z_numpy = speed_figures(x, sizes, repeat, phases)
         result.update(speed)
         n_stream = sizes.n_ticks

@@ -109,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _entry() -> None:
     try:
         sys.exit(main())
     except BrokenPipeError:  # e.g. `tripwire demo --json | head`
         sys.stderr.close()
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    _entry()

@@ -20,7 +20,7 @@ import os
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Protocol
 
@@ -277,6 +277,15 @@ class Trips:
 
     def __len__(self) -> int:
         return len(self.row)
+
+    @classmethod
+    def concat(cls, parts: list[Trips]) -> Trips:
+        """One Trips from several batches' (row stays the index within its own batch)."""
+        names = [f.name for f in fields(cls)]
+        if not parts:
+            empty = {"row": np.int64, "ts_ns": np.int64, "symbol_id": np.int32, "metric": np.int8}
+            return cls(**{n: np.empty(0, dtype=empty.get(n, np.float64)) for n in names})
+        return cls(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
 
     def anomalies(self, symbols: SymbolTable | None = None) -> list[Anomaly]:
         """One Anomaly per trip row (for the slow path only: trips are rare)."""

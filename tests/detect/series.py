@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 
+from tripwire.detect import reference
 from tripwire.detect.reference import exact_zscore
 
 
-def adversarial_walk(n: int, seed: int = 7, start: float = 1e5, step: float = 1e-4) -> np.ndarray:
+def adversarial_walk(n: int, seed: int = 7) -> np.ndarray:
     """Random walk around 1e5 moving by 1e-4: the naive sum/sum-of-squares update fails here."""
-    rng = np.random.default_rng(seed)
-    return start + np.cumsum(rng.choice(np.array([-step, step]), n))
+    return reference.adversarial_walk(n, np.random.default_rng(seed))
 
 
 def sample_indices(n: int, window: int, k: int, seed: int = 3) -> np.ndarray:
@@ -32,17 +32,3 @@ def fsum_zscore(w: np.ndarray, x: float, ddof: int = 1) -> float:
     m2 = math.fsum(np.square(w - mean)) - math.fsum(w - mean) ** 2 / n
     sd = math.sqrt(m2 / (n - ddof))
     return 0.0 if sd == 0 else (x - mean) / sd
-
-
-def naive_sumsq_zscores(x: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
-    """The textbook running sum / sum-of-squares update (what we must NOT do)."""
-    z = np.full(len(x), np.nan)
-    s = float(np.sum(x[:window]))
-    s2 = float(np.sum(x[:window] * x[:window]))
-    for i in range(window, len(x)):
-        mean = s / window
-        var = (s2 - s * s / window) / (window - ddof)
-        z[i] = (x[i] - mean) / math.sqrt(var) if var > 0 else 0.0
-        s += x[i] - x[i - window]
-        s2 += x[i] * x[i] - x[i - window] * x[i - window]
-    return z

@@ -6,6 +6,8 @@
   oracle for exactness (only the final square root is rounded).
 * :class:`ReferenceBank` - the DetectorBank's semantics (metrics, buckets, cool-down,
   rejections) as a plain Python loop over ticks, for parity tests on small batches.
+* :func:`adversarial_walk` and :func:`naive_sumsq_zscores` - the series on which exactness
+  is judged, and the textbook method that fails on it (for contrast).
 
 Conventions match tripwire.detect: z against the window before the value, NaN below
 ``min_periods`` (at least ``ddof + 1``), 0 for zero variance, invalid inputs skipped.
@@ -73,6 +75,26 @@ def rolling_zscores(
     out = np.full(len(x), np.nan)
     out[valid] = zv
     return out
+
+
+def adversarial_walk(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Random walk from 1e5 with steps of +-1e-4 (summed sequentially in float64)."""
+    steps = rng.choice(np.array([-1e-4, 1e-4]), size=n - 1)
+    return np.cumsum(np.concatenate([[1e5], steps]))
+
+
+def naive_sumsq_zscores(x: np.ndarray, window: int, idx: np.ndarray) -> np.ndarray:
+    """Textbook z at ``idx`` from window sums of x and x*x (what the detectors must NOT do).
+
+    NaN where the cancelled variance comes out <= 0.
+    """
+    s1 = np.concatenate([[0.0], np.cumsum(x)])
+    s2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    s = s1[idx] - s1[idx - window]
+    ss = s2[idx] - s2[idx - window]
+    var = (ss - s * s / window) / (window - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var > 0, (x[idx] - s / window) / np.sqrt(var), np.nan)
 
 
 def _two_pass_z(w: np.ndarray, x: float, ddof: int) -> float:
