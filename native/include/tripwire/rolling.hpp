@@ -281,11 +281,7 @@ class RollingWindow {
       : params_(RollParams::make(window, min_periods, ddof)),
         positive_only_(positive_only),
         ring_(new double[window]()) {}
-  RollingWindow(const RollingWindow& o)
-      : params_(o.params_), state_(o.state_), positive_only_(o.positive_only_),
-        ring_(new double[o.params_.window]) {
-    std::copy(o.ring_.get(), o.ring_.get() + params_.window, ring_.get());
-  }
+  RollingWindow(const RollingWindow&) = delete;
   RollingWindow& operator=(const RollingWindow&) = delete;
 
   const RollParams& params() const { return params_; }
