@@ -21,7 +21,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field, fields
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -171,6 +171,7 @@ TICK_COLUMNS: dict[str, np.dtype] = {
     "qty": np.dtype(np.float64),
     "side": np.dtype(np.int8),
     "trade_id": np.dtype(np.int64),
+    "recv_ns": np.dtype(np.int64),
 }
 
 
@@ -178,8 +179,9 @@ TICK_COLUMNS: dict[str, np.dtype] = {
 class TickBatch:
     """A columnar batch of trades. Arrays share one length; dtypes are fixed.
 
-    The constructor checks shapes and dtypes (cheap, O(1)); it does not judge values:
-    that is the detectors' and the feeds' validation's job.
+    ``ts_ns`` is the exchange's trade time; ``recv_ns`` is when the tick reached us (0 when
+    unknown, e.g. synthetic data not paced in real time). The constructor checks shapes and
+    dtypes (cheap, O(1)); it does not judge values: that is the feeds' validation's job.
     """
 
     symbol_id: np.ndarray
@@ -188,6 +190,7 @@ class TickBatch:
     qty: np.ndarray
     side: np.ndarray = field(default=None)  # type: ignore[assignment]
     trade_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    recv_ns: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.symbol_id) if self.symbol_id is not None else -1
@@ -195,6 +198,8 @@ class TickBatch:
             object.__setattr__(self, "side", np.zeros(n, dtype=np.int8))
         if self.trade_id is None:
             object.__setattr__(self, "trade_id", np.full(n, -1, dtype=np.int64))
+        if self.recv_ns is None:  # arrival time unknown: 0
+            object.__setattr__(self, "recv_ns", np.zeros(n, dtype=np.int64))
         for name, dtype in TICK_COLUMNS.items():
             col = getattr(self, name)
             if not isinstance(col, np.ndarray):
@@ -209,7 +214,9 @@ class TickBatch:
                 )
 
     @classmethod
-    def from_columns(cls, symbol_id, ts_ns, price, qty, side=None, trade_id=None) -> TickBatch:
+    def from_columns(
+        cls, symbol_id, ts_ns, price, qty, side=None, trade_id=None, recv_ns=None
+    ) -> TickBatch:
         """Build a batch from sequences, converting to the canonical dtypes."""
         conv = {
             "symbol_id": np.asarray(symbol_id, dtype=np.int32),
@@ -221,6 +228,8 @@ class TickBatch:
             conv["side"] = np.asarray(side, dtype=np.int8)
         if trade_id is not None:
             conv["trade_id"] = np.asarray(trade_id, dtype=np.int64)
+        if recv_ns is not None:
+            conv["recv_ns"] = np.asarray(recv_ns, dtype=np.int64)
         return cls(**conv)
 
     @classmethod
@@ -320,8 +329,26 @@ class Rejections:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentTicks:
+    """A symbol's last ticks, oldest first: the frozen snapshot escalated with a trip."""
+
+    ts_ns: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class Anomaly:
-    """A detector trip, as an event. Later issues attach the frozen snapshot and context."""
+    """A detector trip, as an event, with what was known when it fired.
+
+    ``snapshot`` holds the symbol's last ticks (the tripping one last) and ``window`` the
+    count/mean/std of every metric's window at that moment, so the event explains itself
+    without going back to the stream. ``recv_ns`` is when the tripping tick arrived and
+    ``detected_ns`` when the trip was emitted (their difference is the detection latency).
+    """
 
     symbol_id: int
     ts_ns: int
@@ -332,3 +359,85 @@ class Anomaly:
     value: float
     row: int = -1
     symbol: str | None = None
+    id: str = ""
+    price: float = float("nan")
+    qty: float = float("nan")
+    trade_id: int = -1
+    recv_ns: int = 0
+    detected_ns: int = 0
+    source: str = ""
+    snapshot: RecentTicks | None = None
+    window: dict | None = None
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+class DeadReason(StrEnum):
+    """Why a feed refused a tick or a message (a dead letter's ``reason``)."""
+
+    MALFORMED = "malformed"  # unparseable JSON/CSV, missing or mistyped fields
+    BAD_PRICE = "bad_price"  # NaN, inf or <= 0
+    BAD_QTY = "bad_qty"  # NaN, inf or < 0
+    BAD_TIME = "bad_time"  # missing, negative or absurd timestamp
+    UNKNOWN_SYMBOL = "unknown_symbol"  # not in the feed's symbol table
+    OUT_OF_ORDER = "out_of_order"  # older than the symbol's last tick, or trade id went back
+    DUPLICATE = "duplicate"  # trade id already seen (e.g. replayed after a reconnect)
+    SHED = "shed"  # accepted, then dropped because a bound was hit (backpressure)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A refused input, kept with its reason and raw payload so nothing vanishes silently."""
+
+    source: str  # which feed, e.g. "binance-ws", "binance-csv:BTCUSDT-trades-2024-01-01.zip"
+    reason: DeadReason
+    raw: str  # the payload as received (truncated to MAX_RAW_CHARS)
+    ts_ns: int  # when it was refused (the injected clock)
+    symbol: str | None = None
+    detail: str = ""  # the specifics, e.g. "price=-1.0"
+
+    MAX_RAW_CHARS = 4096
+
+    @classmethod
+    def make(cls, source, reason, raw, ts_ns, symbol=None, detail="") -> DeadLetter:
+        raw = raw if isinstance(raw, str) else repr(raw)
+        return cls(source, DeadReason(reason), raw[: cls.MAX_RAW_CHARS], int(ts_ns), symbol, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """A timestamped headline. ``symbols`` it mentions; empty for market-wide news."""
+
+    id: str
+    ts_ns: int
+    headline: str
+    symbols: tuple[str, ...] = ()
+    source: str = ""
+    body: str = ""
+
+
+class EventKind(StrEnum):
+    """Labelled market events (the scenario generator's ground truth)."""
+
+    FLASH_CRASH = "flash_crash"
+    PUMP_AND_DUMP = "pump_and_dump"
+    LIQUIDATION_CASCADE = "liquidation_cascade"
+    NEWS_SHOCK = "news_shock"
+    FAT_FINGER = "fat_finger"
+    VOLUME_BURST = "volume_burst"
+    SLOW_TREND = "slow_trend"
+    OUTAGE = "outage"
+
+
+@dataclass(frozen=True, slots=True)
+class EventLabel:
+    """Ground truth for one injected event: what, where, when (ns, inclusive)."""
+
+    id: str
+    kind: EventKind
+    symbol: str
+    start_ns: int
+    end_ns: int
+    magnitude: float = 0.0  # e.g. the fractional price move; 0 when not a price event
+    news_id: str | None = None  # the headline tied to it, if any

@@ -9,7 +9,7 @@ import numpy as np
 
 from tripwire._native_loader import load
 from tripwire.detect.config import DetectorConfig
-from tripwire.model import Rejections, TickBatch, Trips
+from tripwire.model import RecentTicks, Rejections, TickBatch, Trips
 
 _native = load()
 
@@ -20,18 +20,6 @@ class BatchResult:
 
     trips: Trips
     rejected: Rejections
-
-
-@dataclass(frozen=True, slots=True)
-class RecentTicks:
-    """A symbol's last ticks, oldest first: the frozen snapshot escalated with a trip."""
-
-    ts_ns: np.ndarray
-    price: np.ndarray
-    qty: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ts_ns)
 
 
 class DetectorBank:

@@ -1,0 +1,159 @@
+"""The feed port: what every market data source hands to the runtime.
+
+A feed yields :class:`FeedChunk` s: validated ticks (columnar), the dead letters of what it
+refused, trade-id gaps, and, for sources that have them, news items and event labels.
+Every adapter has the same parts: a parser (wire format -> columnar batch), a
+:class:`~tripwire.feeds.validate.TickValidator`, and this iteration protocol.
+
+Sources that read from memory or disk (scenario, CSV, replay) implement the synchronous
+:meth:`IterableFeed.iter_chunks`; :meth:`IterableFeed.chunks` turns that into the async
+stream the runtime consumes, pacing it against the wall clock when asked (recorded speed,
+N x speed) and stamping each tick's arrival time (``recv_ns``) as it is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tripwire.feeds.validate import Gap
+from tripwire.model import (
+    NS_PER_MS,
+    Clock,
+    DeadLetter,
+    EventLabel,
+    NewsItem,
+    SymbolTable,
+    SystemClock,
+    TickBatch,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedChunk:
+    """One step of a feed. ``ticks`` are clean; everything refused is in ``dead``."""
+
+    ticks: TickBatch
+    dead: list[DeadLetter] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    news: list[NewsItem] = field(default_factory=list)
+    labels: list[EventLabel] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ticks)
+
+
+@runtime_checkable
+class Feed(Protocol):
+    """A market data source. ``chunks`` ends when the source is exhausted or stopped."""
+
+    source: str
+    symbols: SymbolTable
+
+    def chunks(self) -> AsyncIterator[FeedChunk]: ...
+
+    def stats(self) -> dict: ...
+
+
+def stamp_arrival(ticks: TickBatch, now_ns: int) -> TickBatch:
+    """The same ticks with ``recv_ns`` set to ``now_ns`` where it is still unknown (0)."""
+    if len(ticks) == 0 or (ticks.recv_ns != 0).all():
+        return ticks
+    return replace(ticks, recv_ns=np.where(ticks.recv_ns == 0, np.int64(now_ns), ticks.recv_ns))
+
+
+class IterableFeed:
+    """Base for sources that can be read synchronously, in exchange-time order.
+
+    ``speed``: None reads as fast as possible; 1.0 at recorded speed; 10.0 ten times faster.
+    When paced, a chunk is released in slices of at most ``slice_ms`` of wall time, so
+    arrival times are fine-grained (latency is measured from them).
+    """
+
+    source: str = "feed"
+    symbols: SymbolTable
+
+    def __init__(
+        self, *, speed: float | None = None, clock: Clock | None = None, slice_ms: float = 1.0
+    ) -> None:
+        if speed is not None and not (isinstance(speed, int | float) and 0 < speed < float("inf")):
+            raise ValueError(f"speed must be a finite number > 0 or None, got {speed!r}")
+        if not (isinstance(slice_ms, int | float) and slice_ms > 0):
+            raise ValueError(f"slice_ms must be a number > 0, got {slice_ms!r}")
+        self.speed = speed
+        self.clock = clock or SystemClock()
+        self.slice_ms = float(slice_ms)
+        self._stop = False
+
+    def iter_chunks(self) -> Iterator[FeedChunk]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stats(self) -> dict:  # pragma: no cover - overridden
+        return {}
+
+    def stop(self) -> None:
+        """Ask the stream to end after the chunk in hand."""
+        self._stop = True
+
+    async def chunks(self) -> AsyncIterator[FeedChunk]:
+        if self.speed is None:
+            for chunk in self.iter_chunks():
+                yield replace(chunk, ticks=stamp_arrival(chunk.ticks, self.clock.now_ns()))
+                await asyncio.sleep(0)  # let the actor serve stats/stop calls
+                if self._stop:
+                    return
+            return
+        pacer = _Pacer(self.speed, self.clock)
+        for chunk in self.iter_chunks():
+            async for part in pacer.release(chunk, self.slice_ms):
+                yield part
+            if self._stop:
+                return
+
+
+class _Pacer:
+    """Maps exchange time to wall time at a fixed speed, anchored at the first tick."""
+
+    def __init__(self, speed: float, clock: Clock) -> None:
+        self.speed = speed
+        self.clock = clock
+        self._anchor: tuple[int, int] | None = None  # (exchange ts, wall ns)
+
+    def _due_ns(self, ts_ns: int) -> int:
+        if self._anchor is None:
+            self._anchor = (ts_ns, self.clock.now_ns())
+        ts0, wall0 = self._anchor
+        return wall0 + int((ts_ns - ts0) / self.speed)
+
+    async def _wait(self, ts_ns: int) -> None:
+        delay = self._due_ns(ts_ns) - self.clock.now_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / 1e9)
+
+    async def release(self, chunk: FeedChunk, slice_ms: float) -> AsyncIterator[FeedChunk]:
+        ticks = chunk.ticks
+        if len(ticks) == 0:
+            yield chunk
+            return
+        step = max(1, int(slice_ms * NS_PER_MS * self.speed))  # exchange ns per slice
+        ts = ticks.ts_ns
+        edges = np.arange(int(ts[0]), int(ts[-1]) + step, step, dtype=np.int64)
+        cuts = np.searchsorted(ts, edges[1:], side="left")
+        start = 0
+        extras = True  # dead letters, news, labels go with the first slice
+        for end in [*cuts.tolist(), len(ts)]:
+            if end <= start and not extras:
+                continue
+            await self._wait(int(ts[end - 1]) if end > start else int(ts[start]))
+            part = ticks.take(slice(start, end))
+            part = stamp_arrival(part, self.clock.now_ns())
+            if extras:
+                yield replace(chunk, ticks=part)
+                extras = False
+            else:
+                yield FeedChunk(part)
+            start = end
