@@ -36,7 +36,9 @@ py::array_t<T, py::array::c_style> expect_array(const py::handle& obj, const cha
                          ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
   }
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>())) {
+  // Equality, not identity: arrays unpickled from Ray's object store carry equal but
+  // distinct dtype objects.
+  if (!arr.dtype().attr("__eq__")(py::dtype::of<T>()).template cast<bool>()) {
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(arr.dtype())));
   }

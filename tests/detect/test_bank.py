@@ -263,3 +263,14 @@ def test_memory_is_o_window_per_symbol():
 def test_bad_construction_is_refused():
     with pytest.raises(ValueError, match="n_symbols must be an integer"):
         DetectorBank(small_config(), n_symbols=0)
+
+
+def test_arrays_with_equal_but_distinct_dtype_objects_are_accepted():
+    # Regression: arrays unpickled out-of-band (as Ray's object store hands them over)
+    # carry a dtype equal to, but not the same object as, np.dtype(np.int64).
+    batch = TickBatch.from_columns([0, 0], [1, 2], [10.0, 10.5], [1.0, 1.0])
+    cols = [pickle.loads(pickle.dumps(c, protocol=5)) for c in (batch.symbol_id, batch.ts_ns)]
+    assert cols[1].dtype is not np.dtype(np.int64)
+    bank = DetectorBank(small_config(), n_symbols=1)
+    res = bank.push_batch(cols[0], cols[1], batch.price, batch.qty)
+    assert len(res.rejected) == 0 and bank.counters()["ticks"] == 2

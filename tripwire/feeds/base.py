@@ -100,19 +100,19 @@ class IterableFeed:
         self._stop = True
 
     async def chunks(self) -> AsyncIterator[FeedChunk]:
-        if self.speed is None:
-            for chunk in self.iter_chunks():
-                yield replace(chunk, ticks=stamp_arrival(chunk.ticks, self.clock.now_ns()))
-                await asyncio.sleep(0)  # let the actor serve stats/stop calls
-                if self._stop:
-                    return
-            return
-        pacer = _Pacer(self.speed, self.clock)
-        for chunk in self.iter_chunks():
-            async for part in pacer.release(chunk, self.slice_ms):
-                yield part
-            if self._stop:
+        # The synchronous reader runs in a worker thread (NumPy and file/zip reads release
+        # the GIL), so the event loop that hosts this feed keeps serving stats and stop.
+        it = self.iter_chunks()
+        pacer = _Pacer(self.speed, self.clock) if self.speed is not None else None
+        while not self._stop:
+            chunk = await asyncio.to_thread(next, it, None)
+            if chunk is None:
                 return
+            if pacer is None:
+                yield replace(chunk, ticks=stamp_arrival(chunk.ticks, self.clock.now_ns()))
+            else:
+                async for part in pacer.release(chunk, self.slice_ms):
+                    yield part
 
 
 class _Pacer:

@@ -1,0 +1,50 @@
+"""Starting or joining Ray, with settings that suit a small machine and a big cluster alike.
+
+``ensure_ray()`` joins the cluster named by ``address`` (or ``RAY_ADDRESS``) when given,
+and otherwise starts a local Ray with no dashboard and a modest object store. Token auth:
+a local, private Ray is started with ``RAY_AUTH_MODE=disabled`` unless the environment
+already chose a mode; a cluster's own setting is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LOCAL_OBJECT_STORE_BYTES = 512 * 1024 * 1024
+
+
+def ensure_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = LOCAL_OBJECT_STORE_BYTES,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Initialise Ray once per process; returns the cluster resources."""
+    import ray
+
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": not quiet}
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+    else:
+        kwargs["address"] = address
+    ray.init(**kwargs)
+    return ray.cluster_resources()
+
+
+def process_rss_mb(pid: int | None = None) -> dict[str, float]:
+    """Current and peak resident memory of a process (Linux /proc), in MiB."""
+    path = f"/proc/{pid or os.getpid()}/status"
+    out = {"rss_mb": 0.0, "peak_rss_mb": 0.0}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                out["peak_rss_mb"] = int(line.split()[1]) / 1024
+    return out
