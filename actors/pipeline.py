@@ -78,12 +78,14 @@ class Pipeline:
         *,
         subscriber: Any | None = None,
         address: str | None = None,
+        shard_cls: type[DetectorShard] = DetectorShard,
     ) -> None:
         self.make_feed = make_feed
         self.symbols = symbols
         self.config = config or PipelineConfig()
         self.subscriber = subscriber
         self.address = address
+        self.shard_cls = shard_cls  # a subclass may add instrumentation (tests slow one down)
         self.shards: list[Any] = []
         self.sink: Any | None = None
         self.feed: Any | None = None
@@ -93,7 +95,7 @@ class Pipeline:
 
         ensure_ray(self.address)
         cfg = self.config
-        shard_cls = ray.remote(DetectorShard).options(num_cpus=cfg.shard_cpus, max_concurrency=1)
+        shard_cls = ray.remote(self.shard_cls).options(num_cpus=cfg.shard_cpus, max_concurrency=1)
         self.shards = [
             shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector.to_dict())
             for i in range(cfg.n_shards)
