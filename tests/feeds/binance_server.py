@@ -258,7 +258,12 @@ def trade_frames(
     return [
         combined(
             trade_payload(
-                symbol, i, price=100.0 + i / 100, qty=1 + i % 3, ts=ts0 + i, buyer_maker=i % 2 == 1,
+                symbol,
+                i,
+                price=100.0 + i / 100,
+                qty=1 + i % 3,
+                ts=ts0 + i,
+                buyer_maker=i % 2 == 1,
                 kind=kind,
             )
         )

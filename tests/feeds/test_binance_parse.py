@@ -37,7 +37,11 @@ def test_trade_payload_values():
 def test_agg_trade_uses_the_aggregate_id():
     row = parse_frame(AGG, now_ns=1)
     assert (row.symbol, row.trade_id, row.price, row.qty, row.kind) == (
-        "ETHUSDT", 777, 2000.5, 0.25, "aggTrade"
+        "ETHUSDT",
+        777,
+        2000.5,
+        0.25,
+        "aggTrade",
     )
 
 
@@ -169,7 +173,9 @@ def test_stream_names():
 def test_urls_and_subscribe_message():
     url = combined_stream_url("wss://x:9443", ["btcusdt@trade", "ethusdt@aggTrade"])
     assert url == "wss://x:9443/stream?streams=btcusdt@trade/ethusdt@aggTrade"
-    assert subscribe_url("ws://h:1/", TimeUnit.MICROSECOND) == "ws://h:1/stream?timeUnit=MICROSECOND"
+    assert (
+        subscribe_url("ws://h:1/", TimeUnit.MICROSECOND) == "ws://h:1/stream?timeUnit=MICROSECOND"
+    )
     assert subscribe_url("ws://h:1") == "ws://h:1/stream"
     msg = json.loads(subscribe_message(["btcusdt@trade"], 9))
     assert msg == {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 9}

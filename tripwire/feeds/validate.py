@@ -238,9 +238,9 @@ class TickValidator:
         sid = int(b.symbol_id[r])
         match why:
             case DeadReason.BAD_PRICE:
-                return f"price={b.price[r]!r}"
+                return f"price={float(b.price[r])!r}"
             case DeadReason.BAD_QTY:
-                return f"qty={b.qty[r]!r}"
+                return f"qty={float(b.qty[r])!r}"
             case DeadReason.BAD_TIME:
                 return f"ts_ns={int(b.ts_ns[r])}"
             case DeadReason.UNKNOWN_SYMBOL:
@@ -252,4 +252,4 @@ class TickValidator:
 
 
 def _row_text(b: TickBatch, r: int) -> str:
-    return ",".join(f"{k}={v[r]!r}" for k, v in b.columns().items())
+    return ",".join(f"{k}={v[r].item()!r}" for k, v in b.columns().items())
