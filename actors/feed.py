@@ -17,6 +17,7 @@ forwarded to the sink and to an optional subscriber, and their latencies recorde
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class FlowConfig:
     keep_dead_letters: int = 1_000
     latency_samples: int = 100_000
     live: bool | None = None  # None: ask the feed (its ``live`` attribute, default False)
+    store_ticks: bool = True  # False: the sink gets anomalies etc. but not ticks (replay)
 
 
 class _Samples:
@@ -81,7 +83,9 @@ class FeedActor:
         subscriber: Any | None = None,
     ) -> None:
         self.flow = flow or FlowConfig()
-        self.feed = make_feed()
+        # A factory that takes ``sink`` gets the store's actor (replay reads through it).
+        wants_sink = "sink" in inspect.signature(make_feed).parameters
+        self.feed = make_feed(sink=sink) if wants_sink else make_feed()
         self.source = getattr(self.feed, "source", "feed")
         self.symbols = symbols
         self.shards = shards
@@ -181,7 +185,7 @@ class FeedActor:
             ref = self.shards[s].process.remote(part, self.source)
             first_recv = int(part.recv_ns.min()) if len(part) else 0
             self._track(self._on_result(s, ref, first_recv))
-        if self.sink is not None:
+        if self.sink is not None and self.flow.store_ticks:
             await self._to_sink("write_ticks", batch, self.source)
 
     def _split(self, batch: TickBatch) -> list[tuple[int, TickBatch]]:

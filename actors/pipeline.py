@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from actors.feed import FeedActor, FlowConfig
-from actors.runtime import ensure_ray, process_rss_mb
+from actors.runtime import ensure_ray, kill_and_wait, process_rss_mb
 from actors.shard import DetectorShard
 from tripwire.detect import DetectorConfig
 from tripwire.feeds.base import Feed
@@ -181,7 +181,7 @@ class Pipeline:
             try:
                 ray.get(self.sink.close.remote())
             finally:
-                ray.kill(self.sink)
+                kill_and_wait(self.sink)  # the store's files are free once close returns
         for handle in [self.feed, *self.shards]:
             if handle is not None:
                 ray.kill(handle)

@@ -48,3 +48,20 @@ def process_rss_mb(pid: int | None = None) -> dict[str, float]:
             elif line.startswith("VmHWM:"):
                 out["peak_rss_mb"] = int(line.split()[1]) / 1024
     return out
+
+
+def kill_and_wait(handle: Any, timeout_s: float = 30.0) -> None:
+    """Kill an actor and return once its process is gone (so its files are released)."""
+    import time
+
+    import ray
+
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(handle.__ray_ready__.remote(), timeout=timeout_s)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"actor {handle} still alive {timeout_s} s after ray.kill")

@@ -101,6 +101,10 @@ class TickSink:
         self.flush()  # a reader sees everything written before its call
         return self.store.read_ticks(symbols, **kwargs)
 
+    def store_symbols(self) -> list[str]:
+        self.flush()
+        return self.store.symbols()
+
     def counts(self) -> dict[str, int]:
         self.flush()
         return self.store.counts()
@@ -119,3 +123,19 @@ class TickSink:
         self.flush()
         self.store.close()
         return self.stats()
+
+
+class SinkReader:
+    """``TickStore.read_ticks`` through the sink actor, for feeds that replay the store.
+
+    Picklable (it holds only the actor handle), so a feed built inside another actor can
+    page through a chdb store that only the sink's process may open.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def __call__(self, symbols: SymbolTable, **kwargs: Any):
+        import ray
+
+        return ray.get(self.sink.read_ticks.remote(symbols, **kwargs))

@@ -1,6 +1,10 @@
 """The ``tripwire`` command.
 
 Exit codes: 0 success, 1 the command ran and found a failure, 2 bad usage or input.
+
+The domain's own commands live here. Commands that need the runtime (Ray actors, Serve)
+are registered by the runtime packages through the ``tripwire.commands`` entry-point group
+(see pyproject.toml), so this module never imports them: the dependency points inward.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=_positive_int, default=50_000)
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_demo)
+    for ep in entry_points(group="tripwire.commands"):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a runtime layer that cannot load must not break the rest
+            print(f"tripwire: commands from {ep.value} unavailable: {exc}", file=sys.stderr)
+            continue
+        register(sub)
     return p
 
 

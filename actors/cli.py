@@ -1,0 +1,425 @@
+"""The data plane's commands: ``tripwire ingest`` and ``tripwire detect-eval``.
+
+Registered into the ``tripwire`` command through the ``tripwire.commands`` entry point.
+Both run the real pipeline on Ray (a local one unless ``RAY_ADDRESS`` or ``[ray] address``
+names a cluster), show a live progress line, and end with a summary (``--json``: one JSON
+object on stdout). Exit codes: 0 done, 1 the run failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from actors.feed import FlowConfig
+from actors.pipeline import Pipeline, PipelineConfig, PipelineResult
+from tripwire.config import Settings, load_settings
+from tripwire.model import NS_PER_SECOND, SymbolTable
+
+SOURCES = ("scenario", "binance", "binance-csv", "replay")
+
+
+class UsageError(ValueError):
+    """Bad input from the command line: exit code 2 with the message."""
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _int_at_least(lo: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _time_ns(text: str) -> int:
+    """An ISO-8601 time (UTC unless it says otherwise) or integer nanoseconds."""
+    from datetime import UTC, datetime
+
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO time like 2026-01-05T12:00 or ns since epoch, got {text!r}"
+        ) from None
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return int(t.timestamp()) * NS_PER_SECOND + t.microsecond * 1_000
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
+    p.add_argument("--shards", type=_int_at_least(1), help="detector shard actors")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ing = sub.add_parser(
+        "ingest",
+        help="run a feed through the detector shards into the tick store",
+        description="Feed -> validation -> detector shards -> trips, with ticks, anomalies, "
+        "dead letters and news written to the tick store.",
+    )
+    ing.add_argument("--source", choices=SOURCES, default="scenario")
+    ing.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
+    _common(ing)
+    ing.add_argument("--store", help="tick store URL (default: from settings; chdb:///...)")
+    ing.add_argument("--no-store", action="store_true", help="score ticks without storing them")
+    ing.add_argument("--seed", type=int, help="scenario: seed (default: the default scenario)")
+    ing.add_argument("--symbols", type=_int_at_least(1), help="scenario: number of symbols")
+    ing.add_argument("--days", type=_positive_float, help="scenario: simulated days")
+    ing.add_argument("--speed", type=_positive_float,
+                     help="scenario/replay: N x recorded speed (default: as fast as possible)")
+    ing.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@aggTrade")
+    ing.add_argument("--url", help="binance: WebSocket base URL (default: Binance spot)")
+    ing.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
+    ing.add_argument("--names", help="replay: comma-separated symbols (default: all)")
+    ing.add_argument("--start", type=_time_ns, help="replay: from (ISO time or ns)")
+    ing.add_argument("--end", type=_time_ns, help="replay: until (ISO time or ns)")
+    ing.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+                     help="stop after this much wall time (live feeds run until stopped)")
+    ing.set_defaults(func=cmd_ingest)
+
+    ev = sub.add_parser(
+        "detect-eval",
+        help="score detection against a labelled scenario",
+        description="Run a labelled scenario through the pipeline and print recall per event "
+        "type, precision, and false trips per symbol-day.",
+    )
+    ev.add_argument("--scenario", type=int, metavar="SEED", help="scenario seed (default one)")
+    _common(ev)
+    ev.set_defaults(func=cmd_detect_eval)
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+def _scenario_config(args: argparse.Namespace, seed: int | None):
+    from tripwire.feeds.scenario import default_scenario_config
+
+    cfg = default_scenario_config(seed)
+    over: dict[str, Any] = {}
+    if getattr(args, "symbols", None):
+        over["n_symbols"] = args.symbols
+    if getattr(args, "days", None):
+        over["duration_s"] = args.days * 86_400
+    return replace(cfg, **over) if over else cfg
+
+
+def _feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable, SymbolTable]:
+    """A picklable factory (the feed is built inside its actor) and the symbol table."""
+    if args.source == "scenario":
+        from tripwire.feeds.scenario import Scenario, ScenarioFeed
+
+        cfg = _scenario_config(args, args.seed)
+        symbols = Scenario(cfg).symbols
+        speed = args.speed
+        return (lambda: ScenarioFeed(cfg, speed=speed)), symbols
+    if args.source == "binance":
+        from tripwire.feeds.binance_ws import DEFAULT_BASE_URL, BinanceWebSocketFeed
+
+        if not args.streams:
+            raise UsageError("--source binance needs --streams, e.g. btcusdt@trade")
+        streams = [s.strip() for s in args.streams.split(",") if s.strip()]
+        url = args.url or DEFAULT_BASE_URL
+        symbols = BinanceWebSocketFeed(streams, base_url=url).symbols  # validates early
+        return (lambda: BinanceWebSocketFeed(streams, base_url=url)), symbols
+    if args.source == "binance-csv":
+        from tripwire.feeds.binance_csv import BinanceCsvFeed
+
+        if not args.files:
+            raise UsageError("--source binance-csv needs one or more files")
+        missing = [f for f in args.files if not Path(f).is_file()]
+        if missing:
+            raise UsageError(f"no such file: {missing[0]}")
+        files, symbol = list(args.files), args.symbol
+        symbols = BinanceCsvFeed(files, symbol=symbol).symbols
+        return (lambda: BinanceCsvFeed(files, symbol=symbol)), symbols
+    return _replay_factory(args, settings)
+
+
+def _replay_factory(args: argparse.Namespace, settings: Settings):
+    from actors.sink import SinkReader
+    from tripwire.feeds.replay import ReplayFeed
+
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    symbols = SymbolTable(names or _store_symbols(args.store or settings.store_url))
+    if len(symbols) == 0:
+        raise UsageError("the tick store holds no ticks to replay")
+    speed, start, end = args.speed, args.start, args.end
+
+    def make(sink):
+        return ReplayFeed(SinkReader(sink), symbols, names=names, start_ns=start, end_ns=end,
+                          speed=speed)
+
+    return make, symbols
+
+
+def _store_symbols(url: str) -> list[str]:
+    """The symbols in the store, asked of a short-lived sink actor (chdb: one process)."""
+    import ray
+
+    from actors.runtime import ensure_ray, kill_and_wait
+    from actors.sink import TickSink
+
+    ensure_ray()
+    sink = ray.remote(TickSink).options(num_cpus=0).remote(url, SymbolTable())
+    try:
+        return ray.get(sink.store_symbols.remote())
+    finally:
+        ray.get(sink.close.remote())
+        kill_and_wait(sink)  # the pipeline's own sink opens the same directory next
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _pipeline_config(args, settings: Settings, *, store_url: str | None, **flow_over):
+    p = settings.pipeline
+    flow = FlowConfig(
+        batch_rows=p.batch_rows, batch_ms=p.batch_ms, max_inflight=p.max_inflight,
+        buffer_ticks=p.buffer_ticks, **flow_over,
+    )
+    return PipelineConfig(
+        n_shards=args.shards or p.shards, detector=settings.detector, flow=flow,
+        store_url=store_url, sink_flush_rows=p.sink_flush_rows, sink_flush_ms=p.sink_flush_ms,
+    )
+
+
+class _Live:
+    """The progress line: ticks, rate, trips, dead letters; a bar when the total is known."""
+
+    def __init__(self, console: Console, total: int | None, enabled: bool) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[ticks]} ticks · {task.fields[rate]}/s · "
+                       "{task.fields[trips]} trips · {task.fields[dead]} dead · "
+                       "{task.fields[shed]} shed"),
+            TimeElapsedColumn(),
+            console=console, transient=True, disable=not enabled,
+        )
+        self.task = self.bar.add_task("ingest", total=total, ticks="0", rate="0", trips=0,
+                                      dead=0, shed=0)
+
+    def update(self, s: dict[str, Any]) -> None:
+        rate = s["ticks_scored"] / s["elapsed_s"] if s.get("elapsed_s") else 0
+        self.bar.update(self.task, completed=s["ticks_in"], ticks=f"{s['ticks_scored']:,}",
+                        rate=f"{rate:,.0f}", trips=s["trips"], dead=s["dead_letters"],
+                        shed=s["shed_ticks"])
+
+
+def _run(pipeline: Pipeline, live: _Live, run_for: float | None) -> PipelineResult:
+    started = time.monotonic()
+    stopping = {"asked": False}
+
+    def on_progress(stats: dict[str, Any]) -> None:
+        live.update(stats)
+        if run_for is not None and not stopping["asked"] and time.monotonic() - started > run_for:
+            stopping["asked"] = True
+            pipeline.stop()
+
+    def on_sigint(signum, frame) -> None:  # first Ctrl-C: stop cleanly, keep what was read
+        if stopping["asked"]:
+            raise KeyboardInterrupt
+        stopping["asked"] = True
+        pipeline.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with live.bar:
+            return pipeline.run(progress=on_progress, poll_s=0.2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _fail(err: Console, command: str, exc: BaseException, code: int) -> int:
+    err.print(f"[red]tripwire {command}: {exc}[/red]")
+    return code
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    err, out = Console(stderr=True), Console()
+    try:
+        settings = load_settings(args.config)
+        if args.source != "binance-csv" and args.files:
+            raise UsageError(f"files are only read by --source binance-csv, not {args.source}")
+        if args.source == "replay" and args.no_store:
+            raise UsageError("--source replay reads the tick store; --no-store makes no sense")
+        store = None if args.no_store else (args.store or settings.store_url)
+        make_feed, symbols = _feed_factory(args, settings)
+        cfg = _pipeline_config(args, settings, store_url=store,
+                               store_ticks=args.source != "replay",
+                               live=args.source == "binance")
+    except (ValueError, OSError) as exc:
+        return _fail(err, "ingest", exc, 2)
+    total = _expected_ticks(args)
+    try:
+        with Pipeline(make_feed, symbols, cfg, address=settings.ray_address) as pipeline:
+            res = _run(pipeline, _Live(err, total, not args.json), args.run_for)
+            store_counts = _store_counts(pipeline) if store else None
+    except ValueError as exc:
+        return _fail(err, "ingest", exc, 2)
+    except Exception as exc:
+        return _fail(err, "ingest", exc, 1)
+    summary = _summary(args.source, res, store, store_counts)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(out, summary)
+    return 0
+
+
+def _expected_ticks(args: argparse.Namespace) -> int | None:
+    if args.source != "scenario":
+        return None
+    from tripwire.feeds.scenario import Scenario
+
+    return Scenario(_scenario_config(args, args.seed)).estimated_ticks
+
+
+def _store_counts(pipeline: Pipeline) -> dict[str, int]:
+    import ray
+
+    return ray.get(pipeline.sink.counts.remote())
+
+
+def _summary(source: str, res: PipelineResult, store: str | None, counts) -> dict[str, Any]:
+    f = res.feed
+    return {
+        "source": source,
+        "ticks_in": f["ticks_in"],
+        "ticks_scored": f["ticks_scored"],
+        "ticks_per_s": round(res.ticks_per_s),
+        "wall_s": round(res.wall_s, 3),
+        "trips": f["trips"],
+        "anomalies": f["anomalies"],
+        "dead_letters": f["dead_letters"],
+        "dead_by_reason": f["dead_by_reason"],
+        "gaps": f["gaps"],
+        "shed_ticks": f["shed_ticks"],
+        "news": f["news"],
+        "shards": len(res.shards),
+        "store": _redact(store),
+        "store_rows": counts,
+    }
+
+
+def _redact(url: str | None) -> str | None:
+    """A URL without its password (secrets never reach output)."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _print_summary(out: Console, s: dict[str, Any]) -> None:
+    table = Table(title=f"ingest from {s['source']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for key in ("ticks_in", "ticks_scored", "trips", "anomalies", "dead_letters", "gaps",
+                "shed_ticks", "news"):
+        table.add_row(key.replace("_", " "), f"{s[key]:,}")
+    for reason, n in sorted(s["dead_by_reason"].items()):
+        table.add_row(f"  dead: {reason}", f"{n:,}")
+    if s["store_rows"] is not None:
+        for name, n in s["store_rows"].items():
+            table.add_row(f"store rows: {name}", f"{n:,}")
+    out.print(table)
+    out.print(
+        f"[bold]summary[/bold]: {s['ticks_scored']:,} ticks scored in {s['wall_s']:.1f} s "
+        f"({s['ticks_per_s']:,} ticks/s) on {s['shards']} shards; {s['trips']} trips, "
+        f"{s['dead_letters']} dead letters, {s['shed_ticks']} shed; store: {s['store'] or 'off'}"
+    )
+
+
+# ----------------------------------------------------------------------------- detect-eval
+
+
+def cmd_detect_eval(args: argparse.Namespace) -> int:
+    from tripwire.detect.evaluate import evaluate
+    from tripwire.feeds.scenario import Scenario, ScenarioFeed
+
+    err, out = Console(stderr=True), Console()
+    try:
+        settings = load_settings(args.config)
+        scen_cfg = _scenario_config(args, args.scenario)
+        scenario = Scenario(scen_cfg)
+        cfg = _pipeline_config(args, settings, store_url=None, keep_trips=10_000_000)
+    except ValueError as exc:
+        return _fail(err, "detect-eval", exc, 2)
+    try:
+        with Pipeline(lambda: ScenarioFeed(scen_cfg), scenario.symbols, cfg,
+                      address=settings.ray_address) as pipeline:
+            res = _run(pipeline, _Live(err, scenario.estimated_ticks, not args.json), None)
+    except Exception as exc:
+        return _fail(err, "detect-eval", exc, 1)
+    duration_ns = scen_cfg.end_ns - scen_cfg.start_ns
+    report = evaluate(res.trips, scenario.labels, scenario.symbols, duration_ns=duration_ns)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    _print_report(out, report, res, scen_cfg)
+    return 0
+
+
+def _print_report(out: Console, report, res: PipelineResult, scen_cfg) -> None:
+    from tripwire.detect.evaluate import TABLE_COLUMNS
+
+    table = Table(title=f"detection on scenario seed {scen_cfg.seed}")
+    for col in TABLE_COLUMNS:
+        table.add_column(col, justify="left" if col == TABLE_COLUMNS[0] else "right")
+    for row in report.table():
+        table.add_row(*row)
+    out.print(table)
+    j = report.to_json()
+    out.print(
+        f"[bold]summary[/bold]: {res.feed['ticks_scored']:,} ticks, {res.feed['trips']} trips "
+        f"in {res.wall_s:.1f} s; precision {j['precision']:.3f}, "
+        f"{j['false_trips_per_symbol_day']:.3f} false trips per symbol-day, "
+        f"slow-trend trips {j['slow_trend_trips']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:  # for `python -m actors.cli`
+    from tripwire.cli import main as tripwire_main
+
+    return tripwire_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The data plane end to end on Ray: throughput, detection latency, memory.
+
+Run from the project root::
+
+    python -m benchmarks.pipeline            # rich table + pass/fail summary
+    python -m benchmarks.pipeline --json     # one JSON object on stdout
+    python -m benchmarks.pipeline --quick    # smoke run (smaller sizes)
+
+Every run is the real pipeline: a scenario :class:`~tripwire.feeds.scenario.ScenarioFeed`
+inside a FeedActor (generation and validation included), two DetectorShard actors, and for
+``*_with_store`` a TickSink writing to chdb in a temporary directory. Actor start-up is
+not timed; the clock runs from ``run()`` to the last trip. Figures (JSON keys):
+
+  ticks_per_s              scenario feed -> shards -> trips, tick store off, 1,000 symbols.
+  ticks_per_s_with_store   the same with every tick inserted into chdb (sink flushed at
+                           the end, inside the timing).
+  detect_latency_p50_ms / _p99_ms  arrival of the tripping tick in a feed batch
+                           (``recv_ns``, stamped when the paced feed releases it) -> the
+                           trip event (``detected_ns``, stamped by the shard), with the
+                           feed paced to a steady ``latency_ticks_per_s`` (100k/s). A more
+                           sensitive detector (threshold 4, cool-down 1 s) is used here so
+                           there are enough trips to take a p99 of; the latency of a trip
+                           does not depend on the threshold.
+  batch_latency_p99_ms     first tick's arrival -> shard done, over every batch of that run.
+  peak_rss_mb              sum of peak resident memory (VmHWM) of the driver and every
+                           actor process, 1,000 symbols x windows of 10,000 (all metrics),
+                           run for ``rss_ticks`` ticks; ``rss_samples`` holds
+                           (ticks scored, total RSS MiB) pairs over the run, and
+                           ``rss_growth_after_fill_mb`` the growth from the first sample
+                           after every window is full to the end (flat = bounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from actors.feed import FlowConfig
+from actors.pipeline import Pipeline, PipelineConfig
+from actors.runtime import ensure_ray
+from tripwire.detect import DetectorConfig, MetricConfig
+from tripwire.feeds.scenario import Scenario, ScenarioFeed, default_scenario_config
+from tripwire.model import NS_PER_SECOND, EventKind
+
+TARGETS = {  # name: (bound, "min" or "max")
+    "ticks_per_s": (1_000_000, "min"),
+    "ticks_per_s_with_store": (300_000, "min"),
+    "detect_latency_p99_ms": (20.0, "max"),
+}
+
+
+def scenario_for(n_symbols: int, ticks: int, seed: int):
+    """A scenario of ``n_symbols`` long enough for about ``ticks`` trades.
+
+    The short event kinds are injected (the hours-long ones do not fit a short run); a run
+    too short even for those is pure background.
+    """
+    base = replace(default_scenario_config(seed), n_symbols=n_symbols, events=False)
+    per_s = Scenario(base).estimated_ticks / base.duration_s
+    cfg = replace(base, duration_s=float(max(60, round(ticks / per_s / 60) * 60)))
+    short = (EventKind.FLASH_CRASH, EventKind.FAT_FINGER, EventKind.NEWS_SHOCK,
+             EventKind.VOLUME_BURST)
+    with_events = replace(cfg, events=True, events_per_kind={k.value: 3 for k in short})
+    try:
+        Scenario(with_events)  # placement is checked here
+    except ValueError:
+        return cfg
+    return with_events
+
+
+def _flow(**over: Any) -> FlowConfig:
+    return FlowConfig(**{"batch_rows": 100_000, "batch_ms": 20.0, "max_inflight": 3,
+                         "buffer_ticks": 1_000_000, **over})
+
+
+def run_throughput(cfg, store_url: str | None) -> dict[str, Any]:
+    symbols = Scenario(cfg).symbols
+    pcfg = PipelineConfig(n_shards=2, flow=_flow(), store_url=store_url,
+                          sink_flush_rows=200_000)
+    with Pipeline(lambda: ScenarioFeed(cfg), symbols, pcfg) as p:
+        res = p.run(poll_s=0.5)
+    return {"ticks": res.feed["ticks_scored"], "wall_s": res.wall_s,
+            "ticks_per_s": res.ticks_per_s, "trips": res.feed["trips"],
+            "stored": (res.sink or {}).get("ticks")}
+
+
+def run_latency(cfg, rate: float, seconds: float) -> dict[str, Any]:
+    scen = Scenario(cfg)
+    speed = rate / (scen.estimated_ticks / cfg.duration_s)
+    sim_s = seconds * speed
+    cfg = replace(cfg, duration_s=float(max(60, round(sim_s / 60) * 60)))
+    sensitive = DetectorConfig(
+        returns=MetricConfig(window=1000, threshold=4.0),
+        volume=MetricConfig(window=300, threshold=4.0, two_sided=False),
+        price=MetricConfig(window=1000, threshold=4.0),
+        cooldown_ns=NS_PER_SECOND,
+    )
+    pcfg = PipelineConfig(n_shards=2, detector=sensitive,
+                          flow=_flow(batch_rows=20_000, batch_ms=2.0, max_inflight=8))
+    with Pipeline(lambda: ScenarioFeed(cfg, speed=speed), scen.symbols, pcfg) as p:
+        res = p.run(poll_s=0.5)
+    trip = res.latencies_ns["trip"] / 1e6
+    batch = res.latencies_ns["batch"] / 1e6
+    return {
+        "ticks": res.feed["ticks_scored"],
+        "achieved_ticks_per_s": res.ticks_per_s,
+        "trips_timed": len(trip),
+        "p50": float(np.percentile(trip, 50)) if len(trip) else None,
+        "p99": float(np.percentile(trip, 99)) if len(trip) else None,
+        "max": float(trip.max()) if len(trip) else None,
+        "batch_p99": float(np.percentile(batch, 99)) if len(batch) else None,
+        "speed": speed,
+    }
+
+
+def run_memory(n_symbols: int, window: int, ticks: int, seed: int) -> dict[str, Any]:
+    cfg = scenario_for(n_symbols, ticks, seed)
+    big = DetectorConfig(
+        returns=MetricConfig(window=window), volume=MetricConfig(window=window, two_sided=False),
+        price=MetricConfig(window=window),
+    )
+    pcfg = PipelineConfig(n_shards=2, detector=big, flow=_flow())
+    samples: list[tuple[int, float]] = []
+    with Pipeline(lambda: ScenarioFeed(cfg), Scenario(cfg).symbols, pcfg) as p:
+        last = [0.0]
+
+        def sample(stats: dict[str, Any]) -> None:
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                mem = p.memory()
+                samples.append((stats["ticks_scored"], sum(m["rss_mb"] for m in mem.values())))
+
+        res = p.run(progress=sample, poll_s=0.25)
+        mem = p.memory()
+    samples.append((res.feed["ticks_scored"], sum(m["rss_mb"] for m in mem.values())))
+    fill = n_symbols * window * 1.5  # every window full by then (symbols trade unevenly)
+    after = [rss for t, rss in samples if t >= fill]
+    return {
+        "peak_rss_mb": sum(m["peak_rss_mb"] for m in mem.values()),
+        "per_process_peak_mb": {k: round(m["peak_rss_mb"], 1) for k, m in mem.items()},
+        "samples": [(t, round(r, 1)) for t, r in samples],
+        "growth_after_fill": (after[-1] - after[0]) if len(after) >= 2 else None,
+        "ticks": res.feed["ticks_scored"],
+    }
+
+
+def measure(quick: bool, seed: int) -> dict[str, Any]:
+    ensure_ray(num_cpus=2, object_store_memory=512 * 1024 * 1024)
+    n_ticks = 1_000_000 if quick else 6_000_000
+    cfg = scenario_for(1_000, n_ticks, seed)
+    out: dict[str, Any] = {"symbols": 1_000, "shards": 2}
+    plain = run_throughput(cfg, None)
+    out.update(ticks=plain["ticks"], ticks_per_s=round(plain["ticks_per_s"]),
+               trips=plain["trips"])
+    with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        stored = run_throughput(cfg, f"chdb://{tmp}/ticks")
+    out.update(ticks_per_s_with_store=round(stored["ticks_per_s"]), ticks_stored=stored["stored"])
+    rate = 100_000
+    lat = run_latency(scenario_for(1_000, 100_000, seed), rate, 5.0 if quick else 20.0)
+    out.update(
+        latency_ticks_per_s=rate, latency_achieved_ticks_per_s=round(lat["achieved_ticks_per_s"]),
+        detect_latency_p50_ms=lat["p50"], detect_latency_p99_ms=lat["p99"],
+        detect_latency_max_ms=lat["max"], latency_trips_timed=lat["trips_timed"],
+        batch_latency_p99_ms=lat["batch_p99"],
+    )
+    window = 1_000 if quick else 10_000
+    rss_ticks = 3_000_000 if quick else 40_000_000
+    mem = run_memory(1_000, window, rss_ticks, seed)
+    out.update(
+        rss_window=window, rss_ticks=mem["ticks"], peak_rss_mb=round(mem["peak_rss_mb"], 1),
+        rss_per_process_peak_mb=mem["per_process_peak_mb"], rss_samples=mem["samples"],
+        rss_growth_after_fill_mb=mem["growth_after_fill"],
+    )
+    out["targets"] = {k: f"{'>=' if how == 'min' else '<='} {b}" for k, (b, how) in TARGETS.items()}
+    out["meets_targets"] = {
+        k: (out[k] is not None and (out[k] >= b if how == "min" else out[k] <= b))
+        for k, (b, how) in TARGETS.items()
+    }
+    out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                      "python": platform.python_version()}
+    out["quick"] = quick
+    return out
+
+
+def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pipeline benchmark")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for k, v in result.items():
+        if k in ("rss_samples", "machine", "targets", "meets_targets"):
+            continue
+        table.add_row(k, f"{v:,.3f}" if isinstance(v, float) else str(v))
+    console = Console()
+    console.print(table)
+    ok = result["meets_targets"]
+    console.print("[bold]summary[/bold]: " + ", ".join(
+        f"{k} {'[green]met[/green]' if v else '[red]missed[/red]'} ({result['targets'][k]})"
+        for k, v in ok.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args(argv)
+    result = measure(args.quick, args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
