@@ -10,12 +10,14 @@ Rules, in the order they are applied (a row gets the first reason that fits):
 * ``unknown_symbol``: the symbol id is outside the feed's symbol table (parsers map an
   unknown name to -1);
 * ``bad_price``: NaN, inf or <= 0; ``bad_qty``: NaN, inf or < 0; ``bad_time``: ts <= 0;
-* per symbol, against the previous *accepted* tick: ``duplicate`` when the trade id is not
-  above the highest accepted one (a replay after a reconnect), else ``out_of_order`` when
-  the time goes back. Rows without a trade id (-1) are checked on time only.
+* per symbol, against the ticks *accepted* before it: ``duplicate`` when the trade id is
+  not above the highest accepted one (a replay after a reconnect), else ``out_of_order``
+  when the time is before the last accepted tick's. Rows without a trade id (-1) are
+  checked on time only and leave the highest trade id as it was.
 
-Accepted rows keep their arrival order. With ``detect_gaps`` a jump in a symbol's trade
-ids (Binance ids are consecutive per symbol and stream) is reported as a :class:`Gap`.
+Accepted rows keep their arrival order. With ``detect_gaps`` an accepted trade id more than
+one above the symbol's highest accepted id is reported as a :class:`Gap` (Binance ids are
+consecutive per symbol and stream).
 
 >>> from tripwire.model import SimClock, TickBatch
 >>> v = TickValidator(n_symbols=2, source="doc", clock=SimClock(7))
@@ -35,7 +37,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tripwire._native_loader import load
 from tripwire.model import Clock, DeadLetter, DeadReason, SymbolTable, SystemClock, TickBatch
+
+_native = load()
 
 RawFn = Callable[[int], str]
 
@@ -126,12 +131,11 @@ class TickValidator:
         if n == 0:
             return Validated(batch)
         reason = self._value_reasons(batch)
-        order_reason = self._order_reasons(batch, reason == 0)
+        order_reason, gaps = self._order_and_gaps(batch, reason == 0)
         reason = np.where(reason == 0, order_reason, reason)
         ok = reason == 0
         bad_rows = np.flatnonzero(~ok)
         clean = batch if len(bad_rows) == 0 else batch.take(np.flatnonzero(ok))
-        gaps = self._gaps_and_commit(clean)
         self._accepted += len(clean)
         return Validated(clean, self._dead_letters(batch, bad_rows, reason, raw), gaps)
 
@@ -158,64 +162,29 @@ class TickValidator:
             reason[checks[code - 1]] = code
         return reason
 
-    def _order_reasons(self, b: TickBatch, ok: np.ndarray) -> np.ndarray:
-        """Duplicate / out-of-order codes for rows that passed the value checks.
+    def _order_and_gaps(self, b: TickBatch, eligible: np.ndarray) -> tuple[np.ndarray, list]:
+        """Duplicate / out-of-order codes for rows that passed the value checks, and gaps.
 
-        Rows are grouped by symbol (stable, so arrival order holds within a symbol) and each
-        is compared with the previous *remaining* row of its group, the first with the
-        symbol's state. Removing offenders can expose new ones ([10, 5, 6]: 5 goes, then 6
-        is behind 10), so the pass repeats until nothing changes; the result is exactly
-        "at or after the running maximum". Clean batches take one pass.
+        Each row is judged against the rows of its symbol accepted before it, so a refused
+        row never becomes the reference ([10, 100, 50] by time: 100 is fine, 50 is late;
+        with ids [5, 5, 6]: the second 5 is a duplicate and 6 is judged against the first).
+        That is sequential by nature; it runs in C++ (tripwire._native.order_check), which
+        also updates the per-symbol state in place.
         """
-        reason = np.zeros(len(b), dtype=np.int8)
-        rows = np.flatnonzero(ok)
-        if len(rows) == 0:
-            return reason
-        sid = b.symbol_id[rows]
-        if len(rows) > 1 and not (sid[0] == sid).all():
-            grouped = np.argsort(sid, kind="stable")
-            rows, sid = rows[grouped], sid[grouped]
-        ts, tid = b.ts_ns[rows], b.trade_id[rows]
-        while len(rows):
-            first = np.ones(len(rows), dtype=bool)
-            first[1:] = sid[1:] != sid[:-1]
-            prev_ts = np.where(first, self._last_ts[sid], np.roll(ts, 1))
-            prev_tid = np.where(first, self._last_tid[sid], np.roll(tid, 1))
-            dup = (tid >= 0) & (prev_tid >= 0) & (tid <= prev_tid)
-            late = ~dup & (ts < prev_ts)
-            if not (dup.any() or late.any()):
-                break
-            reason[rows[dup]] = 5
-            reason[rows[late]] = 6
-            keep = ~(dup | late)
-            rows, sid, ts, tid = rows[keep], sid[keep], ts[keep], tid[keep]
-        return reason
-
-    def _gaps_and_commit(self, clean: TickBatch) -> list[Gap]:
-        """Record each symbol's last accepted tick; report trade-id jumps if asked."""
-        if len(clean) == 0:
-            return []
-        sid = clean.symbol_id
-        grouped = np.argsort(sid, kind="stable")
-        sid_g = sid[grouped]
-        ts_g, tid_g = clean.ts_ns[grouped], clean.trade_id[grouped]
-        last = np.ones(len(sid_g), dtype=bool)
-        last[:-1] = sid_g[1:] != sid_g[:-1]
+        codes, gap_prev = _native.order_check(
+            b.symbol_id, b.ts_ns, b.trade_id, eligible, self._last_ts, self._last_tid
+        )
+        reason = np.where(codes == 5, 5, np.where(codes == 6, 6, 0)).astype(np.int8)
         gaps: list[Gap] = []
         if self.detect_gaps:
-            first = np.ones(len(sid_g), dtype=bool)
-            first[1:] = sid_g[1:] != sid_g[:-1]
-            prev = np.where(first, self._last_tid[sid_g], np.roll(tid_g, 1))
-            jump = (prev >= 0) & (tid_g >= 0) & (tid_g > prev + 1)
-            now = self.clock.now_ns()
-            for i in np.flatnonzero(jump):
-                gaps.append(Gap(self.source, int(sid_g[i]), int(prev[i]), int(tid_g[i]), now))
-                self._missing += int(tid_g[i] - prev[i] - 1)
+            rows = np.flatnonzero(gap_prev >= 0)
+            now = self.clock.now_ns() if len(rows) else 0
+            for r in rows.tolist():
+                after, before = int(gap_prev[r]), int(b.trade_id[r])
+                gaps.append(Gap(self.source, int(b.symbol_id[r]), after, before, now))
+                self._missing += before - after - 1
             self._gaps += len(gaps)
-        self._last_ts[sid_g[last]] = ts_g[last]
-        has_tid = last & (tid_g >= 0)
-        self._last_tid[sid_g[has_tid]] = tid_g[has_tid]
-        return gaps
+        return reason, gaps
 
     def _dead_letters(self, b: TickBatch, rows: np.ndarray, reason: np.ndarray, raw) -> list:
         if len(rows) == 0:
