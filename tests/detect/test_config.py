@@ -1,5 +1,7 @@
 """DetectorConfig validation: every bad value names its key."""
 
+from dataclasses import replace
+
 import pytest
 
 from tripwire.detect import DetectorConfig, MetricConfig
@@ -27,7 +29,9 @@ def test_bad_values_name_the_key(data, message):
 
 def test_round_trip_and_defaults():
     cfg = DetectorConfig.from_dict({"return": {"window": 50, "min_periods": 10}, "volume_bucket_s": 1})
-    assert cfg.returns == MetricConfig(window=50, min_periods=10)
+    # A partial table overrides only what it names: the rest is the metric's own default.
+    assert cfg.returns == replace(DetectorConfig().returns, window=50, min_periods=10)
+    assert cfg.returns.threshold == DetectorConfig().returns.threshold != MetricConfig().threshold
     assert cfg.volume_bucket_ns == 1_000_000_000
     assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.volume.two_sided is False and cfg.price.effective_min_periods == cfg.price.window

@@ -38,7 +38,7 @@ class MetricConfig:
     """
 
     window: int = 1000
-    threshold: float = 6.0
+    threshold: float = 6.0  # generic; each metric of DetectorConfig has a calibrated default
     min_periods: int | None = None
     two_sided: bool = True
     enabled: bool = True
@@ -60,16 +60,28 @@ class MetricConfig:
         return self.window if self.min_periods is None else self.min_periods
 
 
+# The defaults are calibrated on the scenario generator's default day (tripwire.feeds.scenario;
+# see tripwire.detect.evaluate): every flash crash, pump, cascade, news shock and fat finger
+# detected, no return trip on slow trends, well under one false trip per symbol-day.
+
+
 def _returns_default() -> MetricConfig:
-    return MetricConfig(window=1000, threshold=6.0)
+    # Trade-to-trade returns are heavy-tailed (Student-t steps, volatility clustering, bid-ask
+    # bounce): |z| >= 6 comes a few times per symbol-day with nothing happening, and an
+    # ordinary one-second market jump reaches z ~ 11 on many symbols at once.
+    return MetricConfig(window=1000, threshold=12.0)
 
 
 def _volume_default() -> MetricConfig:
-    return MetricConfig(window=300, threshold=6.0, two_sided=False)
+    # Scored per volume bucket (see DetectorConfig.volume_bucket_ns): 300 x 30 s, 2.5 hours.
+    # Trade sizes are lognormal, so even 30-second sums have a long right tail.
+    return MetricConfig(window=300, threshold=10.0, two_sided=False)
 
 
 def _price_default() -> MetricConfig:
-    return MetricConfig(window=1000, threshold=6.0)
+    # After a burst of trades the window spans seconds, so the next minutes of ordinary drift
+    # look far off; 8 keeps those aftershocks quiet and still sees a fat finger at z > 15.
+    return MetricConfig(window=1000, threshold=8.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,8 @@ class DetectorConfig:
     returns: MetricConfig = field(default_factory=_returns_default)
     volume: MetricConfig = field(default_factory=_volume_default)
     price: MetricConfig = field(default_factory=_price_default)
-    volume_bucket_ns: int = 0  # 0: score each trade's quantity; else sum per bucket
+    # 0: score each trade's quantity (hopeless with lognormal sizes); else sum per bucket.
+    volume_bucket_ns: int = 30 * NS_PER_SECOND
     cooldown_ns: int = 60 * NS_PER_SECOND
     snapshot_len: int = 256  # recent ticks kept per symbol for escalation
     ddof: int = 1  # 1: sample std, 0: population std
