@@ -15,7 +15,7 @@ $(STAMP): $(SOURCES) scripts/bootstrap.sh
 	@touch $@
 
 demo: setup
-	$(BIN)/tripwire demo
+	$(BIN)/tripwire detect-eval
 
 test: setup
 	$(BIN)/ruff check .
@@ -26,9 +26,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.detector
+	$(BIN)/python -m benchmarks.pipeline
 
 bench-quick: setup
 	$(BIN)/python -m benchmarks.detector --quick
+	$(BIN)/python -m benchmarks.pipeline --quick
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .hypothesis .ruff_cache

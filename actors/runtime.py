@@ -8,6 +8,7 @@ already chose a mode; a cluster's own setting is left alone.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -28,6 +29,8 @@ def ensure_ray(
         return ray.cluster_resources()
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": not quiet}
+    if quiet:  # commands print their own progress and summary; Ray's banner is noise there
+        kwargs["logging_level"] = logging.WARNING
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
@@ -37,16 +40,27 @@ def ensure_ray(
     return ray.cluster_resources()
 
 
+_STATUS_KEYS = {
+    "VmRSS:": "rss_mb",  # resident now
+    "VmHWM:": "peak_rss_mb",  # resident at most, since the process started
+    "RssAnon:": "anon_mb",  # private memory: what the process itself holds
+    "RssShmem:": "shmem_mb",  # shared memory touched (Ray's object store is mapped here)
+}
+
+
 def process_rss_mb(pid: int | None = None) -> dict[str, float]:
-    """Current and peak resident memory of a process (Linux /proc), in MiB."""
-    path = f"/proc/{pid or os.getpid()}/status"
-    out = {"rss_mb": 0.0, "peak_rss_mb": 0.0}
-    with open(path) as f:
+    """Resident memory of a process (Linux /proc/<pid>/status), in MiB.
+
+    ``rss_mb`` counts the pages of Ray's shared object store a process has touched, which
+    grow towards the store's size as batches cycle through it; ``anon_mb`` is the private
+    part, the one that would show a leak.
+    """
+    out = dict.fromkeys(_STATUS_KEYS.values(), 0.0)
+    with open(f"/proc/{pid or os.getpid()}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                out["rss_mb"] = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                out["peak_rss_mb"] = int(line.split()[1]) / 1024
+            key = _STATUS_KEYS.get(line.split(" ", 1)[0].split("\t", 1)[0])
+            if key is not None:
+                out[key] = int(line.split()[1]) / 1024
     return out
 
 
