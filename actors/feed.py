@@ -41,7 +41,7 @@ class FlowConfig:
     batch_ms: float = 5.0
     max_inflight: int = 4
     buffer_ticks: int = 2_000_000
-    max_sink_inflight: int = 4
+    max_sink_inflight: int = 4  # calls in flight to the sink (and to the subscriber)
     keep_trips: int = 1_000_000
     keep_anomalies: int = 10_000
     keep_dead_letters: int = 1_000
@@ -97,6 +97,7 @@ class FeedActor:
         self.cutter = BatchCutter(self.flow.batch_rows, self.flow.batch_ms)
         self._shard_slots = [asyncio.Semaphore(self.flow.max_inflight) for _ in shards]
         self._sink_slots = asyncio.Semaphore(self.flow.max_sink_inflight)
+        self._subscriber_slots = asyncio.Semaphore(self.flow.max_sink_inflight)
         self._inflight = [0] * len(shards)
         self._inflight_high = [0] * len(shards)
         self._tasks: set[asyncio.Task] = set()
@@ -244,13 +245,17 @@ class FeedActor:
         if len(lat):
             self._trip_latency.add(lat)
         if self.subscriber is not None:
-            self.subscriber.on_anomalies.remote(anomalies)
+            await self._send(self.subscriber, self._subscriber_slots, "on_anomalies", anomalies)
         if self.sink is not None:
             await self._to_sink("write_anomalies", anomalies)
 
     async def _to_sink(self, method: str, *args: Any) -> None:
-        await self._sink_slots.acquire()
-        ref = getattr(self.sink, method).remote(*args)
+        await self._send(self.sink, self._sink_slots, method, *args)
+
+    async def _send(self, actor: Any, slots: asyncio.Semaphore, method: str, *args: Any) -> None:
+        """Call ``actor.method`` with at most the slots' count of calls in flight."""
+        await slots.acquire()  # backpressure: a slow sink or subscriber slows dispatch
+        ref = getattr(actor, method).remote(*args)
 
         async def done() -> None:
             try:
@@ -258,7 +263,7 @@ class FeedActor:
             except BaseException as exc:
                 self._error = self._error or exc
             finally:
-                self._sink_slots.release()
+                slots.release()
 
         self._track(done())
 

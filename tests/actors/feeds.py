@@ -40,19 +40,23 @@ class ListFeed(IterableFeed):
 
 
 class BurstFeed:
-    """A live source: pushes its chunks without waiting, as an exchange in a cascade would."""
+    """A live source: pushes a chunk every ``every_s`` whether or not anyone keeps up, as an
+    exchange does in a cascade."""
 
     source = "burst"
     live = True
 
-    def __init__(self, symbols: SymbolTable, batches: list[TickBatch]) -> None:
+    def __init__(self, symbols: SymbolTable, batches: list[TickBatch], every_s: float) -> None:
         self.symbols = symbols
         self.batches = batches
+        self.every_s = every_s
 
     async def chunks(self):
-        for b in self.batches:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i, b in enumerate(self.batches):
             yield FeedChunk(b)
-            await asyncio.sleep(0)
+            await asyncio.sleep(max(0.0, start + (i + 1) * self.every_s - loop.time()))
 
     def stats(self) -> dict:
         return {}

@@ -58,7 +58,7 @@ def test_pipeline_trips_exactly_like_one_bank(ray_local):
 
 
 class SlowShard(DetectorShard):
-    """A shard that takes 20 ms per batch, so the feed outruns it."""
+    """A shard that takes 20 ms per batch: two of them score at most ~100k ticks/s."""
 
     def process(self, ticks, source=""):
         time.sleep(0.02)
@@ -82,10 +82,12 @@ def test_replayable_source_is_slowed_not_dropped_and_bounds_hold(ray_local):
 
 
 def test_live_burst_sheds_to_the_bound_and_counts_every_shed_tick(ray_local):
-    chunks = burst()  # ten times what the slow shards can take while it lasts
+    # 1,000 ticks every millisecond: 1M ticks/s, ten times what the slow shards can take.
+    chunks = burst()
     flow = FlowConfig(batch_rows=1_000, batch_ms=1.0, max_inflight=2, buffer_ticks=5_000)
     cfg = PipelineConfig(n_shards=2, detector=CONFIG, flow=flow)
-    with Pipeline(lambda: BurstFeed(SYMBOLS, chunks), SYMBOLS, cfg, shard_cls=SlowShard) as p:
+    feed = lambda: BurstFeed(SYMBOLS, chunks, every_s=0.001)  # noqa: E731
+    with Pipeline(feed, SYMBOLS, cfg, shard_cls=SlowShard) as p:
         res = p.run(poll_s=0.05)
         dead = ray.get(p.feed.dead_letters.remote())
     f = res.feed
@@ -123,3 +125,32 @@ def test_pipeline_checkpoints_resume_on_a_fresh_shard(ray_local):
     whole = DetectorShard(0, 1, SYMBOLS, CONFIG)
     whole.process(first)
     assert np.array_equal(resumed.process(second).trips.z, whole.process(second).trips.z)
+
+
+class Collector:
+    """A subscriber actor: what triage will be, for now a list."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def on_anomalies(self, anomalies) -> int:
+        self.items.extend(anomalies)
+        return len(self.items)
+
+    def ids(self) -> list[str]:
+        return [a.id for a in self.items]
+
+
+def test_a_subscriber_receives_every_anomaly(ray_local):
+    market = random_market(SYMBOLS, 30_000)
+    collector = ray.remote(Collector).options(num_cpus=0).remote()
+    cfg = PipelineConfig(n_shards=2, detector=CONFIG)
+    try:
+        with Pipeline(lambda: ListFeed(SYMBOLS, split(market, 5_000)), SYMBOLS, cfg,
+                      subscriber=collector) as p:
+            res = p.run(poll_s=0.05)
+        got = ray.get(collector.ids.remote())
+    finally:
+        ray.kill(collector)
+    assert len(res.anomalies) > 0
+    assert sorted(got) == sorted(a.id for a in res.anomalies)
