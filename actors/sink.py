@@ -17,8 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tripwire.store.ticks import TickStore
-
 from actors.runtime import process_rss_mb
 from tripwire.model import (
     Anomaly,
@@ -28,6 +26,7 @@ from tripwire.model import (
     SymbolTable,
     TickBatch,
 )
+from tripwire.store.ticks import TickStore
 
 
 class TickSink:
