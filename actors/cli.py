@@ -171,10 +171,14 @@ def _replay_factory(args: argparse.Namespace, settings: Settings):
     from actors.sink import SinkReader
     from tripwire.feeds.replay import ReplayFeed
 
-    names = [n.strip() for n in args.names.split(",")] if args.names else None
-    symbols = SymbolTable(names or _store_symbols(args.store or settings.store_url))
-    if len(symbols) == 0:
+    names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    stored = _store_symbols(args.store or settings.store_url)
+    if not stored:
         raise UsageError("the tick store holds no ticks to replay")
+    unknown = sorted(set(names or ()) - set(stored))
+    if unknown:
+        raise UsageError(f"not in the tick store: {', '.join(unknown)}")
+    symbols = SymbolTable(names or stored)
     speed, start, end = args.speed, args.start, args.end
 
     def make(sink):

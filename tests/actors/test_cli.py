@@ -31,6 +31,8 @@ def test_scenario_ingest_then_replay_round_trips_through_the_store(ray_local, tm
     assert again["ticks_scored"] == first["ticks_scored"]
     assert again["store_rows"]["ticks"] == first["ticks_scored"]  # replay writes no ticks
     assert again["trips"] == first["trips"]  # same ticks, same detectors, same trips
+    assert main(["ingest", "--source", "replay", "--store", store, "--names", "NOPEUSDT"]) == 2
+    assert "not in the tick store: NOPEUSDT" in capsys.readouterr().err
 
 
 def test_binance_ingest_from_a_loopback_exchange(ray_local, capsys):
