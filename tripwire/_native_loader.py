@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 
-def load() -> ModuleType:
+def load(name: str = "_native") -> ModuleType:
+    """``_native`` (the detectors) or ``_feedcheck`` (the feeds' validation kernel)."""
     try:
-        from tripwire import _native
+        return importlib.import_module(f"tripwire.{name}")
     except ImportError as exc:  # pragma: no cover - exercised only on a broken install
         raise ImportError(
-            "tripwire._native (the C++ detectors) is not built. Run `make setup` (or "
+            f"tripwire.{name} (compiled C++) is not built. Run `make setup` (or "
             "`pip install -e .` in the project directory); it needs a C++17 compiler and "
             f"CMake >= 3.18. Original error: {exc}"
         ) from exc
-    return _native

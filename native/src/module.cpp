@@ -36,9 +36,10 @@ py::array_t<T, py::array::c_style> expect_array(const py::handle& obj, const cha
                          ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
   }
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  // Equality, not identity: arrays unpickled from Ray's object store carry equal but
+  // Equivalence, not identity: arrays unpickled from Ray's object store carry equal but
   // distinct dtype objects.
-  if (!arr.dtype().attr("__eq__")(py::dtype::of<T>()).template cast<bool>()) {
+  if (!py::detail::npy_api::get().PyArray_EquivTypes_(arr.dtype().ptr(),
+                                                      py::dtype::of<T>().ptr())) {
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(arr.dtype())));
   }
@@ -419,65 +420,6 @@ py::array_t<double> plain_sliding(const py::handle& xs, uint32_t window) {
   return z;
 }
 
-// Per-symbol order check for the feeds' validator, in arrival order. A row is judged only
-// against the rows accepted before it (a refused row never moves the state), which is
-// inherently sequential; in C++ it costs a few ns per row. ``last_ts``/``max_tid`` are the
-// caller's per-symbol state arrays, updated in place. Returns per row: reason (0 accepted,
-// 5 duplicate trade id, 6 out of order in time; rows not ``eligible`` stay 0 and are not
-// looked at) and, for an accepted row whose trade id jumps, the highest id before it.
-py::tuple order_check(const py::handle& sid_h, const py::handle& ts_h, const py::handle& tid_h,
-                      const py::handle& ok_h, py::array_t<int64_t> last_ts,
-                      py::array_t<int64_t> max_tid) {
-  auto sid = expect_array<int32_t>(sid_h, "symbol_id");
-  auto ts = expect_array<int64_t>(ts_h, "ts_ns");
-  auto tid = expect_array<int64_t>(tid_h, "trade_id");
-  auto ok = py::array_t<bool, py::array::c_style>::ensure(ok_h);
-  const ssize_t n = sid.shape(0);
-  if (!ok || ts.shape(0) != n || tid.shape(0) != n || ok.shape(0) != n)
-    throw py::value_error("order_check: columns differ in length");
-  if (last_ts.ndim() != 1 || max_tid.ndim() != 1 || last_ts.shape(0) != max_tid.shape(0))
-    throw py::value_error("order_check: state arrays must be 1-D and of equal length");
-  if (!(last_ts.flags() & py::array::c_style) || !(max_tid.flags() & py::array::c_style) ||
-      !last_ts.writeable() || !max_tid.writeable())
-    throw py::value_error("order_check: state arrays must be writeable and contiguous");
-  const int64_t n_sym = last_ts.shape(0);
-  py::array_t<int8_t> reason(n);
-  py::array_t<int64_t> gap_prev(n);
-  const int32_t* s = sid.data();
-  const int64_t* t = ts.data();
-  const int64_t* id = tid.data();
-  const bool* e = ok.data();
-  int64_t* lts = last_ts.mutable_data();
-  int64_t* mid = max_tid.mutable_data();
-  int8_t* r = reason.mutable_data();
-  int64_t* g = gap_prev.mutable_data();
-  for (ssize_t i = 0; i < n; ++i) {
-    if (e[i] && (s[i] < 0 || s[i] >= n_sym))
-      throw py::value_error("order_check: symbol id out of range at row " + std::to_string(i));
-  }
-  {
-    py::gil_scoped_release nogil;
-    for (ssize_t i = 0; i < n; ++i) {
-      r[i] = 0;
-      g[i] = -1;
-      if (!e[i]) continue;
-      const int32_t k = s[i];
-      if (id[i] >= 0 && mid[k] >= 0 && id[i] <= mid[k]) {
-        r[i] = 5;
-      } else if (t[i] < lts[k]) {
-        r[i] = 6;
-      } else {
-        if (id[i] >= 0) {
-          if (mid[k] >= 0 && id[i] > mid[k] + 1) g[i] = mid[k];
-          mid[k] = id[i];
-        }
-        lts[k] = t[i];
-      }
-    }
-  }
-  return py::make_tuple(reason, gap_prev);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -578,8 +520,4 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
 
   m.def("plain_sliding_zscores", &plain_sliding, py::arg("values"), py::arg("window"),
         "Benchmark floor: a plain sliding Welford z-score loop (not exact; do not use).");
-  m.def("order_check", &order_check, py::arg("symbol_id"), py::arg("ts_ns"),
-        py::arg("trade_id"), py::arg("eligible"), py::arg("last_ts").noconvert(),
-        py::arg("max_tid").noconvert(),
-        "Feed validation: duplicate / out-of-order verdicts per symbol, state updated in place.");
 }

@@ -40,7 +40,7 @@ import numpy as np
 from tripwire._native_loader import load
 from tripwire.model import Clock, DeadLetter, DeadReason, SymbolTable, SystemClock, TickBatch
 
-_native = load()
+_feedcheck = load("_feedcheck")
 
 RawFn = Callable[[int], str]
 
@@ -168,10 +168,10 @@ class TickValidator:
         Each row is judged against the rows of its symbol accepted before it, so a refused
         row never becomes the reference ([10, 100, 50] by time: 100 is fine, 50 is late;
         with ids [5, 5, 6]: the second 5 is a duplicate and 6 is judged against the first).
-        That is sequential by nature; it runs in C++ (tripwire._native.order_check), which
+        That is sequential by nature; it runs in C++ (tripwire._feedcheck.order_check), which
         also updates the per-symbol state in place.
         """
-        codes, gap_prev = _native.order_check(
+        codes, gap_prev = _feedcheck.order_check(
             b.symbol_id, b.ts_ns, b.trade_id, eligible, self._last_ts, self._last_tid
         )
         reason = np.where(codes == 5, 5, np.where(codes == 6, 6, 0)).astype(np.int8)
