@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tripwire-installed
-SOURCES := pyproject.toml $(wildcard native/CMakeLists.txt native/include/tripwire/*.hpp native/src/*.cpp)
+SOURCES := pyproject.toml $(wildcard native/CMakeLists.txt native/include/tripwire/*.hpp native/src/*.cpp native/src/*.hpp)
 
 .PHONY: setup demo test lint bench bench-quick clean
 
