@@ -340,15 +340,9 @@ def _summary(source: str, res: PipelineResult, store: str | None, counts) -> dic
 
 def _redact(url: str | None) -> str | None:
     """A URL without its password (secrets never reach output)."""
-    if url is None:
-        return None
-    from urllib.parse import urlsplit, urlunsplit
+    from tripwire.store.ticks import redact_url
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return None if url is None else redact_url(url)
 
 
 def _print_summary(out: Console, s: dict[str, Any]) -> None:
