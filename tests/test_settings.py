@@ -53,3 +53,13 @@ def test_missing_or_broken_file_is_named(tmp_path):
     bad.write_text("[pipeline\n")
     with pytest.raises(ValueError, match=f"config file {bad} is not valid TOML"):
         load_settings(bad, env={})
+
+
+def test_llm_table_is_validated_with_the_rest(tmp_path):
+    cfg = tmp_path / "tw.toml"
+    cfg.write_text('[llm.budget]\nper_day_usd = 5.0\n')
+    s = load_settings(cfg, env={"TRIPWIRE_LLM__BUDGET__PER_CALL_USD": "0.25"})
+    assert (s.llm.budget.per_day_usd, s.llm.budget.per_call_usd) == (5.0, 0.25)
+    assert [r.provider for r in s.llm.routes] == ["rules"]  # no keys: the offline analyst
+    with pytest.raises(ValueError, match="llm.budget.per_day_usd.*TRIPWIRE_LLM__BUDGET__PER_DAY_USD"):
+        load_settings(env={"TRIPWIRE_LLM__BUDGET__PER_DAY_USD": "-1"})

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tripwire.detect.config import DetectorConfig
+from tripwire.llm.config import LLMConfig, load_llm_config
 
 ENV_PREFIX = "TRIPWIRE_"
 
@@ -56,6 +57,7 @@ class Settings:
     ray_address: str | None = None
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    llm: LLMConfig = field(default_factory=lambda: load_llm_config({}))
 
 
 def _scalar(text: str) -> Any:
@@ -112,7 +114,7 @@ def load_settings(
 
 
 def _build(data: dict[str, Any]) -> Settings:
-    known = {"data", "store", "ray", "detector", "pipeline"}
+    known = {"data", "store", "ray", "detector", "pipeline", "llm"}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -121,7 +123,9 @@ def _build(data: dict[str, Any]) -> Settings:
     store_url = _get(data, "store", "url", str, "") or f"chdb://{data_dir.resolve() / 'ticks'}"
     ray_address = _get(data, "ray", "address", str, "") or None
     detector = DetectorConfig.from_dict(data.get("detector", {}))
-    return Settings(data_dir, store_url, ray_address, detector, _pipeline(data.get("pipeline", {})))
+    pipeline = _pipeline(data.get("pipeline", {}))
+    llm = load_llm_config(data.get("llm", {}))
+    return Settings(data_dir, store_url, ray_address, detector, pipeline, llm)
 
 
 def _get(data: dict[str, Any], section: str, key: str, typ: type, default: Any) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -65,12 +66,28 @@ class LLMRequest:
             "role": self.role,
             "system": self.system,
             "messages": [[m.role, m.content] for m in self.messages],
-            "schema": self.schema_json(),
+            "schema": _schema_json_memo(self.schema),
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# Generating a JSON schema costs ~170 us per call; the fingerprint is on every call's hot
+# path (cache lookups must take tens of us), so it reads a per-class memo. Weak keys let
+# the schema classes of hot-reloaded skills be collected. Never handed out: callers that
+# need the schema get a fresh dict from LLMRequest.schema_json().
+_SCHEMA_MEMO: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _schema_json_memo(schema: type[BaseModel]) -> dict[str, Any]:
+    doc = _SCHEMA_MEMO.get(schema)
+    if doc is None:
+        doc = _SCHEMA_MEMO[schema] = schema.model_json_schema()
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
