@@ -16,9 +16,12 @@ records into the rows of ``tripwire llm costs``.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 # Outcomes: "ok", "repaired" (a valid answer to the repair prompt), "cache_hit", "retry"
@@ -234,3 +237,59 @@ class InMemoryLedger:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+class JsonlLedger:
+    """Records appended to a JSON-lines file: the embedded default until PostgreSQL holds
+    the ``llm_calls`` table, so ``tripwire llm costs`` can read what earlier runs spent.
+
+    Each line is :meth:`CallRecord.to_row`. Appends are line-buffered and flushed per
+    record (a crash loses at most the record being written); a line that does not parse
+    is skipped and counted (``corrupt``) rather than failing the summary.
+
+    >>> import asyncio, tempfile, pathlib
+    >>> rec = CallRecord(call_id="c1", ts_ns=5, role="triage-analyst", route="rules",
+    ...                  model="rules-v1", input_tokens=0, output_tokens=0, cost_usd=0.0,
+    ...                  latency_ms=0.1, outcome="ok", attempt=1, fingerprint="ab", cached=False)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     led = JsonlLedger(pathlib.Path(d) / "llm_calls.jsonl")
+    ...     asyncio.run(led.write(rec))
+    ...     [(r.route, r.calls) for r in asyncio.run(led.summarise())]
+    [('rules', 1)]
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.corrupt = 0
+
+    async def write(self, record: CallRecord) -> None:
+        self.add(record)
+
+    def add(self, record: CallRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record.to_row(), separators=(",", ":"))
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def records(self) -> Iterable[CallRecord]:
+        if not self.path.exists():
+            return
+        names = {f.name for f in fields(CallRecord)}
+        with self.path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                    yield CallRecord(**{k: v for k, v in row.items() if k in names})
+                except (ValueError, TypeError):
+                    self.corrupt += 1
+
+    async def summarise(
+        self,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        *,
+        by: Sequence[str] = ("route", "model"),
+    ) -> list[CostRow]:
+        lo = since_ns if since_ns is not None else -(2**63)
+        hi = until_ns if until_ns is not None else 2**63
+        return summarise((r for r in self.records() if lo <= r.ts_ns < hi), by)
