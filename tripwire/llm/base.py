@@ -62,32 +62,31 @@ class LLMRequest:
     def fingerprint(self) -> str:
         """SHA-256 over everything that determines the answer (not ``context``, which
         only restates the prompt's facts)."""
-        doc = {
-            "role": self.role,
-            "system": self.system,
-            "messages": [[m.role, m.content] for m in self.messages],
-            "schema": _schema_json_memo(self.schema),
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
-        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        doc = [
+            self.role,
+            self.system,
+            [[m.role, m.content] for m in self.messages],
+            _schema_digest(self.schema),
+            self.max_tokens,
+            self.temperature,
+        ]
+        blob = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# Generating a JSON schema costs ~170 us per call; the fingerprint is on every call's hot
-# path (cache lookups must take tens of us), so it reads a per-class memo. Weak keys let
-# the schema classes of hot-reloaded skills be collected. Never handed out: callers that
-# need the schema get a fresh dict from LLMRequest.schema_json().
-_SCHEMA_MEMO: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+# Generating a JSON schema costs ~170 us and serialising it again ~10 us; the fingerprint
+# is on every call's hot path (cache lookups must take tens of us), so it reads a per-class
+# digest of the canonical schema. Weak keys let hot-reloaded skills' classes be collected.
+_SCHEMA_DIGEST: weakref.WeakKeyDictionary[type[BaseModel], str] = weakref.WeakKeyDictionary()
 
 
-def _schema_json_memo(schema: type[BaseModel]) -> dict[str, Any]:
-    doc = _SCHEMA_MEMO.get(schema)
-    if doc is None:
-        doc = _SCHEMA_MEMO[schema] = schema.model_json_schema()
-    return doc
+def _schema_digest(schema: type[BaseModel]) -> str:
+    digest = _SCHEMA_DIGEST.get(schema)
+    if digest is None:
+        canonical = json.dumps(schema.model_json_schema(), sort_keys=True,
+                               separators=(",", ":"), ensure_ascii=False)
+        digest = _SCHEMA_DIGEST[schema] = hashlib.sha256(canonical.encode()).hexdigest()
+    return digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from tripwire.llm import telemetry
 from tripwire.llm.base import (
     AllRoutesFailed,
     BudgetExceeded,
+    LLMError,
     LLMRequest,
     LLMResponse,
     Message,
@@ -431,6 +432,10 @@ class Router:
             err = exc
         except TimeoutError:
             err = ProviderError("timeout", f"no answer within {timeout_s:g}s")
+        except LLMError:
+            # Not a provider failure but a refusal to answer at all (a strict cassette with
+            # no recording): failing over would hide it behind another route's answer.
+            raise
         except Exception as exc:  # a provider bug or an unmapped SDK error: never leak it raw
             log.warning("llm route %s: unexpected %s from provider", rt.name, type(exc).__name__)
             err = ProviderError("server", _short(f"{type(exc).__name__}: {exc}"))
