@@ -103,6 +103,7 @@ class DetectorShard:
     def process(self, ticks: TickBatch, source: str = "") -> ShardResult:
         """Score a batch of this shard's ticks; trips come back as events with snapshots."""
         local = self._localise(ticks.symbol_id)
+        before = self._rings_of_busy_symbols(local)
         res = self.bank.push_batch(local, ticks.ts_ns, ticks.price, ticks.qty)
         self._ticks += len(ticks) - len(res.rejected)
         self._batches += 1
@@ -112,7 +113,7 @@ class DetectorShard:
             row=trips.row, ts_ns=trips.ts_ns, symbol_id=self._local_to_global[trips.symbol_id],
             metric=trips.metric, z=trips.z, mean=trips.mean, std=trips.std, value=trips.value,
         )
-        anomalies = self._anomalies_of(glob, ticks, local, res.rejected.row, source)
+        anomalies = self._anomalies_of(glob, ticks, local, res.rejected.row, source, before)
         self._anomalies += len(anomalies)
         return ShardResult(
             self.index, len(ticks), glob, anomalies, len(res.rejected), self.clock.now_ns()
@@ -130,7 +131,22 @@ class DetectorShard:
             raise ValueError(f"shard {self.index} got {name!r} (row {row}), owned by another shard")
         return local
 
-    def _anomalies_of(self, trips, ticks, local, rejected_rows, source) -> list[Anomaly]:
+    def _rings_of_busy_symbols(self, local: np.ndarray) -> dict[int, RecentTicks]:
+        """The snapshot rings, before the push, of symbols with many ticks in this batch.
+
+        A trip's snapshot is the ring before the batch plus the batch's ticks up to the trip.
+        The ring after the push has lost as many old ticks as the batch added, so for a
+        busy symbol (a cascade puts thousands of its trades in one batch) the history before
+        the batch must be copied first. Symbols with at most a quarter of the ring in the
+        batch keep at least three quarters of it, and are not copied (copies cost ~µs each).
+        """
+        if not len(local):
+            return {}
+        counts = np.bincount(local, minlength=self.bank.n_symbols)
+        busy = np.flatnonzero(counts > self.bank.config.snapshot_len // 4)
+        return {int(s): self.bank.snapshot(int(s)) for s in busy}
+
+    def _anomalies_of(self, trips, ticks, local, rejected_rows, source, before) -> list[Anomaly]:
         if len(trips) == 0:
             return []
         now = self.clock.now_ns()
@@ -143,7 +159,9 @@ class DetectorShard:
             row, gsid = int(trips.row[i]), int(trips.symbol_id[i])
             lsid = int(self._global_to_local[gsid])
             if row not in snapshots:  # several metrics can trip on one tick
-                snapshots[row] = self._snapshot_at(lsid, row, ticks, local, accepted)
+                snapshots[row] = self._snapshot_at(
+                    lsid, row, ticks, local, accepted, before.get(lsid)
+                )
             if lsid not in windows:
                 windows[lsid] = {"as_of": "end_of_batch", **self.bank.window_stats(lsid)}
             out.append(
@@ -160,19 +178,22 @@ class DetectorShard:
             )
         return out
 
-    def _snapshot_at(self, lsid, row, ticks, local, accepted) -> RecentTicks:
-        """The symbol's last ``snapshot_len`` ticks up to and including ``row``.
+    def _snapshot_at(self, lsid, row, ticks, local, accepted, before) -> RecentTicks:
+        """The symbol's last ``snapshot_len`` ticks up to and including ``row``: the ring as
+        it was before the batch, then the batch's accepted ticks of the symbol up to ``row``.
 
-        The bank's ring holds the last ticks as of the end of the batch; the ones this batch
-        added after ``row`` are cut off, and when the batch alone holds more ticks of the
-        symbol than the ring, they come from the batch itself.
+        ``before`` is that ring when it was copied ahead of the push (busy symbols);
+        otherwise it is what remains of it in the ring after the push (the entries older
+        than the batch's ticks).
         """
         n_keep = self.bank.config.snapshot_len
         mine = np.flatnonzero((local == lsid) & accepted)
         upto = mine[mine <= row]
-        ring = self.bank.snapshot(lsid)
-        before_batch = max(0, len(ring) - len(mine))
-        head = ring.ts_ns[:before_batch], ring.price[:before_batch], ring.qty[:before_batch]
+        if before is None:
+            ring = self.bank.snapshot(lsid)
+            k = max(0, len(ring) - len(mine))
+            before = RecentTicks(ring.ts_ns[:k], ring.price[:k], ring.qty[:k])
+        head = before.ts_ns, before.price, before.qty
         ts = np.concatenate([head[0], ticks.ts_ns[upto]])[-n_keep:]
         price = np.concatenate([head[1], ticks.price[upto]])[-n_keep:]
         qty = np.concatenate([head[2], ticks.qty[upto]])[-n_keep:]

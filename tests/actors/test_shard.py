@@ -111,3 +111,20 @@ def test_checkpoint_restore_continues_identically():
     assert a.stats()["ticks"] == b.stats()["ticks"] == len(part)
     with pytest.raises(ValueError, match="checkpoint is for shard 0/1"):
         DetectorShard(0, 2, SYMBOLS, CONFIG).restore(a.checkpoint())
+
+
+def test_a_busy_symbol_keeps_its_full_history_in_the_snapshot():
+    # Regression: a cascade puts far more of a symbol's trades in one batch than the ring
+    # holds; the ring after the push had lost everything before the batch, so a trip early
+    # in the batch came with a snapshot of a handful of ticks.
+    shard = DetectorShard(0, 1, SymbolTable(["X"]), CONFIG)
+    n_hist, n_burst = 400, 2_000
+    price = 100.0 + 0.01 * np.sin(np.arange(n_hist + n_burst))
+    price[n_hist + 4] = 90.0  # trips on the fifth tick of the burst batch
+    b = TickBatch.from_columns(np.zeros(len(price)), np.arange(len(price)) + 1, price,
+                               np.ones(len(price)))
+    shard.process(b.take(slice(0, n_hist)))
+    res = shard.process(b.take(slice(n_hist, None)))
+    trip = next(a for a in res.anomalies if a.metric == Metric.RETURN)
+    assert trip.ts_ns == n_hist + 5
+    assert trip.snapshot.ts_ns.tolist() == list(range(n_hist + 5 - 15, n_hist + 6))
