@@ -119,6 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(ev)
     ev.set_defaults(func=cmd_detect_eval)
 
+    from actors.triage import register as register_triage
+
+    register_triage(sub)
+
 
 # ----------------------------------------------------------------------------- feeds
 
