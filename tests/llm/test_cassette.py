@@ -299,7 +299,9 @@ def _record_in_process(path: str, k: int) -> None:
 @pytest.mark.timeout(60)
 def test_concurrent_processes_append_whole_lines(path):
     path.parent.mkdir(parents=True)
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: the test process may already run Ray's and gRPC's threads (other
+    # tests), and a forked copy of a process with threads can hang.
+    ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_record_in_process, args=(str(path), k)) for k in range(3)]
     for p in procs:
         p.start()

@@ -146,7 +146,11 @@ def load_cassette(path: str | Path) -> dict[str, ProviderResult]:
     """fingerprint -> result, the last line winning; CassetteError naming the bad line."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        # A shared flock: writers append under an exclusive one, so a reader never sees
+        # half of another process's line.
+        with path.open("rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+            raw = fh.read()
     except OSError as exc:
         raise CassetteError(f"{path}: cannot read the cassette: {exc.strerror}") from None
     try:
