@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -62,30 +64,73 @@ class LLMRequest:
     def fingerprint(self) -> str:
         """SHA-256 over everything that determines the answer (not ``context``, which
         only restates the prompt's facts)."""
-        doc = [
+        return _sha256(self._canonical().encode()).hexdigest()
+
+    def _canonical(self) -> str:
+        r"""``json.dumps([role, system, [[role, content], ...], schema digest, max_tokens,
+        temperature], separators=(",", ":"), ensure_ascii=False)``: the text behind the
+        fingerprint (cassettes are keyed by it, so it must never change).
+
+        The router takes it on every call, so the usual shape is written out directly with
+        the JSON encoder's own string escaping (a third of the encoder's cost); any other
+        (a non-finite temperature, a field of an unexpected type) goes through the encoder.
+
+        >>> from pydantic import BaseModel
+        >>> class A(BaseModel):
+        ...     x: int
+        >>> r = LLMRequest("r", 'say "hé"\n', (Message("user", "a\tb"),), A, 10, 0.5)
+        >>> doc = [r.role, r.system, [["user", "a\tb"]], _schema_digest(A), 10, 0.5]
+        >>> r._canonical() == json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        True
+        """
+        max_tokens, temperature = self.max_tokens, self.temperature
+        if type(max_tokens) is int and type(temperature) is float and math.isfinite(temperature):
+            q = _json_string
+            try:
+                turns = ",".join([f"[{q(m.role)},{q(m.content)}]" for m in self.messages])
+                return (
+                    f"[{q(self.role)},{q(self.system)},[{turns}],"
+                    f'"{_schema_digest(self.schema)}",{max_tokens!r},{temperature!r}]'
+                )
+            except TypeError:  # a field that is not a string: the encoder knows what to do
+                pass
+        return _FP_JSON.encode([
             self.role,
             self.system,
             [[m.role, m.content] for m in self.messages],
             _schema_digest(self.schema),
-            self.max_tokens,
-            self.temperature,
-        ]
-        blob = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+            max_tokens,
+            temperature,
+        ])
+
+
+# CPython's own SHA-256 where there is one: the same digest as hashlib's, which goes through
+# OpenSSL 3's EVP layer and costs several microseconds per call on a cold cache.
+try:
+    from _sha256 import sha256 as _sha256
+except ImportError:  # an interpreter without it (3.12 renamed it _sha2)
+    from hashlib import sha256 as _sha256
+
+# ``json.dumps`` with any option builds a new encoder per call: the fingerprint keeps one,
+# and the string escaping that encoder applies (ensure_ascii=False).
+_FP_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_json_string = json.encoder.encode_basestring
 
 
 # Generating a JSON schema costs ~170 us and serialising it again ~10 us; the fingerprint
 # is on every call's hot path (cache lookups must take tens of us), so it reads a per-class
-# digest of the canonical schema. Weak keys let hot-reloaded skills' classes be collected.
-_SCHEMA_DIGEST: weakref.WeakKeyDictionary[type[BaseModel], str] = weakref.WeakKeyDictionary()
+# digest of the canonical schema, by id(class): a plain dict lookup. A finaliser drops the
+# entry when the class is collected (hot-reloaded skills), before its id can be reused.
+_SCHEMA_DIGEST: dict[int, str] = {}
 
 
 def _schema_digest(schema: type[BaseModel]) -> str:
-    digest = _SCHEMA_DIGEST.get(schema)
+    digest = _SCHEMA_DIGEST.get(id(schema))
     if digest is None:
         canonical = json.dumps(schema.model_json_schema(), sort_keys=True,
                                separators=(",", ":"), ensure_ascii=False)
-        digest = _SCHEMA_DIGEST[schema] = hashlib.sha256(canonical.encode()).hexdigest()
+        digest = _SCHEMA_DIGEST[id(schema)] = hashlib.sha256(canonical.encode()).hexdigest()
+        weakref.finalize(schema, _SCHEMA_DIGEST.pop, id(schema), None)
     return digest
 
 
@@ -125,6 +170,16 @@ class LLMResponse:
     cached: bool = False
     attempts: int = 1  # provider calls made for this answer (retries, repairs, failovers)
     fingerprint: str = ""
+
+
+# The hard deadline a caller already enforces around ``Provider.complete``: (task, event loop
+# time, timeout in seconds). The router sets it while its own deadline runs. A provider that
+# would arm a timer of its own for the same exchange may leave it out when this deadline is
+# on the same task and ends no later: one timer less per call, and the same outcome (of two
+# deadlines the earlier one fires; on a tie the router's, which was set first, wins).
+CALLER_DEADLINE: ContextVar[tuple[object, float, float] | None] = ContextVar(
+    "tripwire_llm_caller_deadline", default=None
+)
 
 
 @runtime_checkable

@@ -1,10 +1,13 @@
-"""Load and spend bounds in front of a provider: token bucket, concurrency limit, budgets.
+"""Load, time and spend bounds in front of a provider: token bucket, concurrency limit,
+deadlines, budgets.
 
 * :class:`TokenBucket` paces calls to ``rate_per_s`` with bursts of ``burst``. A caller
   *reserves* a slot and is told how long to wait for it, so the pacing holds with an
   injected clock and an instant test ``sleep`` alike; a wait longer than the caller can
   afford is refused and nothing is taken.
 * :class:`ConcurrencyLimit` bounds calls in flight; a caller waits at most a given time.
+* :class:`Deadlines` gives each call in flight a hard deadline, as ``asyncio.timeout`` does,
+  on one event-loop timer for all of them instead of one per call.
 * :class:`Budget` refuses a call *before it is sent* when its estimate would exceed the
   per-call or per-day token or USD ceiling. Estimates are reserved while a call is in
   flight (so concurrent calls cannot overshoot together) and settled with the real usage.
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from dataclasses import dataclass
+from types import TracebackType
 
 from tripwire.llm.base import BudgetExceeded, LLMRequest
 from tripwire.llm.config import BudgetConfig
@@ -91,34 +96,181 @@ class TokenBucket:
 
 
 class ConcurrencyLimit:
-    """At most ``limit`` holders; :meth:`acquire` waits up to ``max_wait_s``."""
+    """At most ``limit`` holders, first come first served: :meth:`try_acquire` takes a free
+    slot without waiting (the router's every-call path: no coroutine), :meth:`acquire` waits
+    up to ``max_wait_s`` for one, :meth:`release` hands the slot to the longest waiter.
+    ``in_flight`` counts the holders (a waiter once it has resumed with its slot).
 
-    __slots__ = ("_sem", "in_flight", "limit", "refused")
+    >>> limit = ConcurrencyLimit(1)
+    >>> limit.try_acquire(), limit.try_acquire(), limit.in_flight
+    (True, False, 1)
+    >>> limit.release(); limit.try_acquire()
+    True
+    """
+
+    __slots__ = ("_handed", "_waiters", "in_flight", "limit", "refused")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self.limit = limit
-        self._sem = asyncio.Semaphore(limit)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._handed = 0  # slots released to a waiter that has not resumed yet
         self.refused = 0
         self.in_flight = 0
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody queues for it; never waits."""
+        if self.in_flight + self._handed < self.limit and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
     async def acquire(self, max_wait_s: float) -> bool:
-        if self._sem.locked():
-            try:
-                async with asyncio.timeout(max_wait_s):
-                    await self._sem.acquire()
-            except TimeoutError:
+        if self.try_acquire():
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(max_wait_s):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._handed -= 1  # handed a slot just as we gave up: pass it on
+                self._hand_over()
+            else:
+                waiter.cancel()
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
                 self.refused += 1
                 return False
-        else:
-            await self._sem.acquire()  # returns at once: a free slot never suspends
+            raise
+        self._handed -= 1
         self.in_flight += 1
         return True
 
     def release(self) -> None:
         self.in_flight -= 1
-        self._sem.release()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give a free slot to the longest waiter still waiting (if any)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._handed += 1
+                waiter.set_result(None)
+                return
+
+
+class Deadlines:
+    """Hard deadlines on the calls in flight, with one event-loop timer for all of them.
+
+    ``with deadlines.within(timeout_s):`` in a task does what ``async with
+    asyncio.timeout(timeout_s):`` does (at the deadline the task is cancelled and the block
+    raises TimeoutError; a cancellation from elsewhere passes through), but
+    ``asyncio.timeout`` arms and then cancels a loop timer on every entry, Python work on
+    every call. Here an entry only registers itself; one timer stands at the earliest
+    deadline registered and, when it fires, cancels the overdue tasks and moves on to the
+    next deadline. Used from one event loop at a time, like the router that owns it (a new
+    loop takes over: the entries of a loop that is gone have nothing left to cancel).
+
+    >>> async def slow(deadlines):
+    ...     with deadlines.within(0.01):
+    ...         await asyncio.sleep(5)
+    >>> try:
+    ...     asyncio.run(slow(Deadlines()))
+    ... except TimeoutError:
+    ...     print("timed out")
+    timed out
+    """
+
+    __slots__ = ("_at", "_handle", "_loop", "_open")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the timer fires (inf: no timer)
+        self._open: set[Deadline] = set()
+
+    def within(self, timeout_s: float) -> Deadline:
+        """The context manager (the same as ``Deadline(self, timeout_s)``)."""
+        return Deadline(self, timeout_s)
+
+    def _take_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._loop, self._handle, self._at = loop, None, math.inf
+        self._open.clear()  # entries of a loop that is gone: nothing left to cancel
+
+    def _arm(self, when: float) -> None:
+        assert self._loop is not None
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        assert self._loop is not None
+        # The loop runs a timer up to its clock resolution early: everything due by the time
+        # this one was set for is due now.
+        due = max(self._at, self._loop.time())
+        self._handle, self._at = None, math.inf
+        upcoming = math.inf
+        for entry in self._open:
+            if entry.expired:
+                continue
+            if entry.when <= due:
+                entry.expired = True
+                entry.task.cancel()
+            elif entry.when < upcoming:
+                upcoming = entry.when
+        if upcoming < math.inf:
+            self._arm(upcoming)
+
+
+class Deadline:
+    """One entry of :class:`Deadlines` (a context manager, see there)."""
+
+    __slots__ = ("_cancelling", "_owner", "expired", "task", "timeout_s", "when")
+
+    def __init__(self, owner: Deadlines, timeout_s: float) -> None:
+        self._owner = owner
+        self.timeout_s = timeout_s
+        self.expired = False
+
+    def __enter__(self) -> Deadline:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a deadline must be used inside a task")
+        self.task = task
+        self._cancelling = task.cancelling()
+        self.when = when = loop.time() + self.timeout_s
+        owner = self._owner
+        if loop is not owner._loop:
+            owner._take_over(loop)
+        owner._open.add(self)
+        if when < owner._at:
+            owner._arm(when)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._owner._open.discard(self)
+        # As asyncio.timeout: the cancellation is ours to turn into a timeout only when no
+        # other cancel request came in meanwhile.
+        if (
+            self.expired
+            and self.task.uncancel() <= self._cancelling
+            and exc_type is asyncio.CancelledError
+        ):
+            raise TimeoutError from exc
 
 
 @dataclass(slots=True)

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ValidationError
 
 from tripwire.llm import telemetry
 from tripwire.llm.base import (
+    CALLER_DEADLINE,
     AllRoutesFailed,
     BudgetExceeded,
     LLMError,
@@ -69,8 +70,15 @@ from tripwire.llm.breaker import CircuitBreaker
 from tripwire.llm.cache import ResponseCache, Similarity
 from tripwire.llm.config import LLMConfig, RoutePolicy
 from tripwire.llm.ledger import CallRecord, InMemoryLedger, LedgerSink
-from tripwire.llm.limits import Budget, ConcurrencyLimit, TokenBucket, estimate_tokens
-from tripwire.model import Clock, SystemClock, new_id
+from tripwire.llm.limits import (
+    Budget,
+    ConcurrencyLimit,
+    Deadline,
+    Deadlines,
+    TokenBucket,
+    estimate_tokens,
+)
+from tripwire.model import NS_PER_MS, Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +193,25 @@ def repair_request(request: LLMRequest, bad_output: str, error: str) -> LLMReque
     return replace(request, messages=(*request.messages, Message("assistant", quoted), ask))
 
 
+_LOW62 = (1 << 62) - 1
+
+
+def call_id(clock: Clock, rng: random.Random) -> str:
+    """The id of one router call: :func:`tripwire.model.new_id`'s UUIDv7 (same bits from the
+    same clock and random source), formatted without building a ``uuid.UUID``.
+
+    >>> from tripwire.model import SimClock, new_id
+    >>> clock = SimClock(1_700_000_000_123_456_789)
+    >>> call_id(clock, random.Random(3)) == new_id(clock, random.Random(3))
+    True
+    """
+    ms = (clock.now_ns() // NS_PER_MS) & 0xFFFF_FFFF_FFFF
+    rand = rng.getrandbits(74)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW62)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _short(text: str) -> str:
     return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
 
@@ -218,6 +245,7 @@ class Router:
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
         self._tracer = telemetry.get_tracer(tracer)
+        self._deadlines = Deadlines()  # each provider call's timeout, on one loop timer
         self.stats: dict[str, int] = dict.fromkeys(
             ("calls", "answered", "cache_hits", "failed", "budget_refused", "retries",
              "repairs", "provider_calls", "ledger_errors"), 0
@@ -252,8 +280,8 @@ class Router:
         """A validated answer, or AllRoutesFailed / BudgetExceeded (then HOLD)."""
         self.stats["calls"] += 1
         fp = request.fingerprint()
-        with self._tracer.start_as_current_span(telemetry.SPAN_NAME) as span:
-            c = _Call(request, fp, new_id(self._clock, self._rng))
+        with telemetry.CallSpan(self._tracer) as span:
+            c = _Call(request, fp, call_id(self._clock, self._rng))
             if self.cache is not None:
                 hit = self.cache.lookup(request, fp)
                 if hit is not None:
@@ -263,7 +291,8 @@ class Router:
                 if response is not None:
                     if self.cache is not None and rt.cfg.cache_answers:
                         self.cache.store(request, fp, response)
-                    self._finish(span, c, rt, response, "ok")
+                    if span.is_recording():  # else nothing would keep the figures
+                        self._finish(span, c, rt, response, "ok")
                     return response
             raise self._all_failed(c, span)
 
@@ -276,10 +305,11 @@ class Router:
             c.call_id, self._clock.now_ns(), c.request.role, response.route, response.model,
             0, 0, 0.0, latency_ms, "cache_hit", 0, c.fp, True, kind,
         ))
-        telemetry.set_call_attributes(span, telemetry.CallFigures(
-            role=c.request.role, route=response.route, model=response.model,
-            outcome="cache_hit", cache_hit=True, cache_kind=kind,
-        ))
+        if span.is_recording():
+            telemetry.set_call_attributes(span, telemetry.CallFigures(
+                role=c.request.role, route=response.route, model=response.model,
+                outcome="cache_hit", cache_hit=True, cache_kind=kind,
+            ))
         return response
 
     async def _try_route(self, rt: _RouteRuntime, c: _Call, span: Span) -> LLMResponse | None:
@@ -304,7 +334,7 @@ class Router:
                     rt.breaker.record_success()
                     return await self._answer(rt, c, att, value, repaired)
                 if problem is not None:  # an answer came back, but not a usable one
-                    await self._record_attempt(rt, c, att, "invalid", problem)
+                    await self._write(self._attempt_record(rt, c, att, "invalid", problem))
                     if not repaired:
                         repaired = True
                         self.stats["repairs"] += 1
@@ -334,10 +364,11 @@ class Router:
         assert err is not None
         stop = self._no_retry_reason(rt, err, retries)
         if stop is not None:
-            await self._record_attempt(rt, c, att, f"failed:{err.kind}", f"{err}{stop}")
-            await self._give_up(rt, c, span, f"failed:{err.kind}", f"{err}{stop}")
+            outcome, why = f"failed:{err.kind}", f"{err}{stop}"
+            await self._write(self._attempt_record(rt, c, att, outcome, why))
+            await self._give_up(rt, c, span, outcome, why)
             return None
-        await self._record_attempt(rt, c, att, "retry", str(err))
+        await self._write(self._attempt_record(rt, c, att, "retry", str(err)))
         c.retries += 1
         self.stats["retries"] += 1
         return self._backoff(rt.cfg, retries, err.retry_after_s)
@@ -383,7 +414,10 @@ class Router:
                 return None
         used_in = used_out = 0
         try:
-            if not await self._admit(rt, c, span):
+            wait = rt.bucket.reserve(cfg.timeout_s)
+            # Free slots (every call but a throttled one) are taken without a coroutine.
+            admitted = wait == 0.0 and rt.limit.try_acquire()
+            if not admitted and not await self._admit(rt, c, span, wait):
                 return None
             try:
                 att = await self._provider_call(rt, c, req)
@@ -398,10 +432,10 @@ class Router:
                 assert self.budget is not None
                 self.budget.settle(reservation, used_in + used_out, rt.cost(used_in, used_out))
 
-    async def _admit(self, rt: _RouteRuntime, c: _Call, span: Span) -> bool:
-        """A rate-limit slot and a concurrency slot, each within the route's timeout."""
+    async def _admit(self, rt: _RouteRuntime, c: _Call, span: Span, wait: float | None) -> bool:
+        """Wait for the rate-limit slot reserved ``wait`` seconds ahead (None: none within
+        the route's timeout) and for a concurrency slot, each within the route's timeout."""
         timeout_s = rt.cfg.timeout_s
-        wait = rt.bucket.reserve(timeout_s)
         if wait is None:
             await self._skip(c, rt, span, "throttled",
                              f"rate limit {rt.cfg.rate_per_s:g}/s: no slot within {timeout_s:g}s")
@@ -425,8 +459,12 @@ class Router:
         self.stats["provider_calls"] += 1
         t = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout_s):
-                result = await rt.provider.complete(req, timeout_s=timeout_s)
+            with Deadline(self._deadlines, timeout_s) as deadline:
+                token = CALLER_DEADLINE.set((deadline.task, deadline.when, timeout_s))
+                try:
+                    result = await rt.provider.complete(req, timeout_s=timeout_s)
+                finally:
+                    CALLER_DEADLINE.reset(token)
             return _Attempt(result, None, (time.perf_counter() - t) * 1e3)
         except ProviderError as exc:
             err = exc
@@ -460,7 +498,7 @@ class Router:
     ) -> LLMResponse:
         result = att.result
         assert result is not None
-        await self._record_attempt(rt, c, att, "repaired" if repaired else "ok", "")
+        await self._write(self._attempt_record(rt, c, att, "repaired" if repaired else "ok", ""))
         self.stats["answered"] += 1
         return LLMResponse(
             value=value,
@@ -486,26 +524,27 @@ class Router:
             f"trial in {b.retry_in_s():.1f}s"
         )
 
-    async def _record_attempt(
+    def _attempt_record(
         self, rt: _RouteRuntime, c: _Call, att: _Attempt, outcome: str, detail: str
-    ) -> None:
+    ) -> CallRecord:
         """The ledger row of a provider call; adds its usage and cost to the call's totals."""
         result = att.result
         if result is not None:
             t_in, t_out, model = result.usage.input_tokens, result.usage.output_tokens, result.model
         else:
             t_in, t_out, model = 0, 0, rt.provider.model
-        cost = rt.cost(t_in, t_out)
+        cost = t_in * rt.in_per_tok + t_out * rt.out_per_tok  # rt.cost(), without the call
         c.tokens_in += t_in
         c.tokens_out += t_out
         c.cost += cost
         if rt.cfg.metered:
             c.metered_tokens += t_in + t_out
             c.metered_usd += cost
-        await self._write(CallRecord(
+        return CallRecord(
             c.call_id, self._clock.now_ns(), c.request.role, rt.name, model or rt.provider.model,
-            t_in, t_out, cost, att.latency_ms, outcome, c.attempts, c.fp, False, _short(detail),
-        ))
+            t_in, t_out, cost, att.latency_ms, outcome, c.attempts, c.fp, False,
+            _short(detail) if detail else "",
+        )
 
     async def _skip(self, c: _Call, rt: _RouteRuntime, span: Span, outcome: str, why: str) -> None:
         """A route refused before any provider call (breaker, budget, throttling)."""
@@ -528,8 +567,12 @@ class Router:
     async def _write(self, record: CallRecord) -> None:
         # The ledger is an audit trail, not a dependency: a failing sink is logged and
         # counted, and the answer still reaches the caller.
+        ledger = self.ledger
         try:
-            await self.ledger.write(record)
+            if type(ledger) is InMemoryLedger:
+                ledger.add(record)  # all its write() does, without a coroutine per row
+            else:
+                await ledger.write(record)
         except Exception as exc:
             self.stats["ledger_errors"] += 1
             log.error("llm ledger write failed (%s): %s", type(exc).__name__, _short(str(exc)))

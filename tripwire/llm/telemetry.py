@@ -1,8 +1,9 @@
 """OpenTelemetry for the LLM layer: one span per router call and its attribute names.
 
-The router opens a span ``llm.call`` around each call and sets, once, at the end: role,
-route, model, tokens in/out, cost, cache hit, retries, breaker state and outcome (plus the
-GenAI semantic-convention names for model and tokens, so generic tooling reads them).
+The router opens a span ``llm.call`` around each call (:class:`CallSpan`) and sets, once, at
+the end and only when the span records: role, route, model, tokens in/out, cost, cache hit,
+retries, breaker state and outcome (plus the GenAI semantic-convention names for model and
+tokens, so generic tooling reads them).
 Failed routes become span events. The tracer is injectable; by default it comes from the
 global tracer provider (a no-op until an SDK provider is installed, which costs nothing).
 
@@ -21,8 +22,9 @@ global tracer provider (a no-op until an SDK provider is installed, which costs 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 TRACER_NAME = "tripwire.llm"
@@ -49,6 +51,40 @@ GENAI_TOKENS_OUT = "gen_ai.usage.output_tokens"
 def get_tracer(tracer: Tracer | None = None) -> Tracer:
     """``tracer``, or the global provider's tracer for the LLM layer."""
     return tracer if tracer is not None else trace.get_tracer(TRACER_NAME)
+
+
+class CallSpan:
+    """``with CallSpan(tracer) as span:``, the same as ``tracer.start_as_current_span(
+    SPAN_NAME)`` (the span is current inside, ended on exit, and an exception leaving the
+    block is recorded on it and sets its status), in one object instead of three nested
+    generator-based context managers: the router opens one on every call.
+    """
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, tracer: Tracer, name: str = SPAN_NAME) -> None:
+        self.span = tracer.start_span(name)
+
+    def __enter__(self) -> Span:
+        self._token = context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # In the order of opentelemetry.trace.use_span: detach, record, end. Only Exception
+        # subclasses are recorded (GeneratorExit, CancelledError and the like are not errors).
+        span = self.span
+        try:
+            context.detach(self._token)
+            if isinstance(exc, Exception) and isinstance(span, Span) and span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            span.end()
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ string even if a server echoed it back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import re
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
-from tripwire.llm.base import ErrorKind, LLMError, LLMRequest, ProviderError
+from tripwire.llm.base import CALLER_DEADLINE, ErrorKind, LLMError, LLMRequest, ProviderError
 
 T = TypeVar("T")
 
@@ -200,8 +201,11 @@ async def sdk_call(
     secrets: Iterable[str],
 ) -> T:
     """Await ``call()`` within ``timeout_s`` (a hard deadline over the whole exchange, where
-    the SDK's own timeout is per read) and raise only :class:`ProviderError`."""
+    the SDK's own timeout is per read) and raise only :class:`ProviderError`. Under the
+    router, whose deadline for the call already ends it no later, no second timer is armed."""
     try:
+        if _covered(timeout_s):
+            return await call()
         async with asyncio.timeout(timeout_s):
             return await call()
     except Exception as exc:
@@ -212,22 +216,42 @@ async def sdk_call(
         raise error from None
 
 
+def _covered(timeout_s: float) -> bool:
+    """Does the caller's deadline (the router's) already end this call no later than
+    ``timeout_s`` from now would? Then a second timer is redundant (base.CALLER_DEADLINE)."""
+    outer = CALLER_DEADLINE.get()
+    if outer is None:
+        return False
+    task, when, outer_timeout_s = outer
+    return task is asyncio.current_task() and (
+        # set at most that long ago, so it ends no later than ours would (no clock read)
+        outer_timeout_s <= timeout_s or when <= asyncio.get_running_loop().time() + timeout_s
+    )
+
+
 def per_schema(fn: Callable[[type[BaseModel]], T]) -> Callable[[type[BaseModel]], T]:
     """Memoise ``fn`` per answer-schema class: generating a JSON schema costs hundreds of
-    microseconds, too much for every call. Weak keys let hot-reloaded skills' classes go.
-    What it returns is shared: callers must not mutate it."""
-    memo: weakref.WeakKeyDictionary[type[BaseModel], T] = weakref.WeakKeyDictionary()
+    microseconds, too much for every call. What it returns is shared: callers must not
+    mutate it.
+
+    Keyed by ``id(schema)`` (a plain dict lookup on every call, where a WeakKeyDictionary
+    runs Python code); a finaliser drops the entry when the class is collected, so
+    hot-reloaded skills' classes still go, and before their id can be reused.
+    """
+    memo: dict[int, T] = {}
 
     def cached(schema: type[BaseModel]) -> T:
         try:
-            return memo[schema]
+            return memo[id(schema)]
         except KeyError:
-            value = memo[schema] = fn(schema)
+            value = memo[id(schema)] = fn(schema)
+            weakref.finalize(schema, memo.pop, id(schema), None)
             return value
 
     return cached
 
 
+@functools.lru_cache(maxsize=256)  # a handful of roles, asked on every call
 def tool_name(role: str) -> str:
     """A function/tool/schema name both APIs accept (``[A-Za-z0-9_-]{1,64}``)."""
     slug = re.sub(r"[^A-Za-z0-9_]+", "_", role).strip("_") or "answer"
@@ -241,6 +265,10 @@ def tool_description(request: LLMRequest) -> str:
     return f"Submit {what.rstrip('.')} as the structured answer. Call this exactly once."
 
 
+# strict=False: llama.cpp's grammars let raw control characters (a newline) into strings; the
+# answer is still the shape asked for. One decoder for all calls: ``json.loads`` with an
+# option builds a new one per call.
+_JSON_LENIENT = json.JSONDecoder(strict=False)
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
 
 
@@ -248,13 +276,12 @@ def loads_object(text: str, *, label: str = "answer", note: str = "") -> dict[st
     """The JSON object in ``text`` (a Markdown code fence around it is tolerated), else a
     ``malformed`` :class:`ProviderError` carrying the text for the repair prompt."""
     stripped = text.strip()
-    fenced = _FENCE.match(stripped)
-    if fenced:
-        stripped = fenced.group(1).strip()
+    if stripped.startswith("```"):
+        fenced = _FENCE.match(stripped)
+        if fenced:
+            stripped = fenced.group(1).strip()
     try:
-        # strict=False: llama.cpp's grammars let raw control characters (a newline) into
-        # strings; the answer is still the shape asked for.
-        value = json.loads(stripped, strict=False)
+        value = _loads_stripped(stripped)
     except ValueError as exc:
         raise ProviderError(
             "malformed", f"{label} is not JSON ({exc.msg} at char {exc.pos}){note}", raw_text=text
@@ -266,6 +293,20 @@ def loads_object(text: str, *, label: str = "answer", note: str = "") -> dict[st
             raw_text=text,
         )
     return value
+
+
+def _loads_stripped(text: str) -> Any:
+    """``json.loads(text, strict=False)`` for a ``text`` without surrounding whitespace."""
+    try:
+        value, end = _JSON_LENIENT.raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    # Not exactly one JSON document: json.loads's own way, for the error it gives.
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _JSON_LENIENT.decode(text)
 
 
 def elapsed_ms(clock: Callable[[], float], started: float) -> float:

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import anthropic
@@ -82,7 +83,7 @@ class AnthropicProvider:
         params = self._params(request, tool)
         started = self._clock()
         message = await sdk_call(
-            lambda: self._client.messages.create(**params, timeout=timeout_s),
+            partial(self._client.messages.create, **params, timeout=timeout_s),
             _SDK,
             timeout_s=timeout_s,
             label=self.name,

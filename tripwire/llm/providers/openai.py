@@ -38,7 +38,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import openai
@@ -224,13 +225,13 @@ class OpenAIProvider:
         params = self._params(mode, request, tool)
         started = self._clock()
         completion = await sdk_call(
-            lambda: self._client.chat.completions.create(**params, timeout=timeout_s),
+            partial(self._client.chat.completions.create, **params, timeout=timeout_s),
             _SDK,
             timeout_s=timeout_s,
             label=self.name,
             secrets=self._secrets,
         )
-        latency = elapsed_ms(self._clock, started)
+        latency = (self._clock() - started) * 1000.0
         reply = self._reply(completion, mode, tool, params)
         if reply.error is not None:
             if probing:
@@ -248,20 +249,38 @@ class OpenAIProvider:
 
     def _params(self, mode: Mode, request: LLMRequest, tool: str) -> dict[str, Any]:
         forms = _forms(request.schema)
-        schema, strict = self._schema(forms)
-        system = request.system
         params: dict[str, Any] = {"model": self.model}
         limit = self.max_tokens or request.max_tokens
         # OpenAI's newer models take max_completion_tokens only; many servers know max_tokens.
         params["max_completion_tokens" if self.kind == "openai" else "max_tokens"] = limit
         if self.send_temperature:
             params["temperature"] = request.temperature
+        # The structured-output part depends only on the way, the schema, the role and this
+        # provider's settings: built once per such shape (the SDK only reads it).
+        shape_key = (mode, request.role, self.kind, self.strict)
+        shape = forms.shapes.get(shape_key)
+        if shape is None:
+            shape = forms.shapes[shape_key] = self._shape(mode, request, tool, forms)
+        params.update(shape)
+        system = request.system
+        if mode == "json_object":
+            system = f"{system}\n\n{forms.rule}" if system else forms.rule
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        params["messages"] = messages
+        return params
+
+    def _shape(self, mode: Mode, request: LLMRequest, tool: str, forms: _Forms) -> dict[str, Any]:
+        """The request parameters that ask for structured output in ``mode``."""
+        schema, strict = self._schema(forms)
         if mode == "json_schema":
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": tool, "schema": schema, "strict": strict},
+            return {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": tool, "schema": schema, "strict": strict},
+                }
             }
-        elif mode == "tool":
+        if mode == "tool":
             function = {
                 "name": tool,
                 "description": tool_description(request),
@@ -269,19 +288,16 @@ class OpenAIProvider:
             }
             if strict:
                 function["strict"] = True
-            params["tools"] = [{"type": "function", "function": function}]
-            params["tool_choice"] = {"type": "function", "function": {"name": tool}}
-        else:
-            params["response_format"] = {"type": "json_object"}
-            if self.kind == "openai-compatible":
-                # llama.cpp's servers constrain json_object answers by an attached schema;
-                # the others ignore the extra field. OpenAI itself would refuse it.
-                params["response_format"]["schema"] = schema
-            system = f"{system}\n\n{forms.rule}" if system else forms.rule
-        messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
-        params["messages"] = messages
-        return params
+            return {
+                "tools": [{"type": "function", "function": function}],
+                "tool_choice": {"type": "function", "function": {"name": tool}},
+            }
+        response_format: dict[str, Any] = {"type": "json_object"}
+        if self.kind == "openai-compatible":
+            # llama.cpp's servers constrain json_object answers by an attached schema;
+            # the others ignore the extra field. OpenAI itself would refuse it.
+            response_format["schema"] = schema
+        return {"response_format": response_format}
 
     def _schema(self, forms: _Forms) -> tuple[dict[str, Any], bool]:
         """The schema to send and whether to ask for strict mode."""
@@ -321,7 +337,7 @@ class OpenAIProvider:
         return _Reply(data, text, usage, model, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Reply:
     data: dict[str, Any] | None
     text: str
@@ -341,16 +357,16 @@ class _Ignored(Exception):
 
 def _answer_text(message: Any, mode: Mode, tool: str) -> tuple[str, str]:
     """(the JSON text, why it is missing or '') from an assistant message."""
-    calls = list(getattr(message, "tool_calls", None) or [])
     content = getattr(message, "content", None) or ""
+    if mode != "tool" and content:
+        return content, ""
+    calls = list(getattr(message, "tool_calls", None) or [])
     if mode == "tool":
         for call in calls:
             function = getattr(call, "function", None)
             if function is not None and getattr(function, "name", tool) == tool:
                 return str(function.arguments or ""), ""
         return content, f"the answer has no {tool} tool call"
-    if content:
-        return content, ""
     if calls and getattr(calls[0], "function", None) is not None:
         return str(calls[0].function.arguments or ""), ""  # servers that answer by a tool call
     refusal = getattr(message, "refusal", None)
@@ -390,6 +406,8 @@ class _Forms:
     tight: dict[str, Any] | None  # OpenAI's strict form (None: the structure is not strict)
     loose: dict[str, Any]  # without value bounds, for servers that compile it to a grammar
     rule: str  # the json_object way's system-prompt paragraph
+    # (mode, role, provider kind, strict setting) -> the structured-output request parameters
+    shapes: dict[tuple[Mode, str, str, bool | None], dict[str, Any]] = field(default_factory=dict)
 
 
 @per_schema
