@@ -126,7 +126,9 @@ def run_latency(cfg, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_memory(n_symbols: int, window: int, ticks: int, seed: int) -> dict[str, Any]:
+def run_memory(
+    n_symbols: int, window: int, ticks: int, seed: int, every_s: float = 1.0
+) -> dict[str, Any]:
     cfg = scenario_for(n_symbols, ticks, seed)
     big = DetectorConfig(
         returns=MetricConfig(window=window), volume=MetricConfig(window=window, two_sided=False),
@@ -142,11 +144,11 @@ def run_memory(n_symbols: int, window: int, ticks: int, seed: int) -> dict[str, 
         last = [0.0]
 
         def sample(stats: dict[str, Any]) -> None:
-            if time.monotonic() - last[0] >= 1.0:
+            if time.monotonic() - last[0] >= every_s:
                 last[0] = time.monotonic()
                 samples.append((stats["ticks_scored"], *total(p.memory())))
 
-        res = p.run(progress=sample, poll_s=0.25)
+        res = p.run(progress=sample, poll_s=min(0.25, every_s))
         mem = p.memory()
     samples.append((res.feed["ticks_scored"], *total(mem)))
     half = [s for s in samples if s[0] >= res.feed["ticks_scored"] / 2]
@@ -181,7 +183,7 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     )
     window = 1_000 if quick else 10_000
     rss_ticks = 3_000_000 if quick else 40_000_000
-    mem = run_memory(1_000, window, rss_ticks, seed)
+    mem = run_memory(1_000, window, rss_ticks, seed, every_s=0.2 if quick else 1.0)
     out.update(
         rss_window=window, rss_ticks=mem["ticks"], peak_rss_mb=round(mem["peak_rss_mb"], 1),
         rss_per_process_peak_mb=mem["per_process_peak_mb"], rss_samples=mem["samples"],
