@@ -24,6 +24,7 @@ from rich.table import Table
 
 from actors.feed import FlowConfig
 from actors.pipeline import Pipeline, PipelineConfig, PipelineResult
+from tripwire.argtypes import int_in, positive_float
 from tripwire.config import Settings, load_settings
 from tripwire.model import NS_PER_SECOND, SymbolTable
 
@@ -35,29 +36,6 @@ class UsageError(ValueError):
 
 
 # ----------------------------------------------------------------------------- parsing
-
-
-def _int_at_least(lo: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
 
 
 def _time_ns(text: str) -> int:
@@ -78,7 +56,7 @@ def _time_ns(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--shards", type=_int_at_least(1), help="detector shard actors")
+    p.add_argument("--shards", type=int_in(1), help="detector shard actors")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -95,9 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--store", help="tick store URL (default: from settings; chdb:///...)")
     ing.add_argument("--no-store", action="store_true", help="score ticks without storing them")
     ing.add_argument("--seed", type=int, help="scenario: seed (default: the default scenario)")
-    ing.add_argument("--symbols", type=_int_at_least(1), help="scenario: number of symbols")
-    ing.add_argument("--days", type=_positive_float, help="scenario: simulated days")
-    ing.add_argument("--speed", type=_positive_float,
+    ing.add_argument("--symbols", type=int_in(1), help="scenario: number of symbols")
+    ing.add_argument("--days", type=positive_float, help="scenario: simulated days")
+    ing.add_argument("--speed", type=positive_float,
                      help="scenario/replay: N x recorded speed (default: as fast as possible)")
     ing.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@aggTrade")
     ing.add_argument("--url", help="binance: WebSocket base URL (default: Binance spot)")
@@ -105,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--names", help="replay: comma-separated symbols (default: all)")
     ing.add_argument("--start", type=_time_ns, help="replay: from (ISO time or ns)")
     ing.add_argument("--end", type=_time_ns, help="replay: until (ISO time or ns)")
-    ing.add_argument("--run-for", type=_positive_float, metavar="SECONDS",
+    ing.add_argument("--run-for", type=positive_float, metavar="SECONDS",
                      help="stop after this much wall time (live feeds run until stopped)")
     ing.set_defaults(func=cmd_ingest)
 

@@ -59,9 +59,9 @@ def demo_incidents(
             for a in shard.process(batch).anomalies:
                 kind = _event_of(a, wanted, found)
                 if kind is not None:
-                    market = _market(closes, last, sc.symbols.id(a.symbol), a.price)
+                    market = market_context(closes, last, sc.symbols.id(a.symbol), a.price)
                     found[kind] = (wanted[kind], Incident.from_anomaly(a, sc.news, market))
-            _update_last(last, batch)
+            update_last_prices(last, batch)
             if len(found) == len(wanted):
                 return [found[k] for k in kinds if k in found]
         closes.append(last.copy())
@@ -87,7 +87,9 @@ def _event_of(anomaly, wanted, found) -> EventKind | None:
     return None
 
 
-def _market(closes, last, sid: int, price: float) -> MarketContext | None:
+def market_context(closes, last, sid: int, price: float) -> MarketContext | None:
+    """Moves over the horizon: ``closes`` holds the last HORIZON_MIN minute closes of every
+    symbol (oldest first), ``last`` the latest prices."""
     if len(closes) < HORIZON_MIN:
         return None
     base = closes[0]
@@ -101,7 +103,10 @@ def _market(closes, last, sid: int, price: float) -> MarketContext | None:
     )
 
 
-def _update_last(last: np.ndarray, batch) -> None:
+def update_last_prices(last: np.ndarray, batch) -> None:
+    """``last[symbol] = the batch's last price of each symbol in it``."""
+    if len(batch) == 0:
+        return
     order = np.argsort(batch.symbol_id, kind="stable")
     ids, prices = batch.symbol_id[order], batch.price[order]
     ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])

