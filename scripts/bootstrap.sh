@@ -21,6 +21,19 @@ if command -v "$PYTHON" >/dev/null 2>&1; then
   [ -f "$inc/Python.h" ] || missing+=(python3-dev)
 fi
 # CMake: scikit-build-core fetches a cmake wheel from PyPI when the system has none.
+# PostgreSQL: tripwire starts a private cluster with the server's own initdb/pg_ctl
+# (tripwire.store.pg). Debian keeps them in /usr/lib/postgresql/<version>/bin, off PATH.
+# Not fatal when missing and not root: a server given by TRIPWIRE_PG_DSN works without them.
+have_postgres() {
+  command -v pg_ctl >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
+}
+if ! have_postgres; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing+=(postgresql)
+  else
+    say "PostgreSQL is missing: install it (Debian/Ubuntu: sudo apt-get install -y postgresql) or set TRIPWIRE_PG_DSN=postgresql://... to use a running server"
+  fi
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from tripwire.argtypes import int_in
 from tripwire.llm.cli import register as register_llm
+from tripwire.store.cli import register as register_db
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_demo)
     register_llm(sub)
+    register_db(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()
