@@ -1,0 +1,427 @@
+"""PaperBroker: simulated fills against the ticks fed to it, with slippage, fees and latency.
+
+Fill rules (chosen to be simple and slightly pessimistic, never flattering):
+  * an order is *active* from ``placed_ns + latency_ns`` on, compared with tick time;
+  * a market order fills fully at the first active tick's price, worsened by ``slippage_bps``
+    (a buy pays ``price * (1 + bps/1e4)``, a sell gets ``price * (1 - bps/1e4)``), taker fee;
+  * a limit order fills fully at its limit price (never better) on the first active tick that
+    touches or crosses it (buy: tick <= limit, sell: tick >= limit), maker fee;
+  * no partial fills: the tick's own quantity is not a cap;
+  * an attached stop-loss/take-profit arms when its order fills and triggers on a *later* tick
+    at or beyond its level, closing at that tick's price with slippage and taker fee, at most
+    the quantity still held on that side; the other leg of the bracket is then dropped;
+  * ticks with a non-finite or non-positive price are skipped (the feeds dead-letter them).
+Prices and PnL are plain float64 with no rounding to a tick size; a position whose quantity
+comes within ``QTY_EPSILON`` (relative) of zero is flat. One broker serves one thread.
+
+Accounting: ``cash`` moves by the fill notional and the fee; a position keeps its average
+entry price on reduces and re-bases it on flips; ``realised_pnl`` excludes fees, so
+``equity = initial_cash + realised + unrealised - fees``.
+
+>>> from tripwire.model import SimClock, SymbolTable, TickBatch
+>>> broker = PaperBroker(SymbolTable(["BTCUSDT"]), SimClock(0), PaperConfig(taker_fee_bps=10))
+>>> broker.place(OrderRequest("tw-a", "BTCUSDT", Side.BUY, 2.0)).status.value
+'open'
+>>> [(f.price, f.fee) for f in broker.on_ticks(TickBatch.from_columns([0], [5], [100.0], [1.0]))]
+[(100.0, 0.2)]
+>>> broker.positions()["BTCUSDT"].qty, broker.account().equity
+(2.0, 99999.8)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tripwire.execution.base import (
+    Account,
+    Bracket,
+    DuplicateClientOrderId,
+    EquityPoint,
+    Fill,
+    FillKind,
+    Liquidity,
+    Order,
+    OrderNotOpen,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    UnknownOrder,
+    validate_request,
+)
+from tripwire.model import Clock, SymbolTable, TickBatch
+
+BPS = 1e-4
+QTY_EPSILON = 1e-12  # relative: quantities closer to zero than this are flat
+
+
+@dataclass(frozen=True, slots=True)
+class PaperConfig:
+    """Costs and delays of the simulated venue; all must be finite and >= 0."""
+
+    slippage_bps: float = 0.0
+    maker_fee_bps: float = 0.0
+    taker_fee_bps: float = 0.0
+    latency_ns: int = 0
+    initial_cash: float = 100_000.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"PaperConfig.{f.name} must be a finite number >= 0, got {value!r}"
+                )
+
+
+@dataclass(slots=True)
+class _Book:
+    """Mutable position state of one symbol."""
+
+    qty: float = 0.0
+    avg_price: float = math.nan
+    realised: float = 0.0
+    mark: float = math.nan
+
+
+class PaperBroker:
+    """The paper backend (implements :class:`tripwire.execution.base.Broker`).
+
+    Feed it ticks with :meth:`on_ticks` in time order; it returns the fills they caused.
+    """
+
+    def __init__(
+        self, symbols: SymbolTable, clock: Clock, config: PaperConfig | None = None
+    ) -> None:
+        self._symbols = symbols
+        self.clock = clock
+        self.config = config or PaperConfig()
+        self._orders: dict[str, Order] = {}  # insertion order = placement order
+        # Working order id -> symbol, so matching never rescans finished orders.
+        self._working_ids: dict[str, str] = {}
+        self._original: dict[str, OrderRequest] = {}  # as first placed, for idempotency
+        self._brackets: dict[str, Bracket] = {}
+        self._books: dict[str, _Book] = {}
+        self._fills: list[Fill] = []
+        self._cash = float(self.config.initial_cash)
+        self._fees = 0.0
+        self._curve: list[EquityPoint] = []
+        self._last_ts = np.iinfo(np.int64).min
+
+    # ------------------------------------------------------------------ orders
+
+    def place(self, request: OrderRequest) -> Order:
+        existing = self._orders.get(request.client_order_id)
+        if existing is not None:
+            if self._original[request.client_order_id] != request:
+                raise DuplicateClientOrderId(request.client_order_id)
+            return self.get_order(existing.id)
+        request = validate_request(request, self._symbols)
+        now = self.clock.now_ns()
+        order = Order(
+            id=request.client_order_id,
+            request=request,
+            status=self._pending_or_open(now + self.config.latency_ns),
+            placed_ns=now,
+            active_ns=now + self.config.latency_ns,
+            updated_ns=now,
+        )
+        self._orders[order.id] = order
+        self._working_ids[order.id] = request.symbol
+        self._original[order.id] = request
+        return order
+
+    def cancel(self, order_id: str) -> Order:
+        order = self._working(order_id)
+        return self._store(order, status=OrderStatus.CANCELLED, updated_ns=self.clock.now_ns())
+
+    def replace(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+    ) -> Order:
+        order = self._working(order_id)
+        changes = {
+            k: v
+            for k, v in {
+                "qty": qty,
+                "limit_price": limit_price,
+                "stop_loss": stop_loss,
+                "take_profit": take_profit,
+            }.items()
+            if v is not None
+        }
+        request = validate_request(dataclasses.replace(order.request, **changes), self._symbols)
+        now = self.clock.now_ns()
+        # An amended order goes through the venue's latency again, as a new one would.
+        active = now + self.config.latency_ns
+        return self._store(
+            order,
+            request=request,
+            status=self._pending_or_open(active),
+            active_ns=active,
+            updated_ns=now,
+        )
+
+    def get_order(self, order_id: str) -> Order:
+        try:
+            order = self._orders[order_id]
+        except KeyError:
+            raise UnknownOrder(order_id) from None
+        if order.status is OrderStatus.PENDING and order.active_ns <= self.clock.now_ns():
+            return dataclasses.replace(order, status=OrderStatus.OPEN)
+        return order
+
+    def orders(self, symbol: str | None = None, *, working_only: bool = False) -> list[Order]:
+        return [
+            self.get_order(o.id)
+            for o in self._orders.values()
+            if (symbol is None or o.request.symbol == symbol)
+            and (not working_only or o.status.working)
+        ]
+
+    # ------------------------------------------------------------------ state
+
+    def positions(self) -> dict[str, Position]:
+        """Every symbol ever traded (flat ones too, for their realised PnL)."""
+        return {s: self._position(s, b) for s, b in self._books.items()}
+
+    def fills(self, order_id: str | None = None) -> list[Fill]:
+        return [f for f in self._fills if order_id is None or f.order_id == order_id]
+
+    def brackets(self, symbol: str | None = None) -> list[Bracket]:
+        return [b for b in self._brackets.values() if symbol is None or b.symbol == symbol]
+
+    def account(self) -> Account:
+        realised = sum(b.realised for b in self._books.values())
+        unrealised = sum(self._unrealised(b) for b in self._books.values())
+        return Account(
+            initial_cash=float(self.config.initial_cash),
+            cash=self._cash,
+            equity=self._equity(),
+            realised_pnl=realised,
+            unrealised_pnl=unrealised,
+            fees=self._fees,
+        )
+
+    def equity_curve(self) -> list[EquityPoint]:
+        """One point per :meth:`on_ticks` call that saw a valid tick (at its last tick time)."""
+        return list(self._curve)
+
+    # ------------------------------------------------------------------ ticks
+
+    def on_ticks(self, batch: TickBatch) -> list[Fill]:
+        """Match working orders and brackets against ``batch``; return the new fills.
+
+        Raises ValueError, before changing anything, when the batch goes back in time.
+        """
+        if len(batch) == 0:
+            return []
+        self._check_time_order(batch)
+        start = len(self._fills)
+        valid = np.isfinite(batch.price) & (batch.price > 0)
+        interesting = valid & self._symbols_with_work(batch.symbol_id)
+        for i in np.flatnonzero(interesting):
+            self._on_tick(int(batch.symbol_id[i]), int(batch.ts_ns[i]), float(batch.price[i]))
+        self._mark_last_prices(batch, valid)
+        self._last_ts = int(batch.ts_ns[-1])
+        if valid.any():
+            self._curve.append(EquityPoint(self._last_ts, self._cash, self._equity()))
+        return self._fills[start:]
+
+    def _check_time_order(self, batch: TickBatch) -> None:
+        ts = batch.ts_ns
+        if ts[0] < self._last_ts or (len(ts) > 1 and bool(np.any(np.diff(ts) < 0))):
+            raise ValueError(
+                f"ts_ns must not go back in time (last seen {self._last_ts}, batch starts {ts[0]})"
+            )
+
+    def _symbols_with_work(self, symbol_id: np.ndarray) -> np.ndarray:
+        """Rows whose symbol has a working order or a bracket (the rest only move marks)."""
+        names = set(self._working_ids.values())
+        names |= {b.symbol for b in self._brackets.values()}
+        ids = [self._symbols.id(n) for n in names]
+        return np.isin(symbol_id, np.asarray(ids, dtype=np.int32))
+
+    def _mark_last_prices(self, batch: TickBatch, valid: np.ndarray) -> None:
+        sid, price = batch.symbol_id[valid], batch.price[valid]
+        if len(sid) == 0:
+            return
+        # The last occurrence of each symbol: unique on the reversed array finds it first.
+        uniq, rev_idx = np.unique(sid[::-1], return_index=True)
+        for s, j in zip(uniq.tolist(), rev_idx.tolist(), strict=True):
+            book = self._books.get(self._symbols.name(s)) if 0 <= s < len(self._symbols) else None
+            if book is not None:  # only symbols ever traded have a book to mark
+                book.mark = float(price[::-1][j])
+
+    def _on_tick(self, symbol_id: int, ts: int, price: float) -> None:
+        symbol = self._symbols.name(symbol_id)
+        if symbol in self._books:  # stops and PnL see the price as it was at this tick
+            self._books[symbol].mark = price
+        # Brackets first: only those armed by fills on earlier ticks may trigger here.
+        # (a fill on this tick arms its bracket below, after this loop has run).
+        for bracket in [b for b in self._brackets.values() if b.symbol == symbol]:
+            self._maybe_trigger(bracket, ts, price)
+        for order in [self._orders[i] for i, s in self._working_ids.items() if s == symbol]:
+            if order.status.working and order.active_ns <= ts:
+                self._maybe_fill(order, ts, price)
+
+    # ------------------------------------------------------------------ fills
+
+    def _maybe_fill(self, order: Order, ts: int, price: float) -> None:
+        req = order.request
+        if req.order_type is OrderType.MARKET:
+            fill_price, liquidity = self._slipped(req.side, price), Liquidity.TAKER
+        else:
+            assert req.limit_price is not None  # validated at placement
+            touched = price <= req.limit_price if req.side is Side.BUY else price >= req.limit_price
+            if not touched:
+                return
+            fill_price, liquidity = req.limit_price, Liquidity.MAKER
+        fill = self._execute(
+            order.id, req.symbol, req.side, req.qty, fill_price, liquidity, FillKind.ORDER, ts
+        )
+        self._store(
+            order,
+            status=OrderStatus.FILLED,
+            filled_qty=req.qty,
+            avg_fill_price=fill.price,
+            updated_ns=ts,
+        )
+        if req.stop_loss is not None or req.take_profit is not None:
+            self._brackets[order.id] = Bracket(
+                order.id, req.symbol, req.side, req.qty, req.stop_loss, req.take_profit, ts
+            )
+
+    def _maybe_trigger(self, bracket: Bracket, ts: int, price: float) -> None:
+        long = bracket.side is Side.BUY
+        hit_stop = bracket.stop_loss is not None and (
+            price <= bracket.stop_loss if long else price >= bracket.stop_loss
+        )
+        hit_take = bracket.take_profit is not None and (
+            price >= bracket.take_profit if long else price <= bracket.take_profit
+        )
+        if not (hit_stop or hit_take):
+            return
+        del self._brackets[bracket.order_id]
+        held = self._books[bracket.symbol].qty * (1 if long else -1)
+        qty = min(bracket.qty, held)
+        if qty <= 0:  # the position was closed or flipped by other orders meanwhile
+            return
+        side = Side.SELL if long else Side.BUY
+        kind = FillKind.STOP_LOSS if hit_stop else FillKind.TAKE_PROFIT
+        self._execute(
+            bracket.order_id,
+            bracket.symbol,
+            side,
+            qty,
+            self._slipped(side, price),
+            Liquidity.TAKER,
+            kind,
+            ts,
+        )
+
+    def _slipped(self, side: Side, price: float) -> float:
+        return price * (1.0 + int(side) * self.config.slippage_bps * BPS)
+
+    def _execute(
+        self,
+        order_id: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        liquidity: Liquidity,
+        kind: FillKind,
+        ts: int,
+    ) -> Fill:
+        cfg = self.config
+        fee = (
+            qty * price * (cfg.maker_fee_bps if liquidity is Liquidity.MAKER else cfg.taker_fee_bps)
+        )
+        fee *= BPS
+        fill = Fill(
+            f"{order_id}:{len(self._fills)}",
+            order_id,
+            symbol,
+            side,
+            qty,
+            price,
+            fee,
+            liquidity,
+            kind,
+            ts,
+        )
+        self._fills.append(fill)
+        self._cash -= int(side) * qty * price + fee
+        self._fees += fee
+        apply_fill(self._books.setdefault(symbol, _Book()), int(side) * qty, price)
+        return fill
+
+    # ------------------------------------------------------------------ helpers
+
+    def _working(self, order_id: str) -> Order:
+        order = self.get_order(order_id)
+        if not order.status.working:
+            raise OrderNotOpen(order_id, order.status)
+        return order
+
+    def _pending_or_open(self, active_ns: int) -> OrderStatus:
+        return OrderStatus.OPEN if active_ns <= self.clock.now_ns() else OrderStatus.PENDING
+
+    def _store(self, order: Order, **changes: object) -> Order:
+        updated = dataclasses.replace(order, **changes)
+        self._orders[order.id] = updated
+        if not updated.status.working:
+            self._working_ids.pop(order.id, None)
+        return updated
+
+    def _position(self, symbol: str, book: _Book) -> Position:
+        return Position(
+            symbol, book.qty, book.avg_price, book.realised, book.mark, self._unrealised(book)
+        )
+
+    @staticmethod
+    def _unrealised(book: _Book) -> float:
+        if book.qty == 0 or math.isnan(book.mark):
+            return 0.0
+        return book.qty * (book.mark - book.avg_price)
+
+    def _equity(self) -> float:
+        held = sum(b.qty * b.mark for b in self._books.values() if b.qty != 0)
+        return self._cash + held
+
+
+def apply_fill(book: _Book, signed_qty: float, price: float) -> None:
+    """Update a position with a signed fill: adds re-average, reduces realise, flips re-base.
+
+    >>> b = _Book(); apply_fill(b, 1.0, 100.0); apply_fill(b, 1.0, 110.0); b.avg_price
+    105.0
+    >>> apply_fill(b, -3.0, 120.0); (b.qty, b.avg_price, b.realised)
+    (-1.0, 120.0, 30.0)
+    """
+    if book.qty == 0 or (book.qty > 0) == (signed_qty > 0):
+        new_qty = book.qty + signed_qty
+        old_cost = 0.0 if book.qty == 0 else book.qty * book.avg_price
+        book.avg_price = (old_cost + signed_qty * price) / new_qty
+        book.qty = new_qty
+        return
+    closed = min(abs(signed_qty), abs(book.qty))
+    direction = 1.0 if book.qty > 0 else -1.0
+    book.realised += closed * (price - book.avg_price) * direction
+    remaining = book.qty + signed_qty
+    if abs(remaining) <= QTY_EPSILON * max(abs(book.qty), abs(signed_qty)):
+        remaining = 0.0  # float residue of e.g. 0.3 - 0.1 - 0.2 is flat, not a dust position
+    if remaining == 0 or (remaining > 0) != (book.qty > 0):
+        # Flat, or flipped through zero: what is left opened at this fill's price.
+        book.avg_price = price if remaining != 0 else math.nan
+    book.qty = remaining
