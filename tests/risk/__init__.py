@@ -1,0 +1,1 @@
+"""Tests of tripwire.risk: limits, gates and sizing."""
