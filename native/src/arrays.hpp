@@ -1,5 +1,5 @@
-// Argument checking for tripwire._feedcheck: arrays of exactly one dtype (the same rule as
-// expect_array in module.cpp, which keeps its own copy so _native's code is unchanged).
+// Argument checking shared by the bindings (tripwire._native, tripwire._feedcheck): arrays
+// of exactly one dtype.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -27,8 +27,6 @@ py::array_t<T, py::array::c_style> expect_array(const py::handle& obj, const cha
                          ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
   }
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  // Equality, not identity: arrays unpickled from Ray's object store carry equal but
-  // distinct dtype objects.
   // Equivalence, not identity: arrays unpickled from Ray's object store carry equal but
   // distinct dtype objects.
   if (!py::detail::npy_api::get().PyArray_EquivTypes_(arr.dtype().ptr(),

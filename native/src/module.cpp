@@ -8,11 +8,13 @@
 #include <sstream>
 #include <string>
 
+#include "arrays.hpp"
 #include "tripwire/detector_bank.hpp"
 #include "tripwire/rolling.hpp"
 
 namespace py = pybind11;
 using namespace tripwire;
+using tripwire_bind::expect_array;
 
 namespace {
 
@@ -20,35 +22,6 @@ constexpr int kPickleVersion = 1;
 const char* const kMetricNames[kMetrics] = {"return", "volume", "price"};
 const char* const kReasonNames[kRejectReasons] = {"accepted", "bad_price", "bad_qty",
                                                   "out_of_order"};
-
-template <class T>
-const char* dtype_name();
-template <> const char* dtype_name<int32_t>() { return "int32"; }
-template <> const char* dtype_name<int64_t>() { return "int64"; }
-template <> const char* dtype_name<double>() { return "float64"; }
-
-// A 1-D array of exactly dtype T (C-contiguous view or copy), or a TypeError naming the
-// argument. Silent casts would hide a caller passing prices as float32 or ids as int64.
-template <class T>
-py::array_t<T, py::array::c_style> expect_array(const py::handle& obj, const char* name) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a numpy array of " + dtype_name<T>() +
-                         ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
-  }
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  // Equivalence, not identity: arrays unpickled from Ray's object store carry equal but
-  // distinct dtype objects.
-  if (!py::detail::npy_api::get().PyArray_EquivTypes_(arr.dtype().ptr(),
-                                                      py::dtype::of<T>().ptr())) {
-    throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
-                         std::string(py::str(arr.dtype())));
-  }
-  if (arr.ndim() != 1) {
-    throw py::value_error(std::string(name) + " must be 1-D, got " +
-                          std::to_string(arr.ndim()) + " dimensions");
-  }
-  return py::array_t<T, py::array::c_style>::ensure(arr);
-}
 
 template <class T>
 py::array_t<T> to_array(const std::vector<T>& v) {
