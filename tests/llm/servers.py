@@ -41,6 +41,7 @@ import itertools
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -158,7 +159,7 @@ class Recorded:
 Responder = Callable[[Any], Reply]
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """The shared machinery: script, recording, lifecycle, faults. Subclasses render."""
 
     path: ClassVar[str]
@@ -257,8 +258,9 @@ class LoopbackServer:
         return self._port
 
     @property
+    @abstractmethod
     def base_url(self) -> str:
-        raise NotImplementedError
+        """The URL the SDK is given (its own path prefix included)."""
 
     # -- one request ----------------------------------------------------------------------
 
@@ -295,11 +297,13 @@ class LoopbackServer:
     def _capability_answer(self, body: Any) -> web.Response | None:
         return None
 
+    @abstractmethod
     def _render(self, body: Any, reply: Reply) -> dict[str, Any]:
-        raise NotImplementedError
+        """The protocol's success body for ``reply``."""
 
+    @abstractmethod
     def _error_body(self, reply: Reply) -> dict[str, Any]:
-        raise NotImplementedError
+        """The protocol's error body for ``reply``."""
 
     def _error(self, reply: Reply) -> web.Response:
         return self._json(reply.status, self._error_body(reply), reply.headers)

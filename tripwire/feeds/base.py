@@ -14,6 +14,7 @@ N x speed) and stamping each tick's arrival time (``recv_ns``) as it is released
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
@@ -66,7 +67,7 @@ def stamp_arrival(ticks: TickBatch, now_ns: int) -> TickBatch:
     return replace(ticks, recv_ns=np.where(ticks.recv_ns == 0, np.int64(now_ns), ticks.recv_ns))
 
 
-class IterableFeed:
+class IterableFeed(ABC):
     """Base for sources that can be read synchronously, in exchange-time order.
 
     ``speed``: None reads as fast as possible; 1.0 at recorded speed; 10.0 ten times faster.
@@ -89,10 +90,12 @@ class IterableFeed:
         self.slice_ms = float(slice_ms)
         self._stop = False
 
-    def iter_chunks(self) -> Iterator[FeedChunk]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def iter_chunks(self) -> Iterator[FeedChunk]:
+        """The source's chunks in exchange-time order (a generator)."""
 
-    def stats(self) -> dict:  # pragma: no cover - overridden
+    def stats(self) -> dict:
+        """Counters for progress lines; sources override it with their own."""
         return {}
 
     def stop(self) -> None:

@@ -31,6 +31,7 @@ because they are real network waits that must pass even under a simulated clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -362,11 +363,9 @@ class BinanceWebSocketFeed:
         timeout = None
         if self._pending_since is not None:
             timeout = max(0.0, self._pending_since + self.max_delay_s - loop.time())
-        try:
+        with contextlib.suppress(TimeoutError):  # timing out means the oldest row is due
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
-        except TimeoutError:
-            pass  # the oldest buffered row is due
 
     def _flush(self) -> FeedChunk:
         dead, self._dead = self._dead, []
