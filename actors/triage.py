@@ -29,14 +29,14 @@ from tripwire.config import Settings, load_settings
 from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.llm.base import AllRoutesFailed, BudgetExceeded, LLMError, LLMResponse
 from tripwire.llm.factory import LLMStack, RouteUnavailable, build_llm
-from tripwire.llm.incident import Incident, MarketContext
+from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.llm.skills import SkillLoader
 from tripwire.model import NS_PER_SECOND, EventKind, EventLabel
 
 DEMO_KINDS = (EventKind.NEWS_SHOCK, EventKind.LIQUIDATION_CASCADE, EventKind.FAT_FINGER)
 SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
-HORIZON_MIN = 15  # the market context looks back this far
+HORIZON_MIN = 15  # the market context looks back this many minute closes
 SUB_BATCH_S = 5  # the shard gets the scenario in batches of this many seconds
 
 
@@ -59,7 +59,8 @@ def demo_incidents(
             for a in shard.process(batch).anomalies:
                 kind = _event_of(a, wanted, found)
                 if kind is not None:
-                    market = market_context(closes, last, sc.symbols.id(a.symbol), a.price)
+                    market = market_context(closes, last, sc.symbols.id(a.symbol), a.price,
+                                            horizon_min=HORIZON_MIN)
                     found[kind] = (wanted[kind], Incident.from_anomaly(a, sc.news, market))
             update_last_prices(last, batch)
             if len(found) == len(wanted):
@@ -85,32 +86,6 @@ def _event_of(anomaly, wanted, found) -> EventKind | None:
         ):
             return kind
     return None
-
-
-def market_context(closes, last, sid: int, price: float) -> MarketContext | None:
-    """Moves over the horizon: ``closes`` holds the last HORIZON_MIN minute closes of every
-    symbol (oldest first), ``last`` the latest prices."""
-    if len(closes) < HORIZON_MIN:
-        return None
-    base = closes[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moves = (last / base - 1) * 100
-    return MarketContext(
-        horizon_s=HORIZON_MIN * 60,
-        btc_move_pct=round(float(moves[0]), 4),
-        market_move_pct=round(float(np.nanmedian(moves)), 4),
-        symbol_move_pct=round(float((price / base[sid] - 1) * 100), 4),
-    )
-
-
-def update_last_prices(last: np.ndarray, batch) -> None:
-    """``last[symbol] = the batch's last price of each symbol in it``."""
-    if len(batch) == 0:
-        return
-    order = np.argsort(batch.symbol_id, kind="stable")
-    ids, prices = batch.symbol_id[order], batch.price[order]
-    ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
-    last[ids[ends]] = prices[ends]
 
 
 # ----------------------------------------------------------------------------- triage

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tripwire.llm.base import LLMRequest, Message, Provider, ProviderError
-from tripwire.llm.incident import Incident
+from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.rules import (
     MAX_CONFIDENCE,
     RULES_MAX_SIZE,
@@ -434,7 +434,6 @@ def scenario_incidents(seed: int):
     trips per symbol into incidents with the scenario's news and a 15-minute market
     context (BTC, the universe's median and the symbol's own move)."""
     from actors.shard import DetectorShard
-    from actors.triage import market_context, update_last_prices
     from tripwire.feeds.scenario import Scenario, ScenarioConfig
 
     sc = Scenario(ScenarioConfig(seed=seed))
@@ -458,7 +457,8 @@ def scenario_incidents(seed: int):
                 previous, latest_trip[symbol] = latest_trip.get(symbol), ts
                 if previous is not None and ts - previous < COALESCE_S * S:
                     continue
-                market = market_context(closes, last, sc.symbols.id(symbol), trips[0].price)
+                market = market_context(closes, last, sc.symbols.id(symbol), trips[0].price,
+                                        horizon_min=HORIZON_MIN)
                 out.append(Incident.from_anomalies(trips, sc.news, market))
             update_last_prices(last, batch)
         closes.append(last.copy())

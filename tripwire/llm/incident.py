@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripwire.model import NS_PER_SECOND, Anomaly, Metric, NewsItem, RecentTicks
+from tripwire.model import NS_PER_SECOND, Anomaly, Metric, NewsItem, RecentTicks, TickBatch
 
 MetricName = Literal["RETURN", "VOLUME", "PRICE"]
 
@@ -104,6 +104,48 @@ class MarketContext(_Frozen):
     btc_move_pct: float | None = None
     market_move_pct: float | None = None
     symbol_move_pct: float | None = None
+
+
+def market_context(
+    closes: Sequence[np.ndarray],
+    last: np.ndarray,
+    sid: int,
+    price: float,
+    *,
+    horizon_min: int = 15,
+    btc_id: int = 0,
+) -> MarketContext | None:
+    """The market's moves over ``horizon_min`` minutes up to a trip, in percent.
+
+    ``closes`` holds the last ``horizon_min`` per-minute closes of every symbol (oldest
+    first), ``last`` every symbol's latest price, ``price`` the tripping tick's; ``btc_id``
+    is BTC's symbol id (the scenario puts BTCUSDT first). None until the horizon is filled.
+
+    >>> c = [np.array([100.0, 10.0])] * 2
+    >>> market_context(c, np.array([101.0, 9.0]), 1, 9.5, horizon_min=2).symbol_move_pct
+    -5.0
+    """
+    if len(closes) < horizon_min:
+        return None
+    base = closes[-horizon_min]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moves = (last / base - 1) * 100
+    return MarketContext(
+        horizon_s=horizon_min * 60,
+        btc_move_pct=round(float(moves[btc_id]), 4),
+        market_move_pct=round(float(np.nanmedian(moves)), 4),
+        symbol_move_pct=round(float((price / base[sid] - 1) * 100), 4),
+    )
+
+
+def update_last_prices(last: np.ndarray, batch: TickBatch) -> None:
+    """``last[symbol]`` = the batch's last price of each symbol in it (in place)."""
+    if len(batch) == 0:
+        return
+    order = np.argsort(batch.symbol_id, kind="stable")
+    ids, prices = batch.symbol_id[order], batch.price[order]
+    ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
+    last[ids[ends]] = prices[ends]
 
 
 class Incident(_Frozen):
