@@ -5,6 +5,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The real PostgreSQL fixtures (pg_cluster, fresh_db, migrated_db), for every test package.
+pytest_plugins = ["tests.pgfixtures"]
+
 # CI gets more examples; both are deterministic per run of the database-less profile.
 settings.register_profile(
     "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -9,13 +9,9 @@ cluster lives under /tmp rather than pytest's tmp dir because, as root, the serv
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -36,46 +32,8 @@ pytestmark = pytest.mark.timeout(120)
 TABLES = {
     "incidents", "verdicts", "proposals", "signatures", "orders", "fills", "positions",
     "bus_messages", "llm_calls", "app_state", "heartbeats", "dead_letters", "schema_migrations",
+    "approvals",
 }
-_db_numbers = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_root() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="tripwire-pg-test-"))
-    root.chmod(0o711)  # mkdtemp makes it 0700; the postgres user must be able to enter it
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def pg_cluster(pg_root: Path) -> Iterator[PrivateCluster]:
-    cluster = PrivateCluster(pg_root / "session", durable=False)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-def _with_database(dsn: str, name: str) -> str:
-    return dsn.rsplit("/", 1)[0] + "/" + name
-
-
-async def _create_database(admin_dsn: str) -> str:
-    name = f"t{os.getpid()}_{next(_db_numbers)}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _with_database(admin_dsn, name)
-
-
-@pytest.fixture
-def fresh_db(pg_cluster: PrivateCluster) -> str:
-    """A new, empty database in the session cluster."""
-    return asyncio.run(_create_database(pg_cluster.dsn))
-
-
 async def _fetch(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:

@@ -1,0 +1,459 @@
+"""The decision store: a port with one contract and two backends (memory, PostgreSQL).
+
+Everything the decision core remembers goes through :class:`DecisionStore`: incidents,
+verdicts, proposals with their outcome, signatures, TWO_PHASE approvals, orders, fills,
+positions, the append-only bus of messages between agents, the halt flag, heartbeats and
+dead letters. :class:`MemoryDecisionStore` keeps it in dicts (tests, benchmarks, a DRY_RUN
+demo); :class:`tripwire.store.pg_decisions.PgDecisionStore` keeps it in PostgreSQL. One
+conformance suite (``tests/store/test_decision_store.py``) runs against both, as LangGraph
+does for its checkpointers.
+
+The contract, where it matters for money:
+
+* inserts are idempotent by their natural key (incident id, verdict id, client order id,
+  fill id, signer + proposal hash): a retry or a restart never doubles a row;
+* an outcome is final: :meth:`DecisionStore.set_outcome` on a decided proposal returns
+  False and changes nothing;
+* the halt flag fails closed: :meth:`DecisionStore.read_halt` either answers or raises, and
+  callers treat a raise as halted; resuming needs a written acknowledgement;
+* an approval is decided once; a decision after ``expires_ns`` is ``expired``, never
+  ``approved``;
+* bus messages are append-only.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tripwire.decisions.signatures import Signature
+from tripwire.execution.base import Fill, Order, Position
+from tripwire.risk.gates import HaltStatus
+
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+class StoreError(RuntimeError):
+    """A request the store refuses (the message says why); nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    decision_id: str
+    status: str  # pending | approved | rejected | expired
+    proposal_hash: str
+    summary: str
+    requested_ns: int
+    expires_ns: int
+    decided_by: str = ""
+    decided_ns: int = 0
+    note: str = ""
+
+
+@dataclass
+class DecisionChain:
+    """Everything about one decision, from the trip to the fills (for explain and journal)."""
+
+    decision_id: str
+    incident: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+    proposal: dict[str, Any] | None = None
+    signatures: list[Signature] = field(default_factory=list)
+    approval: Approval | None = None
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def order_row(proposal_id: str, backend: str, order: Order) -> dict[str, Any]:
+    r = order.request
+    return {
+        "client_order_id": order.id, "proposal_id": proposal_id, "backend": backend,
+        "exchange_order_id": None, "symbol": r.symbol, "side": r.side.name,
+        "order_type": r.order_type.value, "qty": r.qty, "price": r.limit_price,
+        "status": order.status.value, "ts_ns": order.placed_ns, "updated_ns": order.updated_ns,
+        "payload": {"filled_qty": order.filled_qty,
+                    "avg_fill_price": None if order.avg_fill_price != order.avg_fill_price
+                    else order.avg_fill_price,
+                    "stop_loss": r.stop_loss, "take_profit": r.take_profit},
+    }
+
+
+def fill_row(fill: Fill) -> dict[str, Any]:
+    return {"id": fill.fill_id, "client_order_id": fill.order_id, "symbol": fill.symbol,
+            "side": fill.side.name, "qty": fill.qty, "price": fill.price, "fee": fill.fee,
+            "ts_ns": fill.ts_ns, "kind": fill.kind.value}
+
+
+class DecisionStore(abc.ABC):
+    """The port (see the module docstring). Every method is a coroutine."""
+
+    # -- incidents and verdicts ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_incident(self, incident_id: str, symbol: str, ts_ns: int, status: str,
+                              payload: Mapping[str, Any]) -> bool:
+        """Insert unless it exists; True when inserted."""
+
+    @abc.abstractmethod
+    async def set_incident_status(self, incident_id: str, status: str) -> None: ...
+
+    @abc.abstractmethod
+    async def incident(self, incident_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def record_verdict(self, verdict_id: str, incident_id: str, symbol: str, ts_ns: int,
+                             classification: str, confidence: float,
+                             payload: Mapping[str, Any]) -> bool: ...
+
+    @abc.abstractmethod
+    async def verdict(self, verdict_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def recent_verdicts(self, symbol: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The symbol's latest verdicts, newest first."""
+
+    # -- proposals, outcomes, signatures, approvals ------------------------------------------
+
+    @abc.abstractmethod
+    async def record_proposal(self, decision_id: str, *, incident_id: str | None,
+                              verdict_id: str | None, symbol: str, ts_ns: int, action: str,
+                              proposal_hash: str, revision: int, mode: str,
+                              payload: Mapping[str, Any]) -> None:
+        """Insert, or move an undecided proposal to a new revision. A decided one raises
+        StoreError."""
+
+    @abc.abstractmethod
+    async def proposal(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def set_outcome(self, decision_id: str, outcome: str, reason: str,
+                          ts_ns: int) -> bool:
+        """Set the final outcome; False (and no change) when it was already set."""
+
+    @abc.abstractmethod
+    async def decisions(self, limit: int = 50, *, undecided_only: bool = False
+                        ) -> list[dict[str, Any]]:
+        """Proposals, newest first."""
+
+    @abc.abstractmethod
+    async def add_signature(self, decision_id: str, signature: Signature) -> bool:
+        """False when this signer already signed this hash (the first signature stands)."""
+
+    @abc.abstractmethod
+    async def signatures(self, decision_id: str) -> list[Signature]: ...
+
+    @abc.abstractmethod
+    async def request_approval(self, approval: Approval) -> Approval:
+        """Insert a pending approval; an existing one is returned unchanged."""
+
+    @abc.abstractmethod
+    async def decide_approval(self, decision_id: str, *, approve: bool, by: str, note: str,
+                              now_ns: int) -> Approval:
+        """approved / rejected, or expired when ``now_ns`` is past the expiry. Decided once:
+        a second call returns the first answer. Unknown id: StoreError."""
+
+    @abc.abstractmethod
+    async def approval(self, decision_id: str) -> Approval | None: ...
+
+    @abc.abstractmethod
+    async def pending_approvals(self) -> list[Approval]: ...
+
+    # -- orders, fills, positions --------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_order(self, decision_id: str, backend: str, order: Order) -> bool:
+        """Insert unless the client order id exists; True when inserted."""
+
+    @abc.abstractmethod
+    async def update_order(self, backend: str, order: Order) -> None: ...
+
+    @abc.abstractmethod
+    async def orders(self, decision_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def record_fill(self, fill: Fill) -> bool:
+        """Insert unless the fill id exists; True when inserted."""
+
+    @abc.abstractmethod
+    async def fills(self, client_order_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def save_position(self, backend: str, position: Position, ts_ns: int) -> None: ...
+
+    @abc.abstractmethod
+    async def positions(self, backend: str) -> dict[str, dict[str, Any]]: ...
+
+    # -- the bus, the halt flag, heartbeats, dead letters -----------------------------------
+
+    @abc.abstractmethod
+    async def append_message(self, decision_id: str | None, sender: str, recipient: str,
+                             kind: str, payload: Mapping[str, Any], ts_ns: int) -> int:
+        """Append; the message's id (increasing)."""
+
+    @abc.abstractmethod
+    async def messages(self, decision_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def read_halt(self) -> HaltStatus:
+        """The halt flag; raises if it cannot be read (callers then treat it as halted)."""
+
+    @abc.abstractmethod
+    async def set_halt(self, reason: str, by: str, ts_ns: int) -> None: ...
+
+    @abc.abstractmethod
+    async def resume(self, by: str, acknowledgement: str, ts_ns: int) -> None:
+        """Clear the flag; StoreError unless ``by`` and ``acknowledgement`` are given."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, component: str, ts_ns: int, detail: str = "") -> None: ...
+
+    @abc.abstractmethod
+    async def heartbeats(self) -> dict[str, tuple[int, str]]: ...
+
+    @abc.abstractmethod
+    async def dead_letter(self, ts_ns: int, source: str, reason: str, symbol: str | None,
+                          detail: str = "", raw: str = "") -> None: ...
+
+    @abc.abstractmethod
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None:
+        return None
+
+    # -- derived --------------------------------------------------------------------------
+
+    async def chain(self, decision_id: str) -> DecisionChain | None:
+        """The whole chain of one decision, or None when there is no such decision."""
+        proposal = await self.proposal(decision_id)
+        if proposal is None:
+            return None
+        chain = DecisionChain(decision_id, proposal=proposal)
+        if proposal["incident_id"]:
+            chain.incident = await self.incident(proposal["incident_id"])
+        if proposal["verdict_id"]:
+            chain.verdict = await self.verdict(proposal["verdict_id"])
+        chain.signatures = await self.signatures(decision_id)
+        chain.approval = await self.approval(decision_id)
+        chain.orders = await self.orders(decision_id)
+        for o in chain.orders:
+            chain.fills.extend(await self.fills(o["client_order_id"]))
+        chain.messages = await self.messages(decision_id)
+        return chain
+
+
+def _require_ack(by: str, acknowledgement: str) -> None:
+    if not (by or "").strip() or not (acknowledgement or "").strip():
+        raise StoreError("resuming after a halt needs the operator's name and a written "
+                         "acknowledgement of what was checked")
+
+
+def _decided(a: Approval, approve: bool, by: str, note: str, now_ns: int) -> Approval:
+    if now_ns > a.expires_ns:
+        status = "expired"
+    else:
+        status = "approved" if approve else "rejected"
+    return Approval(a.decision_id, status, a.proposal_hash, a.summary, a.requested_ns,
+                    a.expires_ns, by, now_ns, note)
+
+
+class MemoryDecisionStore(DecisionStore):
+    """The store in dicts: same contract as PostgreSQL, gone with the process."""
+
+    def __init__(self) -> None:
+        self._incidents: dict[str, dict[str, Any]] = {}
+        self._verdicts: dict[str, dict[str, Any]] = {}
+        self._proposals: dict[str, dict[str, Any]] = {}
+        self._signatures: dict[str, list[Signature]] = {}
+        self._approvals: dict[str, Approval] = {}
+        self._orders: dict[str, dict[str, Any]] = {}
+        self._fills: dict[str, dict[str, Any]] = {}
+        self._positions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._messages: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self._halt = HaltStatus(False)
+        self._heartbeats: dict[str, tuple[int, str]] = {}
+        self._dead: list[dict[str, Any]] = []
+
+    async def record_incident(self, incident_id, symbol, ts_ns, status, payload):
+        if incident_id in self._incidents:
+            return False
+        self._incidents[incident_id] = {"id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
+                                        "status": status, "payload": copy.deepcopy(dict(payload))}
+        return True
+
+    async def set_incident_status(self, incident_id, status):
+        if incident_id not in self._incidents:
+            raise StoreError(f"no incident {incident_id!r}")
+        self._incidents[incident_id]["status"] = status
+
+    async def incident(self, incident_id):
+        return copy.deepcopy(self._incidents.get(incident_id))
+
+    async def record_verdict(self, verdict_id, incident_id, symbol, ts_ns, classification,
+                             confidence, payload):
+        if incident_id not in self._incidents:
+            raise StoreError(f"verdict {verdict_id!r} names unknown incident {incident_id!r}")
+        if not 0.0 <= confidence <= 1.0:
+            raise StoreError(f"verdict confidence must be in [0, 1], got {confidence!r}")
+        if verdict_id in self._verdicts:
+            return False
+        self._verdicts[verdict_id] = {
+            "id": verdict_id, "incident_id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
+            "class": classification, "confidence": confidence,
+            "payload": copy.deepcopy(dict(payload))}
+        return True
+
+    async def verdict(self, verdict_id):
+        return copy.deepcopy(self._verdicts.get(verdict_id))
+
+    async def recent_verdicts(self, symbol, limit=5):
+        rows = [v for v in self._verdicts.values() if v["symbol"] == symbol]
+        rows.sort(key=lambda v: (v["ts_ns"], v["id"]), reverse=True)
+        return copy.deepcopy(rows[:limit])
+
+    async def record_proposal(self, decision_id, *, incident_id, verdict_id, symbol, ts_ns,
+                              action, proposal_hash, revision, mode, payload):
+        if action not in ("BUY", "SELL", "HOLD"):
+            raise StoreError(f"proposal action must be BUY, SELL or HOLD, got {action!r}")
+        for key, table, value in (("incident", self._incidents, incident_id),
+                                  ("verdict", self._verdicts, verdict_id)):
+            if value is not None and value not in table:
+                raise StoreError(f"proposal {decision_id!r} names unknown {key} {value!r}")
+        row = self._proposals.get(decision_id)
+        if row is not None and row["outcome"] is not None:
+            raise StoreError(f"decision {decision_id} already ended as {row['outcome']}")
+        self._proposals[decision_id] = {
+            "id": decision_id, "incident_id": incident_id, "verdict_id": verdict_id,
+            "symbol": symbol, "ts_ns": ts_ns, "action": action, "proposal_hash": proposal_hash,
+            "revision": revision, "mode": mode, "outcome": None, "reason": "",
+            "updated_ns": ts_ns, "payload": copy.deepcopy(dict(payload))}
+
+    async def proposal(self, decision_id):
+        return copy.deepcopy(self._proposals.get(decision_id))
+
+    async def set_outcome(self, decision_id, outcome, reason, ts_ns):
+        row = self._proposals.get(decision_id)
+        if row is None:
+            raise StoreError(f"no decision {decision_id!r}")
+        if row["outcome"] is not None:
+            return False
+        row.update(outcome=outcome, reason=reason, updated_ns=ts_ns)
+        return True
+
+    async def decisions(self, limit=50, *, undecided_only=False):
+        rows = [p for p in self._proposals.values()
+                if not undecided_only or p["outcome"] is None]
+        rows.sort(key=lambda p: (p["ts_ns"], p["id"]), reverse=True)
+        return copy.deepcopy(rows[:limit])
+
+    async def add_signature(self, decision_id, signature):
+        if decision_id not in self._proposals:
+            raise StoreError(f"signature for unknown decision {decision_id!r}")
+        sigs = self._signatures.setdefault(decision_id, [])
+        if any(s.signer == signature.signer and s.proposal_hash == signature.proposal_hash
+               for s in sigs):
+            return False
+        sigs.append(signature)
+        return True
+
+    async def signatures(self, decision_id):
+        return list(self._signatures.get(decision_id, ()))
+
+    async def request_approval(self, approval):
+        if approval.decision_id not in self._proposals:
+            raise StoreError(f"approval for unknown decision {approval.decision_id!r}")
+        return self._approvals.setdefault(approval.decision_id, approval)
+
+    async def decide_approval(self, decision_id, *, approve, by, note, now_ns):
+        a = self._approvals.get(decision_id)
+        if a is None:
+            raise StoreError(f"no approval is pending for decision {decision_id!r}")
+        if a.status != "pending":
+            return a
+        self._approvals[decision_id] = _decided(a, approve, by, note, now_ns)
+        return self._approvals[decision_id]
+
+    async def approval(self, decision_id):
+        return self._approvals.get(decision_id)
+
+    async def pending_approvals(self):
+        return sorted((a for a in self._approvals.values() if a.status == "pending"),
+                      key=lambda a: (a.requested_ns, a.decision_id))
+
+    async def record_order(self, decision_id, backend, order):
+        if decision_id not in self._proposals:
+            raise StoreError(f"order for unknown decision {decision_id!r}")
+        if order.id in self._orders:
+            return False
+        self._orders[order.id] = order_row(decision_id, backend, order)
+        return True
+
+    async def update_order(self, backend, order):
+        row = self._orders.get(order.id)
+        if row is None:
+            raise StoreError(f"no order {order.id!r}")
+        new = order_row(row["proposal_id"], backend, order)
+        row.update(status=new["status"], updated_ns=new["updated_ns"], payload=new["payload"])
+
+    async def orders(self, decision_id):
+        rows = [o for o in self._orders.values() if o["proposal_id"] == decision_id]
+        return copy.deepcopy(sorted(rows, key=lambda o: (o["ts_ns"], o["client_order_id"])))
+
+    async def record_fill(self, fill):
+        if fill.order_id not in self._orders:
+            raise StoreError(f"fill {fill.fill_id!r} for unknown order {fill.order_id!r}")
+        if fill.fill_id in self._fills:
+            return False
+        self._fills[fill.fill_id] = fill_row(fill)
+        return True
+
+    async def fills(self, client_order_id):
+        rows = [f for f in self._fills.values() if f["client_order_id"] == client_order_id]
+        return copy.deepcopy(sorted(rows, key=lambda f: (f["ts_ns"], f["id"])))
+
+    async def save_position(self, backend, position, ts_ns):
+        self._positions[(backend, position.symbol)] = {
+            "symbol": position.symbol, "qty": position.qty,
+            "avg_price": position.avg_price if position.avg_price == position.avg_price else 0.0,
+            "realised_pnl": position.realised_pnl, "updated_ns": ts_ns}
+
+    async def positions(self, backend):
+        return {s: dict(row) for (b, s), row in self._positions.items() if b == backend}
+
+    async def append_message(self, decision_id, sender, recipient, kind, payload, ts_ns):
+        msg_id = next(self._ids)
+        self._messages.append({"id": msg_id, "ts_ns": ts_ns, "decision_id": decision_id,
+                               "sender": sender, "recipient": recipient, "kind": kind,
+                               "payload": copy.deepcopy(dict(payload))})
+        return msg_id
+
+    async def messages(self, decision_id):
+        return copy.deepcopy([m for m in self._messages if m["decision_id"] == decision_id])
+
+    async def read_halt(self):
+        return self._halt
+
+    async def set_halt(self, reason, by, ts_ns):
+        self._halt = HaltStatus(True, reason, by)
+
+    async def resume(self, by, acknowledgement, ts_ns):
+        _require_ack(by, acknowledgement)
+        self._halt = HaltStatus(False, "", by)
+
+    async def heartbeat(self, component, ts_ns, detail=""):
+        self._heartbeats[component] = (ts_ns, detail)
+
+    async def heartbeats(self):
+        return dict(self._heartbeats)
+
+    async def dead_letter(self, ts_ns, source, reason, symbol, detail="", raw=""):
+        self._dead.append({"id": len(self._dead) + 1, "ts_ns": ts_ns, "source": source,
+                           "reason": reason, "symbol": symbol, "detail": detail, "raw": raw})
+
+    async def dead_letters(self, limit=100):
+        return copy.deepcopy(self._dead[-limit:][::-1])
