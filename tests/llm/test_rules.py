@@ -315,6 +315,13 @@ def test_the_double_checker_agrees_with_a_trade_the_facts_support():
     assert d.verdict is CheckVerdict.AGREE and d.concerns == [] and d.confidence > 0.7
 
 
+def test_the_double_checker_shrinks_a_size_above_its_cap_and_never_enlarges():
+    big = double_check(news_incident(), proposal(size=0.5))
+    assert big.verdict is CheckVerdict.AGREE and big.max_size == 0.25
+    small = double_check(news_incident(), proposal(size=0.1))
+    assert small.verdict is CheckVerdict.AGREE and small.max_size is None
+
+
 def test_the_double_checker_agrees_with_any_hold():
     hold = proposal(action="HOLD", size=0, limit_price=None, stop_loss=None, take_profit=None)
     assert double_check(make(), hold).verdict is CheckVerdict.AGREE
@@ -323,7 +330,6 @@ def test_the_double_checker_agrees_with_any_hold():
 @pytest.mark.parametrize(
     ("inc", "kw", "concern"),
     [
-        (news_incident(), {"size": 0.5}, "above the 0.25 cap"),
         (news_incident(), {"action": "BUY", "stop_loss": 3300.0, "take_profit": 3600.0},
          "BUY against the -2.90% move"),
         (news_incident(), {"symbol": "SOLUSDT"}, "proposal is for SOLUSDT"),

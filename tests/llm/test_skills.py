@@ -196,9 +196,11 @@ def test_headings_and_fences_inside_code_blocks_are_content():
 
 
 def test_integer_is_a_number_and_nullable_types_are_accepted():
-    doc = {"type": "object", "required": ["verdict", "concerns", "confidence", "source"],
+    doc = {"type": "object",
+           "required": ["verdict", "concerns", "confidence", "max_size", "source"],
            "properties": {"verdict": {"enum": ["AGREE", "DISAGREE", "ABSTAIN"]},
                           "concerns": {"type": "array"}, "confidence": {"type": "integer"},
+                          "max_size": {"type": ["number", "null"]},
                           "source": {"enum": ["llm", "rules"]}}}  # fmt: skip
     assert schema_problems(doc, DoubleCheck) == []
     limit = {"type": ["number", "null"]}

@@ -492,8 +492,6 @@ def _proposal_concerns(incident: Incident, p: StrategistProposal, own: TriageVer
     concerns = []
     if p.symbol != incident.symbol:
         concerns.append(f"proposal is for {p.symbol}, the incident for {incident.symbol}")
-    if p.size > CHECK_MAX_SIZE:
-        concerns.append(f"size {p.size:.2f} is above the {CHECK_MAX_SIZE:.2f} cap")
     if own.classification in (
         Classification.DATA_ERROR,
         Classification.IGNORE,
@@ -519,26 +517,30 @@ def double_check(incident: Incident, proposal: StrategistProposal | None) -> Dou
     if proposal is None:
         return DoubleCheck(
             verdict=CheckVerdict.ABSTAIN, concerns=["no valid proposal to check"],
-            confidence=0.0, source="rules",
+            confidence=0.0, max_size=None, source="rules",
         )  # fmt: skip
     if proposal.action is Action.HOLD:
-        return DoubleCheck(verdict=CheckVerdict.AGREE, concerns=[], confidence=0.9, source="rules")
+        return DoubleCheck(verdict=CheckVerdict.AGREE, concerns=[], confidence=0.9,
+                           max_size=None, source="rules")
     own = triage(incident)
     concerns = _proposal_concerns(incident, proposal, own)
     if concerns:
         return DoubleCheck(
             verdict=CheckVerdict.DISAGREE, concerns=[c[:200] for c in concerns[:8]],
-            confidence=_conf(0.7, (len(concerns) > 1, 0.1)), source="rules",
+            confidence=_conf(0.7, (len(concerns) > 1, 0.1)), max_size=None, source="rules",
         )  # fmt: skip
     if own.classification is Classification.NEWS_DRIVEN:
+        # Agree with the trade, but never sign more than the cap: a larger size is shrunk.
+        cap = CHECK_MAX_SIZE if proposal.size > CHECK_MAX_SIZE else None
         return DoubleCheck(
             verdict=CheckVerdict.AGREE, concerns=[], confidence=round(own.confidence * 0.9, 2),
-            source="rules",
+            max_size=cap, source="rules",
         )  # fmt: skip
     return DoubleCheck(
         verdict=CheckVerdict.ABSTAIN,
         concerns=[f"the facts read as {own.classification.value}; rules only back news trades"],
         confidence=0.5,
+        max_size=None,
         source="rules",
     )
 

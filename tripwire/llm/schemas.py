@@ -137,11 +137,16 @@ class StrategistProposal(_Strict):
 
 
 class DoubleCheck(_Strict):
-    """A blind second opinion on a proposal; a DISAGREE names at least one concern."""
+    """A blind second opinion on a proposal; a DISAGREE names at least one concern. An
+    AGREE may cap the size (max_size): the trade is then made smaller, never larger."""
 
     verdict: CheckVerdict
     concerns: list[Factor] = Field(max_length=MAX_FACTORS)
     confidence: Confidence
+    max_size: float | None = Field(
+        ge=0.0, le=1.0, description="largest size you would sign (fraction of the maximum "
+        "position); null: the proposal's size"
+    )
     source: Source = Field(description='"llm" for a model')
 
     @model_validator(mode="after")
