@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tripwire.decisions.config import DecisionConfig, load_decision_config
 from tripwire.detect.config import DetectorConfig
 from tripwire.llm.config import LLMConfig, load_llm_config
 
@@ -58,6 +59,7 @@ class Settings:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     llm: LLMConfig = field(default_factory=lambda: load_llm_config({}))
+    decisions: DecisionConfig = field(default_factory=DecisionConfig)
 
 
 def _scalar(text: str) -> Any:
@@ -114,7 +116,7 @@ def load_settings(
 
 
 def _build(data: dict[str, Any]) -> Settings:
-    known = {"data", "store", "ray", "detector", "pipeline", "llm"}
+    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff"}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -125,7 +127,8 @@ def _build(data: dict[str, Any]) -> Settings:
     detector = DetectorConfig.from_dict(data.get("detector", {}))
     pipeline = _pipeline(data.get("pipeline", {}))
     llm = load_llm_config(data.get("llm", {}))
-    return Settings(data_dir, store_url, ray_address, detector, pipeline, llm)
+    decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}))
+    return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions)
 
 
 def _get(data: dict[str, Any], section: str, key: str, typ: type, default: Any) -> Any:

@@ -1,12 +1,15 @@
-"""Execution backends behind one protocol: paper (default) and backtest.
+"""Execution backends behind one protocol: paper (default), backtest and exchange (ccxt).
 
 See :mod:`tripwire.execution.base` for the protocol, the order/fill/position values and the
-typed errors; :mod:`.paper` for the fill rules; :mod:`.backtest` for deterministic replay.
+typed errors; :mod:`.paper` for the fill rules; :mod:`.backtest` for deterministic replay;
+:mod:`.exchange` for real venues through ccxt (imported from there, so ccxt loads only on use).
 """
 
 from tripwire.execution.backtest import BacktestBroker, BacktestResult, chunks_of, fills_digest
 from tripwire.execution.base import (
     Account,
+    AuthenticationFailed,
+    BackendUnavailable,
     Bracket,
     Broker,
     DuplicateClientOrderId,
@@ -14,6 +17,7 @@ from tripwire.execution.base import (
     ExecutionError,
     Fill,
     FillKind,
+    InsufficientFunds,
     Liquidity,
     Order,
     OrderNotOpen,
@@ -22,6 +26,7 @@ from tripwire.execution.base import (
     OrderStatus,
     OrderType,
     Position,
+    RateLimited,
     Side,
     UnknownOrder,
     validate_request,
@@ -30,6 +35,8 @@ from tripwire.execution.paper import PaperBroker, PaperConfig
 
 __all__ = [
     "Account",
+    "AuthenticationFailed",
+    "BackendUnavailable",
     "BacktestBroker",
     "BacktestResult",
     "Bracket",
@@ -39,6 +46,7 @@ __all__ = [
     "ExecutionError",
     "Fill",
     "FillKind",
+    "InsufficientFunds",
     "Liquidity",
     "Order",
     "OrderNotOpen",
@@ -49,6 +57,7 @@ __all__ = [
     "PaperBroker",
     "PaperConfig",
     "Position",
+    "RateLimited",
     "Side",
     "UnknownOrder",
     "chunks_of",

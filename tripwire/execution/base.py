@@ -34,6 +34,8 @@ from tripwire.model import Side
 
 __all__ = [
     "Account",
+    "AuthenticationFailed",
+    "BackendUnavailable",
     "Bracket",
     "Broker",
     "DuplicateClientOrderId",
@@ -41,6 +43,7 @@ __all__ = [
     "ExecutionError",
     "Fill",
     "FillKind",
+    "InsufficientFunds",
     "Liquidity",
     "Order",
     "OrderNotOpen",
@@ -49,6 +52,7 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Position",
+    "RateLimited",
     "Side",
     "UnknownOrder",
     "validate_request",
@@ -95,6 +99,43 @@ class DuplicateClientOrderId(ExecutionError):
             f"client order id {order_id!r} already used for a different order; refusing"
         )
         self.order_id = order_id
+
+
+class BackendUnavailable(ExecutionError):
+    """The venue could not be reached or failed transiently (network, timeout, 5xx, overload).
+
+    ``retryable`` is True: the same call may succeed later. For ``place`` that is safe because
+    orders are idempotent by client order id.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, venue: str = "", operation: str = "") -> None:
+        super().__init__(message)
+        self.venue = venue
+        self.operation = operation
+
+
+class RateLimited(BackendUnavailable):
+    """The venue throttled us (HTTP 429/418 or its own rate-limit code), even after retries."""
+
+
+class AuthenticationFailed(ExecutionError):
+    """Credentials missing, malformed or refused. Never retried; never carries the secret."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, venue: str = "", operation: str = "") -> None:
+        super().__init__(message)
+        self.venue = venue
+        self.operation = operation
+
+
+class InsufficientFunds(OrderRejected):
+    """The venue refused the order for lack of balance or margin (``field`` is ``qty``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("qty", reason)
 
 
 # ----------------------------------------------------------------------------- values

@@ -1,0 +1,66 @@
+"""Fail closed, node by node: the wrapper every graph node runs inside.
+
+A node that raises, times out or returns something malformed does not crash the graph: the
+wrapper turns it into ``{"outcome": "REJECTED", "reason": "<node>: <why>"}`` and the graph's
+routing sends the decision straight to its final node. Two things pass through untouched:
+LangGraph's interrupt (a TWO_PHASE decision pausing for a person is not a failure) and
+BaseExceptions such as cancellation (a process being stopped is not a verdict on the
+decision; the checkpoint resumes it). Once an outcome is set, later nodes do nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from langgraph.errors import GraphBubbleUp
+
+from tripwire.decisions.outcome import Outcome
+from tripwire.metrics import DecisionMetrics
+
+Node = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_REASON = 500
+
+
+def rejected(reason: str) -> dict[str, Any]:
+    return {"outcome": Outcome.REJECTED.value, "reason": reason[:MAX_REASON]}
+
+
+def guarded(graph: str, name: str, fn: Node, *, timeout_s: float,
+            metrics: DecisionMetrics, always: bool = False) -> Node:
+    """``fn`` made fail-closed, timed out after ``timeout_s``, its latency recorded.
+
+    ``always``: run even when an outcome is already set (the final node)."""
+
+    async def node(state: dict[str, Any]) -> dict[str, Any]:
+        if state.get("outcome") and not always:
+            return {}
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                update = await fn(state)
+            if not isinstance(update, Mapping):
+                return rejected(f"{name}: returned {type(update).__name__}, not a state update")
+            return dict(update)
+        except GraphBubbleUp:  # interrupt(): a pause, not a failure
+            raise
+        except TimeoutError:
+            return rejected(f"{name}: timed out after {timeout_s:g}s")
+        except Exception as exc:  # fail closed on anything a node raises
+            return rejected(f"{name}: {type(exc).__name__}: {exc}")
+        finally:
+            metrics.node_latency(graph, name, (time.perf_counter() - t0) * 1e3)
+
+    node.__name__ = name
+    return node
+
+
+def next_or_finish(next_node: str, finish: str = "finish") -> Callable[[dict[str, Any]], str]:
+    """Routing after a node: on to ``next_node``, or to ``finish`` once an outcome is set."""
+
+    def route(state: dict[str, Any]) -> str:
+        return finish if state.get("outcome") else next_node
+
+    return route

@@ -1,0 +1,186 @@
+"""Run incidents through triage and sign-off, pause for people, resume after a crash.
+
+:class:`DecisionRunner` owns the two compiled graphs and their checkpointer. Each graph run
+is a LangGraph thread: the triage of incident ``I`` is thread ``triage:I``, the decision
+``D`` is thread ``D`` (the decision id, a UUIDv7). With the PostgreSQL checkpointer
+(:func:`postgres_checkpointer`) a process that stops mid-decision resumes it from its last
+checkpoint (:meth:`DecisionRunner.recover`), a TWO_PHASE decision waits across restarts for
+its approval, and a finished one is never run again: its outcome is final in the store and
+its order's client id is derived from the decision id.
+
+Bursts go through :class:`tripwire.decisions.intake.IncidentIntake`: one incident per symbol
+per cool-down, a bounded queue, and an overflow recorded as ``skipped: overload``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from graphs.deps import DecisionDeps
+from graphs.signoff import build_signoff_graph, initial_state
+from graphs.triage import TRIAGED, build_triage_graph, triage_input
+from tripwire.decisions.intake import OVERLOAD, SKIPPED_OVERLOAD, IncidentIntake
+from tripwire.decisions.outcome import AWAITING_APPROVAL
+from tripwire.llm.incident import Incident
+from tripwire.model import new_id
+
+DURABILITY = "sync"  # a checkpoint is written before the next node starts: crash-safe
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionResult:
+    """Where one incident ended: ``outcome`` is a final Outcome, ``AWAITING_APPROVAL``, or
+    ``TRIAGE_FAILED`` / ``SKIPPED`` / ``COALESCED`` (no decision was made)."""
+
+    incident_id: str
+    symbol: str
+    outcome: str
+    reason: str
+    decision_id: str | None = None
+    verdict: str | None = None
+    order_id: str | None = None
+    journal: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def postgres_checkpointer(dsn: str, *, max_size: int = 8) -> AsyncIterator[Any]:
+    """LangGraph's AsyncPostgresSaver on a small connection pool, its tables set up."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=kwargs,
+                                   open=False) as pool:
+        saver = AsyncPostgresSaver(pool)
+        await saver.setup()
+        yield saver
+
+
+class DecisionRunner:
+    def __init__(self, deps: DecisionDeps, checkpointer: BaseCheckpointSaver | None = None,
+                 *, durability: str = DURABILITY) -> None:
+        self.deps = deps
+        self.checkpointer = checkpointer if checkpointer is not None else InMemorySaver()
+        self.durability = durability
+        self.triage_graph = build_triage_graph(deps).compile(checkpointer=self.checkpointer)
+        self.signoff_graph = build_signoff_graph(deps).compile(checkpointer=self.checkpointer)
+        s = deps.config.signoff
+        self.intake = IncidentIntake(cooldown_ns=deps.config.ns("incident_cooldown_s"),
+                                     max_pending=s.max_pending)
+        self._queued: dict[str, Incident] = {}
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def submit(self, incident: Incident) -> DecisionResult | None:
+        """Queue an incident (coalesced or refused ones are recorded, never dropped)."""
+        incident = incident if incident.id else incident.model_copy(update={"id": new_id()})
+        admission = self.intake.offer(incident.id, incident.symbol, incident.ts_ns)
+        if admission.status == OVERLOAD:
+            return await self._skip(incident, SKIPPED_OVERLOAD, "overload")
+        if admission.into is not None:
+            return await self._skip(incident, f"coalesced into {admission.into}", "coalesced")
+        self._queued[incident.id] = incident
+        return None
+
+    async def _skip(self, incident: Incident, status: str, metric: str) -> DecisionResult:
+        store = self.deps.store
+        await store.record_incident(incident.id, incident.symbol, incident.ts_ns, status,
+                                    incident.model_dump(mode="json"))
+        self.deps.metrics.incident_skipped(metric)
+        return DecisionResult(incident.id, incident.symbol, "SKIPPED", status)
+
+    async def drain(self) -> list[DecisionResult]:
+        """Handle every queued incident, oldest first."""
+        results = []
+        while (incident_id := self.intake.take()) is not None:
+            results.append(await self.handle(self._queued.pop(incident_id)))
+        return results
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def handle(self, incident: Incident) -> DecisionResult:
+        """Triage, then (with a verdict) sign-off."""
+        t = await self.triage(incident)
+        if t.get("outcome") != TRIAGED:
+            return DecisionResult(t["incident_id"], incident.symbol, "TRIAGE_FAILED",
+                                  t.get("reason", ""))
+        return await self.decide(incident.model_copy(update={"id": t["incident_id"]}), t)
+
+    async def triage(self, incident: Incident) -> dict[str, Any]:
+        state = triage_input(incident)
+        config = {"configurable": {"thread_id": f"triage:{state['incident_id']}"}}
+        return await self.triage_graph.ainvoke(state, config, durability=self.durability)
+
+    async def decide(self, incident: Incident, triaged: dict[str, Any],
+                     decision_id: str | None = None) -> DecisionResult:
+        decision_id = decision_id or new_id(self.deps.clock)
+        state = initial_state(decision_id, self.deps.config.mode, incident, triaged["verdict"],
+                              triaged["verdict_id"], triaged["verdict_ts_ns"],
+                              self.deps.clock.now_ns())
+        final = await self.signoff_graph.ainvoke(state, self._config(decision_id),
+                                                 durability=self.durability)
+        return self._result(final)
+
+    async def resume(self, decision_id: str, answer: Any = None) -> DecisionResult:
+        """Continue a paused or interrupted decision (``answer``: the approval's resume)."""
+        value = None if answer is None else Command(resume=answer)
+        final = await self.signoff_graph.ainvoke(value, self._config(decision_id),
+                                                 durability=self.durability)
+        return self._result(final)
+
+    async def approve(self, decision_id: str, by: str, note: str = "") -> DecisionResult:
+        return await self.resume(decision_id, {"approve": True, "by": by, "note": note})
+
+    async def reject(self, decision_id: str, by: str, note: str = "") -> DecisionResult:
+        return await self.resume(decision_id, {"approve": False, "by": by, "note": note})
+
+    async def expire_due(self) -> list[DecisionResult]:
+        """Close every pending approval past its expiry (as EXPIRED)."""
+        now = self.deps.clock.now_ns()
+        due = [a for a in await self.deps.store.pending_approvals() if a.expires_ns < now]
+        return [await self.resume(a.decision_id, {"approve": False, "by": "expiry",
+                                                   "note": "no answer before expiry"})
+                for a in due]
+
+    async def recover(self) -> list[DecisionResult]:
+        """After a restart: resume every undecided decision that is not waiting for a person
+        from its last checkpoint. One without a checkpoint never got past its first step
+        and is closed REJECTED (no order can have been placed)."""
+        results = []
+        waiting = {a.decision_id for a in await self.deps.store.pending_approvals()}
+        for row in await self.deps.store.decisions(limit=10_000, undecided_only=True):
+            if row["id"] in waiting:
+                continue
+            snapshot = await self.signoff_graph.aget_state(self._config(row["id"]))
+            if not snapshot.values:
+                await self.deps.store.set_outcome(row["id"], "REJECTED",
+                                                  "no checkpoint to resume from after a restart",
+                                                  self.deps.clock.now_ns())
+                continue
+            results.append(await self.resume(row["id"]))
+        return results
+
+    def _config(self, decision_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": decision_id}}
+
+    @staticmethod
+    def _result(final: dict[str, Any]) -> DecisionResult:
+        outcome = final.get("outcome") or AWAITING_APPROVAL
+        if final.get("__interrupt__"):
+            outcome = AWAITING_APPROVAL
+        reason = final.get("reason", "")
+        if outcome == AWAITING_APPROVAL and final.get("__interrupt__"):
+            reason = str(final["__interrupt__"][0].value.get("summary", ""))
+        verdict = final.get("verdict") or {}
+        return DecisionResult(
+            final.get("incident_id", ""), (final.get("incident") or {}).get("symbol", ""),
+            outcome, reason, final.get("decision_id"), verdict.get("classification"),
+            (final.get("order") or {}).get("client_order_id"), final.get("journal"))

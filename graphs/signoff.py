@@ -1,0 +1,522 @@
+"""The sign-off graph: a verdict becomes an order only with three signatures over one hash.
+
+::
+
+    start -> strategist -> risk_gate -> fact_checker -> double_checker -> approval -> execute
+                  |             ^                             |              |          |
+                  |             +--------- shrink ------------+              |          |
+                  +------------------------> finish <------------------------+----------+
+
+* **strategist** (LLM, ``strategist`` skill): BUY, SELL or HOLD with size, stop, target.
+  A HOLD ends the decision.
+* **risk_gate** (arithmetic): gates (halt flag, rejection and PnL breakers) and sizing
+  (risk budget from the stop distance x fractional Kelly, capped by the strategist's size
+  and every limit). It fixes the order's terms as a :class:`Proposal` and signs its hash.
+* **fact_checker** (arithmetic): re-reads price, verdict age, symbol, halt flag and position
+  now, and signs the same hash only if they still hold.
+* **double_checker** (LLM, ``double-checker`` skill): blind; it sees the incident's facts
+  and the order's numbers, never the strategist's rationale or the verdict. AGREE signs;
+  an AGREE with a smaller ``max_size`` makes a smaller revision, which the risk gate and the
+  fact-checker sign again; anything else vetoes.
+* **approval** (TWO_PHASE only): LangGraph ``interrupt``; resumed with
+  ``Command(resume={"approve": bool, "by": str, "note": str})``; approvals expire.
+* **execute**: re-reads the proposal from the store, recomputes its hash, verifies three
+  APPROVE signatures over it, reads the halt flag, re-checks the facts, and only then places
+  the order under a client order id derived from the decision id (a retry or a restart
+  returns the same order, never a second one). DRY_RUN stops before the backend.
+* **finish**: the final outcome (written once), metrics and the journal file.
+
+Every node runs inside :func:`graphs.guard.guarded`: an exception, a timeout or a malformed
+answer ends the decision REJECTED with the reason. State is plain JSON so the PostgreSQL
+checkpointer can keep it and a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from graphs.deps import DecisionDeps
+from graphs.guard import guarded, next_or_finish, rejected
+from tripwire.decisions.factcheck import Facts, fact_check
+from tripwire.decisions.outcome import Outcome
+from tripwire.decisions.portfolio import portfolio_state
+from tripwire.decisions.proposal import Proposal, proposal_hash
+from tripwire.decisions.signatures import (
+    DOUBLE_CHECKER,
+    FACT_CHECKER,
+    RISK_GATE,
+    Signature,
+    SignVerdict,
+    verify_signatures,
+)
+from tripwire.execution.base import OrderRequest, OrderType
+from tripwire.llm.incident import Incident
+from tripwire.llm.schemas import Action, CheckVerdict, StrategistProposal, TriageVerdict
+from tripwire.model import Side, client_order_id
+from tripwire.risk.gates import gate_open
+from tripwire.risk.limits import OrderSide, ProposedOrder, check_all, floor_to_step
+from tripwire.risk.modes import SafetyMode
+from tripwire.risk.sizing import size_position
+from tripwire.store.decisions import Approval
+
+GRAPH = "signoff"
+MAX_REVISIONS = 3  # shrinks per decision; each is strictly smaller, this bounds the loop
+WITHHELD = "(withheld: the double-checker judges the facts and the numbers, not the argument)"
+
+
+class SignoffState(TypedDict, total=False):
+    decision_id: str
+    mode: str
+    started_ns: int
+    incident: dict[str, Any]
+    incident_id: str
+    verdict: dict[str, Any]
+    verdict_id: str
+    verdict_ts_ns: int
+    strategist: dict[str, Any]
+    proposal: dict[str, Any]
+    proposal_hash: str
+    original_qty: float
+    double_cap: float | None
+    shrunk: bool
+    risk: dict[str, Any]
+    facts: list[dict[str, Any]]
+    double_check: dict[str, Any]
+    approval: dict[str, Any]
+    order: dict[str, Any]
+    outcome: str
+    reason: str
+    journal: str
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON (no NaN/inf: PostgreSQL's jsonb refuses them) from dataclasses and floats."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return jsonable(dataclasses.asdict(x))
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple | set | frozenset):
+        return [jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+class SignoffNodes:
+    """The node functions, bound to their dependencies."""
+
+    def __init__(self, deps: DecisionDeps) -> None:
+        self.d = deps
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.d.clock.now_ns()
+
+    async def _say(self, s: SignoffState, sender: str, recipient: str, kind: str,
+                   payload: dict[str, Any]) -> None:
+        await self.d.store.append_message(s["decision_id"], sender, recipient, kind,
+                                          jsonable(payload), self.now())
+
+    async def _sign(self, s: SignoffState, signer: str, h: str, verdict: SignVerdict,
+                    reason: str) -> None:
+        sig = Signature(signer, h, verdict.value, reason[:500], self.now())
+        await self.d.store.add_signature(s["decision_id"], sig)
+        await self._say(s, signer, "execute", "signature", dataclasses.asdict(sig))
+
+    async def _record(self, s: SignoffState, p: Proposal | None, payload: dict[str, Any],
+                      action: str | None = None) -> None:
+        await self.d.store.record_proposal(
+            s["decision_id"], incident_id=s["incident_id"], verdict_id=s["verdict_id"],
+            symbol=s["incident"]["symbol"], ts_ns=s["started_ns"],
+            action=action or (p.side if p else "HOLD"),
+            proposal_hash=proposal_hash(p) if p else "", revision=p.revision if p else 0,
+            mode=s["mode"], payload=jsonable(payload))
+
+    def _payload(self, s: SignoffState, **extra: Any) -> dict[str, Any]:
+        keys = ("strategist", "risk", "facts", "double_check", "approval")
+        return {**{k: s[k] for k in keys if k in s}, **extra}
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    async def start(self, s: SignoffState) -> dict[str, Any]:
+        """Make the decision visible (undecided) before anything can go wrong."""
+        if await self.d.store.proposal(s["decision_id"]) is None:
+            await self._record(s, None, {})
+        await self._say(s, "orchestrator", "strategist", "decision_started",
+                        {"incident_id": s["incident_id"], "verdict_id": s["verdict_id"],
+                         "mode": s["mode"]})
+        return {}
+
+    async def strategist(self, s: SignoffState) -> dict[str, Any]:
+        incident = Incident.model_validate(s["incident"])
+        verdict = TriageVerdict.model_validate(s["verdict"])
+        request = self.d.skills.request("strategist", incident, verdict=verdict)
+        response = await self.d.router.call(request)
+        sp = response.value
+        if not isinstance(sp, StrategistProposal):
+            return rejected(f"strategist: answer is a {type(sp).__name__}")
+        dump = {**sp.model_dump(mode="json"), "route": response.route, "model": response.model,
+                "cost_usd": response.cost_usd}
+        await self._say(s, "strategist", "risk_gate", "proposal", dump)
+        if sp.symbol != incident.symbol:
+            return rejected(f"strategist: proposed {sp.symbol} for an incident on "
+                            f"{incident.symbol}")
+        if sp.action is Action.HOLD:
+            await self._record({**s, "strategist": dump}, None, {"strategist": dump}, "HOLD")
+            return {"strategist": dump, "outcome": Outcome.HOLD.value,
+                    "reason": sp.rationale[:500]}
+        await self._record(s, None, {"strategist": dump}, sp.action.value)
+        return {"strategist": dump}
+
+    async def risk_gate(self, s: SignoffState) -> dict[str, Any]:
+        d = self.d
+        halt = await d.read_halt()
+        portfolio = portfolio_state(d.broker, self.now(), d.equity)
+        d.pnl.observe(portfolio.pnl_today)
+        gates = gate_open(d.rejections, d.pnl, lambda: halt)  # None reads as halted
+        if "proposal" in s:
+            p, sizing = Proposal.from_dict(s["proposal"]), "revision: limits re-checked only"
+            qty, decision = self._recheck(p, portfolio)
+        else:
+            p, qty, decision, sizing = self._size(s, portfolio)
+        checks = decision.checks if decision is not None else ()
+        risk = {"approved": bool(gates.open and qty > 0), "quantity": qty,
+                "requested_quantity": decision.requested_quantity if decision else 0.0,
+                "checks": [dataclasses.asdict(c) for c in checks],
+                "gates": [dataclasses.asdict(g) for g in gates.checks], "sizing": sizing}
+        if p is None:
+            return await self._veto_unsized(s, risk)
+        if 0 < qty < p.quantity:
+            p = p.shrunk(qty) if "proposal" in s else dataclasses.replace(p, quantity=qty)
+        state = {**s, "risk": risk}
+        await self._record(state, p, self._payload(state, proposal=p.to_dict()))
+        h = proposal_hash(p)
+        update = {"risk": risk, "proposal": p.to_dict(), "proposal_hash": h, "shrunk": False}
+        if "original_qty" not in s:
+            update["original_qty"] = p.quantity
+        if risk["approved"]:
+            await self._sign(s, RISK_GATE, h, SignVerdict.APPROVE,
+                             f"{p.summary()}; {sizing}")
+            return update
+        reasons = list(gates.reasons) + (list(decision.reasons) if decision else [])
+        for name in [c.name for c in checks if c.vetoed] + [g.name for g in gates.checks
+                                                           if not g.passed]:
+            d.metrics.risk_reject(name)
+        why = "; ".join(reasons) or sizing
+        await self._sign(s, RISK_GATE, h, SignVerdict.VETO, why)
+        return {**update, **rejected(f"risk_gate: {why}")}
+
+    def _size(self, s: SignoffState, portfolio):
+        """(proposal at rev 0 or None, quantity, RiskDecision, sizing reason)."""
+        d, limits, so = self.d, self.d.config.limits, self.d.config.signoff
+        sp = StrategistProposal.model_validate(
+            {k: v for k, v in s["strategist"].items() if k not in ("route", "model", "cost_usd")})
+        latest = d.prices.get(sp.symbol)
+        ref = sp.limit_price or (latest[0] if latest else s["incident"].get("price"))
+        if ref is None or not ref > 0:
+            return None, 0.0, None, "no reference price"
+        side = OrderSide(sp.action.value)
+        sized = size_position(sp.symbol, side, price=ref, stop=sp.stop_loss,
+                              confidence=sp.confidence, portfolio=portfolio, limits=limits,
+                              payoff_ratio=so.payoff_ratio, kelly_fraction=so.kelly_fraction)
+        cap = floor_to_step(sp.size * limits.max_position_per_symbol / ref, limits.quantity_step)
+        qty = min(sized.quantity, cap)
+        sizing = sized.reason + (f"; capped to {qty:.10g} by the strategist's size {sp.size:g}"
+                                 if 0 < cap < sized.quantity else "")
+        decision = sized.decision
+        if qty > 0 and decision is not None and qty < decision.quantity:
+            decision = check_all(ProposedOrder(sp.symbol, side, qty, ref, sp.stop_loss,
+                                               sp.confidence), portfolio, limits)
+            qty = decision.quantity if decision.approved else 0.0
+        if qty <= 0 or sp.stop_loss is None:
+            return None, 0.0, decision, sizing
+        position = portfolio.position_qty(sp.symbol)
+        p = Proposal(
+            s["decision_id"], s["incident_id"], s["verdict_id"], sp.symbol, sp.action.value,
+            qty, "limit" if sp.limit_price else "market", sp.limit_price, sp.stop_loss,
+            sp.take_profit, reference_price=ref, position_qty=position,
+            verdict_ts_ns=s["verdict_ts_ns"], created_ns=self.now(), confidence=sp.confidence)
+        return p, qty, decision, sizing
+
+    def _recheck(self, p: Proposal, portfolio):
+        order = ProposedOrder(p.symbol, OrderSide(p.side), p.quantity,
+                              p.limit_price or p.reference_price, p.stop_loss, p.confidence)
+        decision = check_all(order, portfolio, self.d.config.limits)
+        return (decision.quantity if decision.approved else 0.0), decision
+
+    async def _veto_unsized(self, s: SignoffState, risk: dict[str, Any]) -> dict[str, Any]:
+        """Nothing to sign: the gate refused before there were order terms."""
+        why = "; ".join([f"{g['name']}: {g['reason']}" for g in risk["gates"] if not g["passed"]]
+                        + [f"{c['name']}: {c['reason']}" for c in risk["checks"]
+                           if not c["passed"]]) or risk["sizing"]
+        for c in risk["checks"]:
+            if not c["allowed_quantity"] > 0:
+                self.d.metrics.risk_reject(c["name"])
+        for g in risk["gates"]:
+            if not g["passed"]:
+                self.d.metrics.risk_reject(g["name"])
+        state = {**s, "risk": risk}
+        await self._record(state, None, self._payload(state), s["strategist"]["action"])
+        await self._say(s, RISK_GATE, "finish", "veto", {"reason": why})
+        return {"risk": risk, **rejected(f"risk_gate: {why}")}
+
+    async def fact_checker(self, s: SignoffState) -> dict[str, Any]:
+        p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
+        fc = fact_check(p, await self._facts(p), self.d.config.fact_policy)
+        facts = [dataclasses.asdict(f) for f in fc.facts]
+        state = {**s, "facts": facts}
+        await self._record(state, p, self._payload(state, proposal=p.to_dict()))
+        if fc.passed:
+            await self._sign(s, FACT_CHECKER, h, SignVerdict.APPROVE, "all facts hold: " +
+                             ", ".join(f.name for f in fc.facts))
+            return {"facts": facts}
+        why = "; ".join(fc.reasons)
+        await self._sign(s, FACT_CHECKER, h, SignVerdict.VETO, why)
+        return {"facts": facts, **rejected(f"fact_checker: {why}")}
+
+    async def _facts(self, p: Proposal) -> Facts:
+        latest = self.d.prices.get(p.symbol)
+        return Facts(
+            now_ns=self.now(), latest_price=latest[0] if latest else None,
+            latest_price_ns=latest[1] if latest else None,
+            allowed_symbols=self.d.config.limits.allowed_symbols,
+            halt=await self.d.read_halt(), position_qty=await self.d.position_qty(p.symbol))
+
+    async def double_checker(self, s: SignoffState) -> dict[str, Any]:
+        p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
+        frac = p.notional / self.d.config.limits.max_position_per_symbol
+        cap = s.get("double_cap")
+        if cap is not None:  # a revision after this checker's own shrink
+            if frac <= cap * (1 + 1e-9):
+                await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.APPROVE,
+                                 f"size {frac:.4g} within the cap {cap:g} it set")
+                return {}
+            return await self._double_veto(s, h, f"size {frac:.4g} still above its cap {cap:g}")
+        check, meta = await self._ask_blind(s, p, frac)
+        dump = {**check.model_dump(mode="json"), **meta, "blind": True, "size_seen": frac}
+        state = {**s, "double_check": dump}
+        await self._record(state, p, self._payload(state, proposal=p.to_dict()))
+        if check.verdict is not CheckVerdict.AGREE:
+            why = f"{check.verdict.value}: " + ("; ".join(check.concerns) or "no reason given")
+            return {"double_check": dump, **await self._double_veto(s, h, why)}
+        if check.max_size is not None and check.max_size < frac:
+            return {"double_check": dump, **await self._shrink(s, p, h, frac, check.max_size)}
+        await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.APPROVE,
+                         f"AGREE (confidence {check.confidence:g})")
+        return {"double_check": dump}
+
+    async def _ask_blind(self, s: SignoffState, p: Proposal, frac: float):
+        """The double-checker's answer on the facts and the numbers only."""
+        incident = Incident.model_validate(s["incident"])
+        blind = StrategistProposal(
+            action=Action(p.side), symbol=p.symbol, size=min(1.0, max(frac, 1e-6)),
+            limit_price=p.limit_price, stop_loss=p.stop_loss, take_profit=p.take_profit,
+            rationale=WITHHELD, confidence=0.5, source="rules")  # neutral: not the strategist's
+        response = await self.d.router.call(
+            self.d.skills.request("double-checker", incident, proposal=blind))
+        meta = {"route": response.route, "model": response.model,
+                "cost_usd": response.cost_usd}
+        return response.value, meta
+
+    async def _double_veto(self, s: SignoffState, h: str, why: str) -> dict[str, Any]:
+        await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.VETO, why)
+        return rejected(f"double_checker: {why}")
+
+    async def _shrink(self, s: SignoffState, p: Proposal, h: str, frac: float,
+                      cap: float) -> dict[str, Any]:
+        step = self.d.config.limits.quantity_step
+        qty = floor_to_step(p.quantity * cap / frac, step)
+        if qty <= 0 or p.revision + 1 > MAX_REVISIONS:
+            return await self._double_veto(s, h, f"cap {cap:g} leaves nothing to trade"
+                                           if qty <= 0 else "too many revisions")
+        await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.SHRINK,
+                         f"AGREE at most size {cap:g} (proposal {frac:.4g}): {qty:.10g}")
+        smaller = p.shrunk(qty)
+        return {"proposal": smaller.to_dict(), "proposal_hash": proposal_hash(smaller),
+                "double_cap": cap, "shrunk": True}
+
+    async def approval(self, s: SignoffState) -> dict[str, Any]:
+        if s["mode"] != SafetyMode.TWO_PHASE.value:
+            return {}
+        p, h, now = Proposal.from_dict(s["proposal"]), s["proposal_hash"], self.now()
+        ttl = self.d.config.ns("approval_ttl_s")
+        a = await self.d.store.request_approval(
+            Approval(s["decision_id"], "pending", h, p.summary(), now, now + ttl))
+        if a.proposal_hash != h:
+            return rejected("approval: the pending approval is for another revision")
+        if a.status == "pending":
+            await self._say(s, "approval", "operator", "approval_requested",
+                            {"summary": a.summary, "expires_ns": a.expires_ns, "hash": h})
+            answer = interrupt({"decision_id": s["decision_id"], "summary": a.summary,
+                                "proposal_hash": h, "expires_ns": a.expires_ns})
+            a = await self._decide(s, answer)
+        return self._approval_outcome(a)
+
+    async def _decide(self, s: SignoffState, answer: Any) -> Approval:
+        if not (isinstance(answer, dict) and isinstance(answer.get("approve"), bool)
+                and isinstance(answer.get("by"), str) and answer["by"].strip()):
+            raise ValueError(f"a resume answer needs approve (bool) and by (name), got "
+                             f"{answer!r}")
+        a = await self.d.store.decide_approval(
+            s["decision_id"], approve=answer["approve"], by=answer["by"],
+            note=str(answer.get("note", ""))[:500], now_ns=self.now())
+        await self._say(s, "operator", "approval", f"approval_{a.status}",
+                        {"by": a.decided_by, "note": a.note})
+        return a
+
+    @staticmethod
+    def _approval_outcome(a: Approval) -> dict[str, Any]:
+        record = dataclasses.asdict(a)
+        if a.status == "approved":
+            return {"approval": record}
+        if a.status == "rejected":
+            return {"approval": record, "outcome": Outcome.DECLINED.value,
+                    "reason": f"declined by {a.decided_by}: {a.note or 'no note'}"}
+        if a.status == "expired":
+            return {"approval": record, "outcome": Outcome.EXPIRED.value,
+                    "reason": f"approval expired before {a.decided_by or 'anyone'} answered"}
+        return {"approval": record, **rejected(f"approval: status {a.status!r}")}
+
+    async def execute(self, s: SignoffState) -> dict[str, Any]:
+        d = self.d
+        row = await d.store.proposal(s["decision_id"])
+        if row is None or "proposal" not in row["payload"]:
+            return rejected("execute: no stored proposal")
+        p = Proposal.from_dict(row["payload"]["proposal"])
+        h = proposal_hash(p)
+        if h != row["proposal_hash"] or h != s["proposal_hash"]:
+            return rejected("execute: the proposal changed after it was signed (hash mismatch)")
+        check = verify_signatures(h, await d.store.signatures(s["decision_id"]))
+        if not check.valid:
+            return rejected(f"execute: {check.reason}")
+        refusal = await self._refusal(s, p, h)
+        if refusal:
+            return rejected(f"execute: {refusal}")
+        if s["mode"] == SafetyMode.DRY_RUN.value:
+            return {"outcome": Outcome.DRY_RUN.value,
+                    "reason": f"{check.reason}; DRY_RUN sends no orders ({p.summary()})"}
+        return await self._place(s, p)
+
+    async def _refusal(self, s: SignoffState, p: Proposal, h: str) -> str:
+        """Why the order must not leave now ("" when it may)."""
+        halt = await self.d.read_halt()
+        if halt is None or halt.halted:
+            return ("halted: " + halt.reason) if halt else "halt flag unreadable"
+        if s["mode"] == SafetyMode.TWO_PHASE.value:
+            a = await self.d.store.approval(s["decision_id"])
+            if a is None or a.status != "approved" or a.proposal_hash != h:
+                return "no approval of this proposal hash"
+        fc = fact_check(p, await self._facts(p), self.d.config.fact_policy)
+        return "" if fc.passed else "facts changed since signing: " + "; ".join(fc.reasons)
+
+    async def _place(self, s: SignoffState, p: Proposal) -> dict[str, Any]:
+        d = self.d
+        request = OrderRequest(
+            client_order_id(s["decision_id"], 0), p.symbol, Side[p.side], p.quantity,
+            OrderType(p.order_type), p.limit_price, p.stop_loss, p.take_profit)
+        await self._say(s, "execute", "broker", "order", dataclasses.asdict(request))
+        order = await d.broker_call(d.broker.place, request)
+        await d.store.record_order(s["decision_id"], d.backend, order)
+        await sync_order(d, order.id)
+        summary = {"client_order_id": order.id, "status": order.status.value,
+                   "qty": request.qty, "side": p.side, "symbol": p.symbol}
+        return {"order": summary, "outcome": Outcome.EXECUTED.value,
+                "reason": f"order {order.id} placed ({order.status.value}): {p.summary()}"}
+
+    async def finish(self, s: SignoffState) -> dict[str, Any]:
+        d = self.d
+        outcome = s.get("outcome") or Outcome.REJECTED.value
+        reason = s.get("reason") or "ended without an outcome"
+        if await d.store.proposal(s["decision_id"]) is None:
+            await self._record(s, None, {"error": reason}, "HOLD")
+        first = await d.store.set_outcome(s["decision_id"], outcome, reason, self.now())
+        if first:
+            if outcome == Outcome.REJECTED.value:
+                d.rejections.record_rejection(reason)
+            d.metrics.decision(outcome)
+            d.metrics.decision_latency(GRAPH, (self.now() - s["started_ns"]) / 1e6)
+            await self._say(s, "finish", "journal", "outcome",
+                            {"outcome": outcome, "reason": reason})
+        update: dict[str, Any] = {"outcome": outcome, "reason": reason}
+        path = await write_journal(d, s["decision_id"])
+        if path:
+            update["journal"] = path
+        return update
+
+
+async def sync_order(d: DecisionDeps, order_id: str) -> None:
+    """Copy an order's current state, its fills and the position into the store."""
+    order = await d.broker_call(d.broker.get_order, order_id)
+    await d.store.update_order(d.backend, order)
+    for fill in await d.broker_call(d.broker.fills, order_id):
+        await d.store.record_fill(fill)
+    pos = (await d.broker_call(d.broker.positions)).get(order.request.symbol)
+    if pos is not None:
+        await d.store.save_position(d.backend, pos, d.clock.now_ns())
+
+
+async def write_journal(d: DecisionDeps, decision_id: str) -> str | None:
+    """(Re)write the decision's journal file; its path, or None without a journal root."""
+    if d.journal_root is None:
+        return None
+    from tripwire.store.journal import write_journal as write
+
+    chain = await d.store.chain(decision_id)
+    return None if chain is None else str(write(chain, d.journal_root))
+
+
+def build_signoff_graph(deps: DecisionDeps) -> StateGraph:
+    """The uncompiled graph (compile it with a checkpointer)."""
+    nodes = SignoffNodes(deps)
+    timeout = deps.config.signoff.node_timeout_s
+    g = StateGraph(SignoffState)
+    order = ["start", "strategist", "risk_gate", "fact_checker", "double_checker", "approval",
+             "execute"]
+    for name in [*order, "finish"]:
+        fn = _with_hook(deps, name, getattr(nodes, name))
+        g.add_node(name, guarded(GRAPH, name, fn, timeout_s=timeout, metrics=deps.metrics,
+                                 always=name == "finish"))
+    g.add_edge(START, "start")
+    for here, there in itertools.pairwise(order):
+        if here != "double_checker":
+            g.add_conditional_edges(here, next_or_finish(there), [there, "finish"])
+    g.add_conditional_edges("double_checker", _after_double_check,
+                            ["risk_gate", "approval", "finish"])
+    g.add_edge("execute", "finish")
+    g.add_edge("finish", END)
+    return g
+
+
+def _after_double_check(state: SignoffState) -> str:
+    if state.get("outcome"):
+        return "finish"
+    return "risk_gate" if state.get("shrunk") else "approval"
+
+
+def _with_hook(deps: DecisionDeps, name: str, fn):
+    if deps.before_node is None:
+        return fn
+
+    async def hooked(state: dict[str, Any]) -> dict[str, Any]:
+        result = deps.before_node(name, state)
+        if hasattr(result, "__await__"):
+            await result
+        return await fn(state)
+
+    return hooked
+
+
+def initial_state(decision_id: str, mode: SafetyMode, incident: Incident, verdict: dict,
+                  verdict_id: str, verdict_ts_ns: int, now_ns: int) -> SignoffState:
+    return SignoffState(
+        decision_id=decision_id, mode=mode.value, started_ns=now_ns,
+        incident=incident.model_dump(mode="json"), incident_id=incident.id,
+        verdict=verdict, verdict_id=verdict_id, verdict_ts_ns=verdict_ts_ns)
+

@@ -1,0 +1,889 @@
+"""CcxtBroker: the :class:`~tripwire.execution.base.Broker` protocol on a real venue via ccxt.
+
+Any ccxt exchange id works (``"binance"``, ``"bybit"``, ...); the *sync* ccxt API is used, so a
+caller on an event loop wraps calls in ``asyncio.to_thread`` as for every backend. One broker
+serves one thread. ``sandbox=True`` switches ccxt to the venue's testnet URLs.
+
+Mapping between tripwire and ccxt:
+
+* Symbols: a tripwire symbol (``"BTCUSDT"``) is the venue's market id; it resolves to the ccxt
+  symbol (``"BTC/USDT"``) through the loaded markets (preferring the market of the exchange's
+  ``defaultType``), or through an explicit ``symbol_map``. Every configured symbol must be
+  listed, or the first call fails naming the missing ones.
+* Identity: the tripwire order id *is* the client order id, sent as ccxt's unified
+  ``clientOrderId``. Before creating, and after any network error during create (the venue may
+  have accepted an order whose answer was lost), the broker looks the id up on the venue
+  (``fetch_order`` with ``{"clientOrderId": id}``, or a scan of open + closed orders where the
+  exchange lacks ``fetchOrder``) and returns the order it finds: a retry never makes a second
+  order. The first request for an id is kept in memory; the same id with other parameters
+  raises :class:`DuplicateClientOrderId`.
+* Replace is cancel + new, never ccxt ``edit_order``: edit semantics differ per venue (binance
+  spot's cancelReplace mints a new order anyway), and cancel + new keeps one rule everywhere.
+  The new leg gets a derived client id (``<id>.r<n>``, hashed when it would pass 36 chars);
+  the tripwire order keeps its id, and its filled quantity sums over its legs. The new leg asks
+  only for what the earlier legs did not fill.
+* Status: ccxt ``open``/``canceling`` -> OPEN, ``closed`` -> FILLED, ``canceled``/``expired``/
+  ``rejected`` -> CANCELLED; an unknown or missing status counts as OPEN (still working), which
+  is the cautious reading. ``filled`` and ``average`` become ``filled_qty``/``avg_fill_price``.
+* Fills come from ``fetch_my_trades`` (fill id = trade id); the fee is converted to the quote
+  currency (fees in the base asset at the trade price, other assets at their last price; when
+  no price exists the fee is NaN and ``stats["fees_unconverted"]`` counts it). A venue rebate
+  stays negative rather than being hidden.
+* Stops: ``stop_loss``/``take_profit`` go out as ccxt's unified ``stopLoss``/``takeProfit``
+  params only where ``exchange.has["createOrderWithTakeProfitAndStopLoss"]``; anywhere else the
+  order is refused (a stop is never dropped silently).
+* Positions: derivatives (``has["fetchPositions"]`` and a non-spot ``defaultType``) come from
+  ``fetch_positions``; on spot, a position is the base-asset balance of each configured symbol
+  (qty = total balance, avg price NaN because a balance has no entry price, mark = last price,
+  unrealised 0). Two configured symbols with the same base report that balance once.
+* Account: ``fetch_balance`` in the quote currency: ``equity = quote total + sum(base total *
+  last price)`` (+ unrealised PnL on derivatives). The balance already has fees deducted, so
+  ``fees`` is 0 and ``realised_pnl = equity - initial_cash - unrealised``; ``initial_cash`` is
+  the constructor's value or else the equity first seen.
+* Errors: ccxt exceptions become typed tripwire errors naming the venue and the operation:
+  network/timeouts/5xx -> :class:`BackendUnavailable`, throttling -> :class:`RateLimited`,
+  credentials -> :class:`AuthenticationFailed`, lack of funds -> :class:`InsufficientFunds`,
+  invalid orders and bad requests while placing -> :class:`OrderRejected` (with the venue's
+  message), order not found -> :class:`UnknownOrder`. Retryable errors are retried at most
+  ``max_retries`` times with capped exponential backoff; ``stats`` counts retries and failures
+  by kind. The API secret is held only by the ccxt client and is scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt
+
+from tripwire.execution.base import (
+    Account,
+    AuthenticationFailed,
+    BackendUnavailable,
+    DuplicateClientOrderId,
+    ExecutionError,
+    Fill,
+    FillKind,
+    InsufficientFunds,
+    Liquidity,
+    Order,
+    OrderNotOpen,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    RateLimited,
+    Side,
+    UnknownOrder,
+    validate_request,
+)
+from tripwire.model import Clock, SystemClock
+
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "DEFAULT_SECRET_ENV",
+    "CcxtBroker",
+    "derived_client_id",
+    "map_status",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY_ENV = "TRIPWIRE_EXCHANGE_API_KEY"
+DEFAULT_SECRET_ENV = "TRIPWIRE_EXCHANGE_SECRET"
+MAX_CLIENT_ID = 36  # binance's limit and a common one elsewhere; derived ids must fit
+
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "canceling": OrderStatus.OPEN,  # still working until the venue confirms the cancel
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "expired": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.CANCELLED,
+}
+
+
+def map_status(status: str | None) -> OrderStatus:
+    """ccxt order status -> OrderStatus; unknown counts as OPEN (assume it may still trade)."""
+    return _STATUS.get(status or "", OrderStatus.OPEN)
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One exchange order behind a tripwire order (a replace adds a leg)."""
+
+    client_id: str
+    exchange_id: str
+    filled: float = 0.0  # final figures, recorded when the leg is cancelled
+    avg_price: float = math.nan
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """What the broker remembers about an order it placed or found."""
+
+    original: OrderRequest | None  # as first placed (None: found on the venue, not placed here)
+    request: OrderRequest  # in force now (after replaces)
+    ccxt_symbol: str
+    placed_ns: int
+    legs: list[_Leg] = field(default_factory=list)
+
+
+class CcxtBroker:
+    """Broker on a ccxt exchange (implements :class:`tripwire.execution.base.Broker`).
+
+    ``exchange_options`` is passed to the ccxt constructor (``options``, ``timeout``,
+    ``enableRateLimit``, ...); ``urls`` overrides entries of ``exchange.urls["api"]``.
+    """
+
+    def __init__(
+        self,
+        exchange_id: str,
+        symbols: Iterable[str],
+        *,
+        sandbox: bool = False,
+        api_key_env: str = DEFAULT_KEY_ENV,
+        secret_env: str = DEFAULT_SECRET_ENV,
+        env: Mapping[str, str] | None = None,
+        symbol_map: Mapping[str, str] | None = None,
+        quote: str | None = None,
+        exchange_options: Mapping[str, Any] | None = None,
+        urls: Mapping[str, str] | None = None,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.25,
+        backoff_cap_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
+        initial_cash: float | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.exchange_id = exchange_id
+        self.sandbox = sandbox
+        self._symbols = frozenset(symbols)
+        if not self._symbols:
+            raise ValueError("symbols must name at least one tripwire symbol")
+        self._symbol_map = dict(symbol_map or {})
+        self._quote = quote
+        self.max_retries = max_retries
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._sleep = sleep
+        self.clock = clock or SystemClock()
+        self._initial_cash = initial_cash
+        self.stats: dict[str, Any] = {"retries": 0, "failures": {}, "fees_unconverted": 0}
+        key, secret = _credentials(
+            exchange_id, os.environ if env is None else env, api_key_env, secret_env
+        )
+        # Kept only to scrub them from messages; the ccxt client holds them for signing.
+        self._redact = [s for s in (secret, key) if s]
+        self.exchange = _make_exchange(exchange_id, key, secret, exchange_options or {})
+        if sandbox:
+            self.exchange.set_sandbox_mode(True)
+        if urls:
+            self._override_urls(urls)
+        self._markets: dict[str, dict] | None = None  # tripwire symbol -> ccxt market
+        self._orders: dict[str, _Tracked] = {}
+        self._by_exchange_id: dict[str, str] = {}  # exchange order id -> tripwire id
+        self._closed = False
+
+    def __repr__(self) -> str:
+        # Deliberately no credentials (nor their variable values) in the repr.
+        return (
+            f"CcxtBroker(exchange={self.exchange_id!r}, sandbox={self.sandbox}, "
+            f"symbols={sorted(self._symbols)!r})"
+        )
+
+    def _override_urls(self, urls: Mapping[str, str]) -> None:
+        api = self.exchange.urls.get("api")
+        self.exchange.urls["api"] = {**api, **urls} if isinstance(api, dict) else dict(urls)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Release the HTTP session; further calls fail. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        session = getattr(self.exchange, "session", None)
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> CcxtBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ orders
+
+    def place(self, request: OrderRequest) -> Order:
+        tracked = self._orders.get(request.client_order_id)
+        if tracked is not None and tracked.original is not None:
+            if tracked.original != request:
+                raise DuplicateClientOrderId(request.client_order_id)
+            return self.get_order(request.client_order_id)
+        request = validate_request(request, self._symbols)
+        if tracked is not None:  # seen on the venue (e.g. via orders()) but not placed here
+            del self._orders[request.client_order_id]
+        self._check_brackets(request)
+        market = self._market(request.symbol)
+        raw = self._create_once(request.client_order_id, market, request, request.qty)
+        tracked = _Tracked(request, request, market["symbol"], self._ts_ns(raw))
+        self._orders[request.client_order_id] = tracked
+        self._add_leg(request.client_order_id, request.client_order_id, raw)
+        return self._snapshot(request.client_order_id, raw)
+
+    def cancel(self, order_id: str) -> Order:
+        order = self.get_order(order_id)
+        if not order.status.working:
+            raise OrderNotOpen(order_id, order.status)
+        raw = self._cancel_leg(order_id)
+        order = self._snapshot(order_id, raw)
+        if not order.status.working and order.status is not OrderStatus.CANCELLED:
+            raise OrderNotOpen(order_id, order.status)  # it filled before the cancel landed
+        return order
+
+    def replace(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+    ) -> Order:
+        order = self.get_order(order_id)
+        if not order.status.working:
+            raise OrderNotOpen(order_id, order.status)
+        changes = {
+            k: v
+            for k, v in {
+                "qty": qty,
+                "limit_price": limit_price,
+                "stop_loss": stop_loss,
+                "take_profit": take_profit,
+            }.items()
+            if v is not None
+        }
+        request = validate_request(dataclasses.replace(order.request, **changes), self._symbols)
+        self._check_brackets(request)
+        if request == order.request:
+            return order
+        # Refuse before cancelling: a replace must not leave the order cancelled and unplaced.
+        remaining = request.qty - order.filled_qty
+        if remaining <= 0:
+            raise OrderRejected(
+                "qty", f"{order.filled_qty} already filled; cannot reduce to {request.qty}"
+            )
+        cancelled = self._snapshot(order_id, self._cancel_leg(order_id))
+        if cancelled.status is not OrderStatus.CANCELLED:
+            raise OrderNotOpen(order_id, cancelled.status)
+        tracked = self._orders[order_id]
+        remaining = request.qty - cancelled.filled_qty  # it may have filled more meanwhile
+        leg_id = derived_client_id(order_id, len(tracked.legs))
+        try:
+            raw = self._create_once(leg_id, self._market(request.symbol), request, remaining)
+        except ExecutionError as exc:
+            # Not atomic on the venue: say plainly that the old leg is gone.
+            note = f"replace of {order_id!r}: old leg cancelled, new leg {leg_id!r} not confirmed"
+            raise _with_context(exc, note) from exc.__cause__
+        tracked.request = request
+        self._add_leg(order_id, leg_id, raw)
+        return self._snapshot(order_id, raw)
+
+    def get_order(self, order_id: str) -> Order:
+        tracked = self._orders.get(order_id)
+        if tracked is None:
+            return self._adopt(order_id)
+        leg = tracked.legs[-1]
+        raw = self._call(
+            "get_order",
+            self.exchange.fetch_order,
+            leg.exchange_id,
+            tracked.ccxt_symbol,
+            order_id=order_id,
+        )
+        return self._snapshot(order_id, raw)
+
+    def wait(self, order_id: str, timeout_s: float, poll_interval_s: float = 0.5) -> Order:
+        """Poll until the order is filled or cancelled, or ``timeout_s`` passes.
+
+        Returns the last snapshot either way: a still-working status means it timed out.
+        Sleeps with the injected ``sleep``, so a no-op sleep makes this a busy poll.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            order = self.get_order(order_id)
+            left = deadline - time.monotonic()
+            if not order.status.working or left <= 0:
+                return order
+            self._sleep(min(poll_interval_s, left))
+
+    def orders(self, symbol: str | None = None, *, working_only: bool = False) -> list[Order]:
+        """Orders on the venue for the configured symbols, placed here or not.
+
+        Orders placed elsewhere keep the venue's client id as their id (the watchdog must see
+        all exposure); a replaced order shows once, as its current leg.
+        """
+        if symbol is not None and symbol not in self._symbols:
+            return []  # as the paper broker: nothing can exist for an unconfigured symbol
+        symbols = sorted(self._symbols) if symbol is None else [symbol]
+        out: list[tuple[int, Order]] = []
+        for name in symbols:
+            for raw in self._fetch_orders(self._market(name)["symbol"], working_only):
+                order_id = self._owner(raw)
+                if order_id is None:
+                    continue  # an earlier leg of a replaced order
+                order = (
+                    self._snapshot(order_id, raw)
+                    if order_id in self._orders
+                    else (self._foreign_order(order_id, name, raw))
+                )
+                if not working_only or order.status.working:
+                    out.append((order.placed_ns, order))
+        return [o for _, o in sorted(out, key=lambda t: t[0])]
+
+    # ------------------------------------------------------------------ state
+
+    def positions(self) -> dict[str, Position]:
+        if self._is_derivatives():
+            return self._derivative_positions()
+        balance = self._call("positions", self.exchange.fetch_balance)
+        out: dict[str, Position] = {}
+        for name, market in self._bases().items():
+            qty = _num(balance.get("total", {}).get(market["base"]), 0.0)
+            mark = self._last_price(market["symbol"]) if qty else math.nan
+            out[name] = Position(name, qty, math.nan, 0.0, mark, 0.0)
+        return out
+
+    def fills(self, order_id: str | None = None) -> list[Fill]:
+        if order_id is not None:
+            self.get_order(order_id)  # UnknownOrder if it does not exist; learns its legs
+            symbols = [self._orders[order_id].request.symbol]
+        else:
+            symbols = sorted(self._symbols)
+        out: list[Fill] = []
+        for name in symbols:
+            market = self._market(name)
+            trades = self._call("fills", self.exchange.fetch_my_trades, market["symbol"])
+            for trade in trades:
+                owner = self._trade_owner(trade, market["symbol"])
+                if order_id is None or owner == order_id:
+                    out.append(self._to_fill(trade, owner, name, market))
+        return sorted(out, key=lambda f: (f.ts_ns, f.fill_id))
+
+    def account(self) -> Account:
+        balance = self._call("account", self.exchange.fetch_balance)
+        totals = balance.get("total", {})
+        cash = _num(totals.get(self._quote_currency()), 0.0)
+        if self._is_derivatives():
+            unrealised = sum(p.unrealised_pnl for p in self._derivative_positions().values())
+            equity = cash + unrealised
+        else:
+            unrealised = 0.0
+            equity = cash + sum(
+                _num(totals.get(m["base"]), 0.0) * self._last_price(m["symbol"])
+                for m in self._bases().values()
+                if _num(totals.get(m["base"]), 0.0)
+            )
+        if self._initial_cash is None:
+            self._initial_cash = equity  # the baseline PnL is measured from
+        return Account(
+            initial_cash=self._initial_cash,
+            cash=cash,
+            equity=equity,
+            realised_pnl=equity - self._initial_cash - unrealised,
+            unrealised_pnl=unrealised,
+            fees=0.0,
+        )
+
+    # ------------------------------------------------------------------ placing
+
+    def _check_brackets(self, request: OrderRequest) -> None:
+        if request.stop_loss is None and request.take_profit is None:
+            return
+        if not self.exchange.has.get("createOrderWithTakeProfitAndStopLoss"):
+            name = "stop_loss" if request.stop_loss is not None else "take_profit"
+            raise OrderRejected(
+                name,
+                f"this exchange cannot attach a stop-loss/take-profit to an order "
+                f"({self.exchange_id} via ccxt); refusing rather than trading without it",
+            )
+
+    def _create_once(self, client_id: str, market: dict, request: OrderRequest, qty: float) -> dict:
+        """Create the order unless the venue already has ``client_id``; never twice."""
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        if request.stop_loss is not None:
+            params["stopLoss"] = {"triggerPrice": request.stop_loss}
+        if request.take_profit is not None:
+            params["takeProfit"] = {"triggerPrice": request.take_profit}
+        args = (
+            market["symbol"],
+            request.order_type.value,
+            "buy" if request.side is Side.BUY else "sell",
+            qty,
+            request.limit_price,
+            params,
+        )
+        last: ccxt.BaseError | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._backoff_sleep(attempt - 1, "place", last)
+            found = self._find(client_id, market["symbol"])
+            if found is not None:
+                return self._same_order(client_id, request, qty, found)
+            try:
+                return self.exchange.create_order(*args)
+            except (ccxt.NetworkError, ccxt.DuplicateOrderId) as exc:
+                # The venue may have taken it: the next round looks it up before re-sending.
+                last = exc
+            except ccxt.BaseError as exc:
+                raise self._fail(self._translate(exc, "place", client_id)) from exc
+        found = self._find(client_id, market["symbol"])
+        if found is not None:
+            return self._same_order(client_id, request, qty, found)
+        assert last is not None
+        raise self._fail(self._translate(last, "place", client_id)) from last
+
+    def _same_order(self, client_id: str, request: OrderRequest, qty: float, raw: dict) -> dict:
+        """``raw`` if the venue's order with this id is the one asked for, else refuse.
+
+        Quantities compare after the venue's rounding (ccxt truncates to the lot size).
+        """
+        symbol = raw.get("symbol")
+        venue_qty = _num(raw.get("amount"), math.nan)
+        try:
+            want_qty = float(self.exchange.amount_to_precision(symbol, qty))
+        except ccxt.BaseError:
+            want_qty = qty
+        same = (
+            symbol == self._market(request.symbol)["symbol"]
+            and raw.get("side") == ("buy" if request.side is Side.BUY else "sell")
+            and raw.get("type") in (None, request.order_type.value)
+            and math.isclose(venue_qty, want_qty, rel_tol=1e-9)
+        )
+        if not same:
+            raise DuplicateClientOrderId(client_id)
+        return raw
+
+    def _find(self, client_id: str, ccxt_symbol: str) -> dict | None:
+        """The venue's order with this client id, or None."""
+        if self.exchange.has.get("fetchOrder"):
+            return self._call(
+                "place (lookup by client order id)",
+                self.exchange.fetch_order,
+                client_id,
+                ccxt_symbol,
+                {"clientOrderId": client_id},
+                order_id=client_id,
+                missing_ok=True,
+            )
+        return next(
+            (
+                o
+                for o in self._fetch_orders(ccxt_symbol, False)
+                if o.get("clientOrderId") == client_id
+            ),
+            None,
+        )
+
+    def _fetch_orders(self, ccxt_symbol: str, working_only: bool) -> list[dict]:
+        has = self.exchange.has
+        if working_only:
+            return self._call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
+        if has.get("fetchOrders"):
+            return self._call("orders", self.exchange.fetch_orders, ccxt_symbol)
+        found = self._call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
+        if has.get("fetchClosedOrders"):
+            found += self._call("orders", self.exchange.fetch_closed_orders, ccxt_symbol)
+        return found
+
+    def _cancel_leg(self, order_id: str) -> dict:
+        """Cancel the current leg and return its final state as the venue reports it."""
+        tracked = self._orders[order_id]
+        leg = tracked.legs[-1]
+        # Not found = already gone (filled, or an earlier cancel whose answer was lost).
+        self._call(
+            "cancel",
+            self.exchange.cancel_order,
+            leg.exchange_id,
+            tracked.ccxt_symbol,
+            order_id=order_id,
+            missing_ok=True,
+        )
+        raw = self._call(
+            "cancel",
+            self.exchange.fetch_order,
+            leg.exchange_id,
+            tracked.ccxt_symbol,
+            order_id=order_id,
+        )
+        leg.filled = _num(raw.get("filled"), 0.0)
+        leg.avg_price = _avg_price(raw)
+        return raw
+
+    def _add_leg(self, order_id: str, client_id: str, raw: dict) -> None:
+        exchange_id = str(raw.get("id"))
+        self._orders[order_id].legs.append(_Leg(client_id, exchange_id))
+        self._by_exchange_id[exchange_id] = order_id
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _snapshot(self, order_id: str, raw: dict) -> Order:
+        """Order from the venue's view of the current leg plus the finished earlier legs."""
+        tracked = self._orders[order_id]
+        done = tracked.legs[:-1]
+        qty_now = _num(raw.get("filled"), 0.0)
+        filled = qty_now + sum(leg.filled for leg in done)
+        notional = qty_now * _avg_price(raw) if qty_now else 0.0
+        notional += sum(leg.filled * leg.avg_price for leg in done if leg.filled)
+        status = map_status(raw.get("status"))
+        updated = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+        return Order(
+            id=order_id,
+            request=tracked.request,
+            status=status,
+            placed_ns=tracked.placed_ns,
+            active_ns=tracked.placed_ns,
+            filled_qty=filled,
+            avg_fill_price=notional / filled if filled else math.nan,
+            updated_ns=int(updated) * 1_000_000 if updated else self.clock.now_ns(),
+        )
+
+    def _adopt(self, order_id: str) -> Order:
+        """An order this broker did not place (or forgot in a restart): find it by client id."""
+        for name in sorted(self._symbols):
+            market = self._market(name)
+            raw = self._find(order_id, market["symbol"])
+            if raw is not None:
+                request = self._request_from(order_id, name, raw)
+                self._orders[order_id] = _Tracked(None, request, market["symbol"], self._ts_ns(raw))
+                self._add_leg(order_id, order_id, raw)
+                return self._snapshot(order_id, raw)
+        raise self._fail(_with_context(UnknownOrder(order_id), self._where("get_order")))
+
+    def _foreign_order(self, order_id: str, name: str, raw: dict) -> Order:
+        request = self._request_from(order_id, name, raw)
+        self._orders[order_id] = _Tracked(None, request, raw["symbol"], self._ts_ns(raw))
+        self._add_leg(order_id, order_id, raw)
+        return self._snapshot(order_id, raw)
+
+    def _request_from(self, order_id: str, name: str, raw: dict) -> OrderRequest:
+        limit = raw.get("type") == "limit"
+        return OrderRequest(
+            client_order_id=order_id,
+            symbol=name,
+            side=Side.BUY if raw.get("side") == "buy" else Side.SELL,
+            qty=_num(raw.get("amount"), math.nan),
+            order_type=OrderType.LIMIT if limit else OrderType.MARKET,
+            limit_price=_num(raw.get("price"), math.nan) if limit else None,
+        )
+
+    def _owner(self, raw: dict) -> str | None:
+        """Tripwire id of a venue order; None for a replaced order's earlier leg."""
+        order_id = self._by_exchange_id.get(str(raw.get("id")))
+        tracked = self._orders.get(order_id) if order_id is not None else None
+        if tracked is not None:
+            return order_id if tracked.legs[-1].exchange_id == str(raw["id"]) else None
+        # Known only from a trade (no order record yet) or not known at all.
+        return order_id or raw.get("clientOrderId") or f"{self.exchange_id}:{raw.get('id')}"
+
+    def _ts_ns(self, raw: dict) -> int:
+        ts = raw.get("timestamp")
+        return int(ts) * 1_000_000 if ts else self.clock.now_ns()
+
+    # ------------------------------------------------------------------ fills
+
+    def _trade_owner(self, trade: dict, ccxt_symbol: str) -> str:
+        exchange_id = str(trade.get("order"))
+        owner = self._by_exchange_id.get(exchange_id)
+        if owner is None:  # placed elsewhere or before a restart: ask the venue for its id
+            raw = self._call("fills", self.exchange.fetch_order, exchange_id, ccxt_symbol)
+            owner = raw.get("clientOrderId") or f"{self.exchange_id}:{exchange_id}"
+            self._by_exchange_id[exchange_id] = owner
+        return owner
+
+    def _to_fill(self, trade: dict, owner: str, name: str, market: dict) -> Fill:
+        price = _num(trade.get("price"), math.nan)
+        return Fill(
+            fill_id=str(trade.get("id")),
+            order_id=owner,
+            symbol=name,
+            side=Side.BUY if trade.get("side") == "buy" else Side.SELL,
+            qty=_num(trade.get("amount"), 0.0),
+            price=price,
+            fee=self._quote_fee(trade, market, price),
+            liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER,
+            kind=FillKind.ORDER,
+            ts_ns=int(trade.get("timestamp") or 0) * 1_000_000,
+        )
+
+    def _quote_fee(self, trade: dict, market: dict, price: float) -> float:
+        fees = trade.get("fees") or ([trade["fee"]] if trade.get("fee") else [])
+        total = 0.0
+        for fee in fees:
+            cost, currency = _num(fee.get("cost"), 0.0), fee.get("currency")
+            if not cost or currency == market["quote"]:
+                total += cost
+            elif currency == market["base"]:
+                total += cost * price
+            else:
+                total += cost * self._conversion_price(currency, market["quote"])
+        return total
+
+    def _conversion_price(self, currency: str, quote: str) -> float:
+        symbol = f"{currency}/{quote}"
+        if symbol in (self.exchange.markets or {}):
+            return self._last_price(symbol)
+        self.stats["fees_unconverted"] += 1
+        return math.nan
+
+    # ------------------------------------------------------------------ balances
+
+    def _is_derivatives(self) -> bool:
+        kind = self.exchange.options.get("defaultType", "spot")
+        return bool(self.exchange.has.get("fetchPositions")) and kind not in ("spot", "margin")
+
+    def _derivative_positions(self) -> dict[str, Position]:
+        markets = {m["symbol"]: name for name, m in self._all_markets().items()}
+        raw = self._call("positions", self.exchange.fetch_positions, list(markets))
+        out: dict[str, Position] = {}
+        for p in raw:
+            name = markets.get(p.get("symbol"))
+            if name is None:
+                continue
+            size = _num(p.get("contracts"), 0.0) * _num(p.get("contractSize"), 1.0)
+            qty = -size if p.get("side") == "short" else size
+            out[name] = Position(
+                name,
+                qty,
+                _num(p.get("entryPrice"), math.nan),
+                _num(p.get("realizedPnl"), 0.0),
+                _num(p.get("markPrice"), math.nan),
+                _num(p.get("unrealizedPnl"), 0.0),
+            )
+        return out
+
+    def _bases(self) -> dict[str, dict]:
+        """One configured symbol per base asset, so a balance is never counted twice."""
+        seen: dict[str, tuple[str, dict]] = {}
+        for name, market in sorted(self._all_markets().items()):
+            seen.setdefault(market["base"], (name, market))
+        return dict(seen.values())
+
+    def _quote_currency(self) -> str:
+        if self._quote is None:
+            quotes = {m["quote"] for m in self._all_markets().values()}
+            if len(quotes) != 1:
+                raise ExecutionError(
+                    f"{self.exchange_id}: symbols quote in {sorted(quotes)}; pass quote= to "
+                    "say which currency the account is measured in"
+                )
+            self._quote = quotes.pop()
+        return self._quote
+
+    def _last_price(self, ccxt_symbol: str) -> float:
+        ticker = self._call("ticker", self.exchange.fetch_ticker, ccxt_symbol)
+        price = _num(ticker.get("last") or ticker.get("close"), math.nan)
+        if not (math.isfinite(price) and price > 0):
+            raise ExecutionError(
+                f"{self.exchange_id} ticker: no usable last price for {ccxt_symbol}"
+            )
+        return price
+
+    # ------------------------------------------------------------------ markets
+
+    def _market(self, name: str) -> dict:
+        market = self._all_markets().get(name)
+        if market is None:
+            raise OrderRejected("symbol", f"unknown symbol {name!r} (not configured)")
+        return market
+
+    def _all_markets(self) -> dict[str, dict]:
+        if self._markets is None:
+            self._call("load_markets", self.exchange.load_markets)
+            self._markets = self._resolve_markets()
+        return self._markets
+
+    def _resolve_markets(self) -> dict[str, dict]:
+        resolved: dict[str, dict] = {}
+        kind = self.exchange.options.get("defaultType", "spot")
+        for name in self._symbols:
+            if name in self._symbol_map:
+                market = self.exchange.markets.get(self._symbol_map[name])
+            else:
+                candidates = self.exchange.markets_by_id.get(name) or []
+                preferred = [m for m in candidates if m.get("type") == kind]
+                market = (preferred or candidates or [None])[0]
+            if market is not None:
+                resolved[name] = market
+        missing = sorted(self._symbols - resolved.keys())
+        if missing:
+            raise ExecutionError(f"{self.exchange_id} load_markets: symbols not listed: {missing}")
+        return resolved
+
+    # ------------------------------------------------------------------ calls and errors
+
+    def _call(
+        self,
+        operation: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        order_id: str = "",
+        missing_ok: bool = False,
+    ) -> Any:
+        """Call ccxt, retrying retryable errors at most ``max_retries`` times.
+
+        ``missing_ok``: an order-not-found answer is an expected outcome (lookups), so it
+        returns None instead of raising and counting a failure.
+        """
+        if self._closed:
+            raise ExecutionError(f"{self.exchange_id} {operation}: broker is closed")
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(*args)
+            except ccxt.OrderNotFound as exc:
+                if missing_ok:
+                    return None
+                raise self._fail(self._translate(exc, operation, order_id)) from exc
+            except ccxt.NetworkError as exc:
+                if attempt == self.max_retries:
+                    raise self._fail(self._translate(exc, operation, order_id)) from exc
+                self._backoff_sleep(attempt, operation, exc)
+            except ccxt.BaseError as exc:
+                raise self._fail(self._translate(exc, operation, order_id)) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _backoff_sleep(self, attempt: int, operation: str, exc: BaseException | None) -> None:
+        base, cap = self._backoff
+        delay = min(cap, base * 2**attempt)
+        self.stats["retries"] += 1
+        log.warning(
+            "%s %s: retry %d in %.2fs after %s",
+            self.exchange_id,
+            operation,
+            attempt + 1,
+            delay,
+            self._scrub(type(exc).__name__),
+        )
+        self._sleep(delay)
+
+    def _fail(self, error: ExecutionError) -> ExecutionError:
+        failures = self.stats["failures"]
+        kind = type(error).__name__
+        failures[kind] = failures.get(kind, 0) + 1
+        return error
+
+    def _where(self, operation: str) -> str:
+        return f"{self.exchange_id} {operation}"
+
+    def _scrub(self, text: str) -> str:
+        for value in self._redact:
+            text = text.replace(value, "***")
+        return text
+
+    def _translate(self, exc: ccxt.BaseError, operation: str, order_id: str) -> ExecutionError:
+        """The tripwire error for a ccxt one; messages name venue and operation, no secrets."""
+        where = self._where(operation)
+        message = f"{where}: {self._scrub(str(exc))}"
+        kw = {"venue": self.exchange_id, "operation": operation}
+        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            return RateLimited(
+                f"{message} (rate limited; gave up after {self.max_retries} retries)", **kw
+            )
+        if isinstance(exc, ccxt.NetworkError):
+            return BackendUnavailable(f"{message} (gave up after {self.max_retries} retries)", **kw)
+        if isinstance(exc, ccxt.AuthenticationError):
+            return AuthenticationFailed(
+                f"{message} (check the API key, secret and permissions)", **kw
+            )
+        if isinstance(exc, ccxt.InsufficientFunds):
+            return InsufficientFunds(message)
+        if isinstance(exc, ccxt.OrderNotFound):
+            return _with_context(UnknownOrder(order_id), message)
+        if isinstance(exc, ccxt.BadSymbol):
+            return OrderRejected("symbol", message)
+        if isinstance(exc, ccxt.InvalidOrder) or (
+            operation == "place" and isinstance(exc, ccxt.BadRequest)
+        ):
+            return OrderRejected(_guess_field(str(exc)), message)
+        return ExecutionError(message)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def derived_client_id(order_id: str, leg: int) -> str:
+    """Client id of a replace leg: ``<id>.r<leg>``, hashed when it would exceed 36 chars.
+
+    >>> derived_client_id("tw-1", 1), len(derived_client_id("tw-" + "a" * 33, 2))
+    ('tw-1.r1', 30)
+    """
+    candidate = f"{order_id}.r{leg}"
+    if len(candidate) <= MAX_CLIENT_ID:
+        return candidate
+    digest = hashlib.sha256(order_id.encode()).hexdigest()[:24]
+    return f"tw-{digest}.r{leg}"
+
+
+def _credentials(
+    exchange_id: str, env: Mapping[str, str], key_var: str, secret_var: str
+) -> tuple[str, str]:
+    for var in (key_var, secret_var):
+        if not env.get(var):
+            raise AuthenticationFailed(
+                f"{exchange_id}: environment variable {var} is not set (or empty); it must hold "
+                "the exchange API credentials",
+                venue=exchange_id,
+                operation="configure",
+            )
+    return env[key_var], env[secret_var]
+
+
+def _make_exchange(exchange_id: str, key: str, secret: str, options: Mapping[str, Any]) -> Any:
+    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
+    if cls is None:
+        raise ValueError(f"unknown ccxt exchange id {exchange_id!r}")
+    return cls({**options, "apiKey": key, "secret": secret})
+
+
+def _with_context(error: ExecutionError, context: str) -> ExecutionError:
+    # The base class fixes the message; the venue and operation still belong in it.
+    error.args = (f"{error.args[0]} ({context})",)
+    return error
+
+
+def _guess_field(message: str) -> str:
+    """Which request field a venue's rejection is about, for OrderRejected.field."""
+    text = message.lower()
+    if any(k in text for k in ("quantity", "lot_size", "notional", "amount", "qty")):
+        return "qty"
+    if "price" in text:
+        return "limit_price"
+    if "symbol" in text:
+        return "symbol"
+    return "order"
+
+
+def _num(value: object, default: float) -> float:
+    try:
+        return default if value is None else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _avg_price(raw: dict) -> float:
+    average = _num(raw.get("average"), math.nan)
+    if math.isfinite(average):
+        return average
+    filled, cost = _num(raw.get("filled"), 0.0), _num(raw.get("cost"), 0.0)
+    return cost / filled if filled and cost else math.nan
