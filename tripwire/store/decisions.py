@@ -365,6 +365,9 @@ class MemoryDecisionStore(DecisionStore):
         return list(self._signatures.get(decision_id, ()))
 
     async def request_approval(self, approval):
+        if approval.status not in APPROVAL_STATUSES:
+            raise StoreError(f"approval status must be one of {APPROVAL_STATUSES}, "
+                             f"got {approval.status!r}")
         if approval.decision_id not in self._proposals:
             raise StoreError(f"approval for unknown decision {approval.decision_id!r}")
         return self._approvals.setdefault(approval.decision_id, approval)
@@ -456,4 +459,5 @@ class MemoryDecisionStore(DecisionStore):
                            "reason": reason, "symbol": symbol, "detail": detail, "raw": raw})
 
     async def dead_letters(self, limit=100):
-        return copy.deepcopy(self._dead[-limit:][::-1])
+        # Not self._dead[-limit:]: with limit=0 that slice is the whole list.
+        return copy.deepcopy(self._dead[::-1][:limit])

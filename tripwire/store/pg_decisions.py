@@ -1,0 +1,463 @@
+"""The decision store in PostgreSQL: :class:`PgDecisionStore` on an asyncpg pool.
+
+Same contract as :class:`tripwire.store.decisions.MemoryDecisionStore` (the conformance suite
+``tests/store/test_decision_store.py`` runs both), with the database enforcing the money rules
+too: natural-key primary keys make inserts idempotent (``ON CONFLICT DO NOTHING``), foreign
+keys refuse rows naming unknown parents, triggers keep outcomes final and the bus append-only.
+Whatever the database refuses comes back as :class:`StoreError` naming the id.
+
+The schema is the one in ``migrations/`` (apply it with ``tripwire db migrate``); this module
+never creates tables. Every new bus message is announced with ``NOTIFY bus_messages``;
+:meth:`PgDecisionStore.follow` turns those notes into an async iterator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+
+from tripwire.decisions.signatures import Signature
+from tripwire.execution.base import Fill, Order, Position
+from tripwire.risk.gates import HaltStatus
+from tripwire.store.decisions import (
+    APPROVAL_STATUSES,
+    Approval,
+    DecisionStore,
+    StoreError,
+    _decided,
+    _require_ack,
+    fill_row,
+    order_row,
+)
+
+CHANNEL = "bus_messages"  # the channel the bus_messages_notify trigger announces on
+FEED_BOUND = 1000  # notes a slow follower may fall behind by before new ones are dropped
+
+# Ids sort bytewise (as Python compares str) whatever the server's default collation is, so
+# both backends break ts_ns ties the same way.
+_C = 'COLLATE "C"'
+
+_INCIDENT = "SELECT id, symbol, ts_ns, status, payload FROM incidents"
+_VERDICT = ("SELECT id, incident_id, symbol, ts_ns, class, confidence, payload FROM verdicts")
+_PROPOSAL = ("SELECT id, incident_id, verdict_id, symbol, ts_ns, action, proposal_hash, "
+             "revision, mode, outcome, reason, updated_ns, payload FROM proposals")
+_APPROVAL = ("SELECT decision_id, status, proposal_hash, summary, requested_ns, expires_ns, "
+             "decided_by, decided_ns, note FROM approvals")
+_ORDER_COLUMNS = ("client_order_id", "proposal_id", "backend", "exchange_order_id", "symbol",
+                  "side", "order_type", "qty", "price", "status", "ts_ns", "updated_ns",
+                  "payload")
+_FILL_COLUMNS = ("id", "client_order_id", "symbol", "side", "qty", "price", "fee", "ts_ns",
+                 "kind")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb <-> dict on every pooled connection, so payloads round-trip as Python objects."""
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads,
+                                  schema="pg_catalog")
+
+
+def _inserted(status: str) -> bool:
+    """Whether an ``INSERT ... ON CONFLICT DO NOTHING`` wrote its row ("INSERT 0 1")."""
+    return status.split()[-1] != "0"
+
+
+def _insert_sql(table: str, columns: tuple[str, ...], conflict: str) -> str:
+    params = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({params}) "
+            f"ON CONFLICT {conflict} DO NOTHING")
+
+
+@contextlib.contextmanager
+def _refused(subject: str, unknown: str) -> Iterator[None]:
+    """Turn the database's refusals of ``subject`` (e.g. "order 'tw-1'") into StoreError;
+    ``unknown`` is the message for a missing parent row.
+
+    Nothing was written when these raise: the statement failed as a whole.
+    """
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise StoreError(unknown) from exc
+    except (asyncpg.CheckViolationError, asyncpg.RaiseError) as exc:
+        raise StoreError(f"{subject} refused: {exc}") from exc
+
+
+def _approval(row: asyncpg.Record) -> Approval:
+    return Approval(**dict(row))
+
+
+class PgDecisionStore(DecisionStore):
+    """The decision store on an asyncpg pool (see the module docstring)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 8
+                      ) -> PgDecisionStore:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                         init=_init_connection)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _exists(self, table: str, key: str, value: Any) -> bool:
+        return await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} = $1)", value)
+
+    async def _insert_child(self, sql: str, args: tuple[Any, ...], *, subject: str,
+                            parent: tuple[str, str, Any], unknown: str) -> bool:
+        """Insert idempotently; StoreError(``unknown``) when the parent row does not exist.
+
+        On a conflict the row is not written, so its foreign key is not checked either: the
+        parent is then looked up, as the memory store always does.
+        """
+        with _refused(subject, unknown):
+            status = await self._pool.execute(sql, *args)
+        if _inserted(status):
+            return True
+        if not await self._exists(*parent):
+            raise StoreError(unknown)
+        return False
+
+    # -- incidents and verdicts ------------------------------------------------------------
+
+    async def record_incident(self, incident_id, symbol, ts_ns, status, payload):
+        status_line = await self._pool.execute(
+            _insert_sql("incidents", ("id", "symbol", "ts_ns", "status", "payload"), "(id)"),
+            incident_id, symbol, ts_ns, status, dict(payload))
+        return _inserted(status_line)
+
+    async def set_incident_status(self, incident_id, status):
+        done = await self._pool.execute(
+            "UPDATE incidents SET status = $2 WHERE id = $1", incident_id, status)
+        if done == "UPDATE 0":
+            raise StoreError(f"no incident {incident_id!r}")
+
+    async def incident(self, incident_id):
+        row = await self._pool.fetchrow(f"{_INCIDENT} WHERE id = $1", incident_id)
+        return None if row is None else dict(row)
+
+    async def record_verdict(self, verdict_id, incident_id, symbol, ts_ns, classification,
+                             confidence, payload):
+        if not 0.0 <= confidence <= 1.0:
+            raise StoreError(f"verdict confidence must be in [0, 1], got {confidence!r}")
+        sql = _insert_sql("verdicts", ("id", "incident_id", "symbol", "ts_ns", "class",
+                                       "confidence", "payload"), "(id)")
+        return await self._insert_child(
+            sql, (verdict_id, incident_id, symbol, ts_ns, classification, confidence,
+                  dict(payload)), subject=f"verdict {verdict_id!r}",
+            parent=("incidents", "id", incident_id),
+            unknown=f"verdict {verdict_id!r} names unknown incident {incident_id!r}")
+
+    async def verdict(self, verdict_id):
+        row = await self._pool.fetchrow(f"{_VERDICT} WHERE id = $1", verdict_id)
+        return None if row is None else dict(row)
+
+    async def recent_verdicts(self, symbol, limit=5):
+        rows = await self._pool.fetch(
+            f"{_VERDICT} WHERE symbol = $1 ORDER BY ts_ns DESC, id {_C} DESC LIMIT $2",
+            symbol, limit)
+        return [dict(r) for r in rows]
+
+    # -- proposals, outcomes, signatures, approvals ------------------------------------------
+
+    async def record_proposal(self, decision_id, *, incident_id, verdict_id, symbol, ts_ns,
+                              action, proposal_hash, revision, mode, payload):
+        if action not in ("BUY", "SELL", "HOLD"):
+            raise StoreError(f"proposal action must be BUY, SELL or HOLD, got {action!r}")
+        # The upsert only touches an undecided row: a decided one is left as it is and reported.
+        sql = """
+            INSERT INTO proposals (id, incident_id, verdict_id, symbol, ts_ns, action,
+                                   proposal_hash, revision, mode, outcome, reason, updated_ns,
+                                   payload)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, '', $5, $10)
+            ON CONFLICT (id) DO UPDATE SET
+                incident_id = EXCLUDED.incident_id, verdict_id = EXCLUDED.verdict_id,
+                symbol = EXCLUDED.symbol, ts_ns = EXCLUDED.ts_ns, action = EXCLUDED.action,
+                proposal_hash = EXCLUDED.proposal_hash, revision = EXCLUDED.revision,
+                mode = EXCLUDED.mode, reason = '', updated_ns = EXCLUDED.updated_ns,
+                payload = EXCLUDED.payload
+            WHERE proposals.outcome IS NULL"""
+        try:
+            status = await self._pool.execute(
+                sql, decision_id, incident_id, verdict_id, symbol, ts_ns, action, proposal_hash,
+                revision, mode, dict(payload))
+        except asyncpg.ForeignKeyViolationError as exc:
+            key, value = (("verdict", verdict_id) if "verdict" in (exc.constraint_name or "")
+                          else ("incident", incident_id))
+            raise StoreError(f"proposal {decision_id!r} names unknown {key} {value!r}") from exc
+        except (asyncpg.CheckViolationError, asyncpg.RaiseError) as exc:
+            raise StoreError(f"proposal {decision_id!r} refused: {exc}") from exc
+        if not _inserted(status):
+            outcome = await self._pool.fetchval(
+                "SELECT outcome FROM proposals WHERE id = $1", decision_id)
+            raise StoreError(f"decision {decision_id} already ended as {outcome}")
+
+    async def proposal(self, decision_id):
+        row = await self._pool.fetchrow(f"{_PROPOSAL} WHERE id = $1", decision_id)
+        return None if row is None else dict(row)
+
+    async def set_outcome(self, decision_id, outcome, reason, ts_ns):
+        # Under concurrency the loser waits on the row lock, then re-checks outcome IS NULL
+        # and changes nothing: exactly one caller sets the outcome.
+        done = await self._pool.execute(
+            "UPDATE proposals SET outcome = $2, reason = $3, updated_ns = $4 "
+            "WHERE id = $1 AND outcome IS NULL", decision_id, outcome, reason, ts_ns)
+        if done != "UPDATE 0":
+            return True
+        if not await self._exists("proposals", "id", decision_id):
+            raise StoreError(f"no decision {decision_id!r}")
+        return False
+
+    async def decisions(self, limit=50, *, undecided_only=False):
+        where = "WHERE outcome IS NULL " if undecided_only else ""
+        rows = await self._pool.fetch(
+            f"{_PROPOSAL} {where}ORDER BY ts_ns DESC, id {_C} DESC LIMIT $1", limit)
+        return [dict(r) for r in rows]
+
+    async def add_signature(self, decision_id, signature):
+        s = signature
+        sql = _insert_sql("signatures", ("proposal_id", "signer", "proposal_hash", "verdict",
+                                         "reason", "ts_ns"),
+                          "(proposal_id, signer, proposal_hash)")
+        return await self._insert_child(
+            sql, (decision_id, s.signer, s.proposal_hash, s.verdict, s.reason, s.ts_ns),
+            subject=f"signature of {s.signer!r} on {decision_id!r}",
+            parent=("proposals", "id", decision_id),
+            unknown=f"signature for unknown decision {decision_id!r}")
+
+    async def signatures(self, decision_id):
+        rows = await self._pool.fetch(
+            "SELECT signer, proposal_hash, verdict, reason, ts_ns FROM signatures "
+            "WHERE proposal_id = $1 ORDER BY id", decision_id)
+        return [Signature(**dict(r)) for r in rows]
+
+    async def request_approval(self, approval):
+        a = approval
+        if a.status not in APPROVAL_STATUSES:
+            raise StoreError(f"approval status must be one of {APPROVAL_STATUSES}, "
+                             f"got {a.status!r}")
+        sql = _insert_sql("approvals", ("decision_id", "status", "proposal_hash", "summary",
+                                        "requested_ns", "expires_ns", "decided_by",
+                                        "decided_ns", "note"), "(decision_id)")
+        await self._insert_child(
+            sql, (a.decision_id, a.status, a.proposal_hash, a.summary, a.requested_ns,
+                  a.expires_ns, a.decided_by, a.decided_ns, a.note),
+            subject=f"approval of {a.decision_id!r}", parent=("proposals", "id", a.decision_id),
+            unknown=f"approval for unknown decision {a.decision_id!r}")
+        return await self.approval(a.decision_id)
+
+    async def decide_approval(self, decision_id, *, approve, by, note, now_ns):
+        async with self._pool.acquire() as conn, conn.transaction():
+            # FOR UPDATE: two operators deciding at once are serialised; the second sees the
+            # first answer and returns it.
+            row = await conn.fetchrow(f"{_APPROVAL} WHERE decision_id = $1 FOR UPDATE",
+                                      decision_id)
+            if row is None:
+                raise StoreError(f"no approval is pending for decision {decision_id!r}")
+            current = _approval(row)
+            if current.status != "pending":
+                return current
+            decided = _decided(current, approve, by, note, now_ns)
+            await conn.execute(
+                "UPDATE approvals SET status = $2, decided_by = $3, decided_ns = $4, note = $5 "
+                "WHERE decision_id = $1", decision_id, decided.status, decided.decided_by,
+                decided.decided_ns, decided.note)
+            return decided
+
+    async def approval(self, decision_id):
+        row = await self._pool.fetchrow(f"{_APPROVAL} WHERE decision_id = $1", decision_id)
+        return None if row is None else _approval(row)
+
+    async def pending_approvals(self):
+        rows = await self._pool.fetch(
+            f"{_APPROVAL} WHERE status = 'pending' ORDER BY requested_ns, decision_id {_C}")
+        return [_approval(r) for r in rows]
+
+    # -- orders, fills, positions --------------------------------------------------------------
+
+    async def record_order(self, decision_id, backend, order: Order):
+        row = order_row(decision_id, backend, order)
+        sql = _insert_sql("orders", _ORDER_COLUMNS, "(client_order_id)")
+        return await self._insert_child(
+            sql, tuple(row[c] for c in _ORDER_COLUMNS), subject=f"order {order.id!r}",
+            parent=("proposals", "id", decision_id),
+            unknown=f"order for unknown decision {decision_id!r}")
+
+    async def update_order(self, backend, order: Order):
+        new = order_row("", backend, order)
+        done = await self._pool.execute(
+            "UPDATE orders SET status = $2, updated_ns = $3, payload = $4 "
+            "WHERE client_order_id = $1", order.id, new["status"], new["updated_ns"],
+            new["payload"])
+        if done == "UPDATE 0":
+            raise StoreError(f"no order {order.id!r}")
+
+    async def orders(self, decision_id):
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE proposal_id = $1 "
+            f"ORDER BY ts_ns, client_order_id {_C}", decision_id)
+        return [dict(r) for r in rows]
+
+    async def record_fill(self, fill: Fill):
+        row = fill_row(fill)
+        sql = _insert_sql("fills", _FILL_COLUMNS, "(id)")
+        return await self._insert_child(
+            sql, tuple(row[c] for c in _FILL_COLUMNS), subject=f"fill {fill.fill_id!r}",
+            parent=("orders", "client_order_id", fill.order_id),
+            unknown=f"fill {fill.fill_id!r} for unknown order {fill.order_id!r}")
+
+    async def fills(self, client_order_id):
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(_FILL_COLUMNS)} FROM fills WHERE client_order_id = $1 "
+            f"ORDER BY ts_ns, id {_C}", client_order_id)
+        return [dict(r) for r in rows]
+
+    async def save_position(self, backend, position: Position, ts_ns):
+        p = position
+        avg = p.avg_price if p.avg_price == p.avg_price else 0.0  # nan (flat) is stored as 0
+        await self._pool.execute(
+            "INSERT INTO positions (backend, symbol, qty, avg_price, realised_pnl, updated_ns) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (backend, symbol) DO UPDATE SET "
+            "qty = EXCLUDED.qty, avg_price = EXCLUDED.avg_price, "
+            "realised_pnl = EXCLUDED.realised_pnl, updated_ns = EXCLUDED.updated_ns",
+            backend, p.symbol, p.qty, avg, p.realised_pnl, ts_ns)
+
+    async def positions(self, backend):
+        rows = await self._pool.fetch(
+            "SELECT symbol, qty, avg_price, realised_pnl, updated_ns FROM positions "
+            "WHERE backend = $1", backend)
+        return {r["symbol"]: dict(r) for r in rows}
+
+    # -- the bus, the halt flag, heartbeats, dead letters -----------------------------------
+
+    async def append_message(self, decision_id, sender, recipient, kind, payload, ts_ns):
+        return await self._pool.fetchval(
+            "INSERT INTO bus_messages (ts_ns, decision_id, sender, recipient, kind, payload) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            ts_ns, decision_id, sender, recipient, kind, dict(payload))
+
+    async def messages(self, decision_id):
+        # IS NOT DISTINCT FROM: messages(None) lists the messages without a decision, as the
+        # memory store does.
+        rows = await self._pool.fetch(
+            "SELECT id, ts_ns, decision_id, sender, recipient, kind, payload FROM bus_messages "
+            "WHERE decision_id IS NOT DISTINCT FROM $1 ORDER BY id", decision_id)
+        return [dict(r) for r in rows]
+
+    async def read_halt(self):
+        row = await self._pool.fetchrow("SELECT halted, reason, set_by FROM app_state")
+        if row is None:  # fail closed: a missing flag is an error, never "not halted"
+            raise StoreError("the halt flag row is missing from app_state (run the migrations)")
+        # After a resume the reason column keeps the acknowledgement; the flag has no reason.
+        reason = row["reason"] if row["halted"] else ""
+        return HaltStatus(row["halted"], reason, row["set_by"])
+
+    async def _write_halt(self, halted: bool, reason: str, by: str, ts_ns: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO app_state (id, halted, reason, set_by, set_ns) "
+            "VALUES (true, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+            "halted = EXCLUDED.halted, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, "
+            "set_ns = EXCLUDED.set_ns", halted, reason, by, ts_ns)
+
+    async def set_halt(self, reason, by, ts_ns):
+        await self._write_halt(True, reason, by, ts_ns)
+
+    async def resume(self, by, acknowledgement, ts_ns):
+        _require_ack(by, acknowledgement)
+        await self._write_halt(False, f"resumed: {acknowledgement}", by, ts_ns)
+
+    async def heartbeat(self, component, ts_ns, detail=""):
+        await self._pool.execute(
+            "INSERT INTO heartbeats (component, ts_ns, detail) VALUES ($1, $2, $3) "
+            "ON CONFLICT (component) DO UPDATE SET ts_ns = EXCLUDED.ts_ns, "
+            "detail = EXCLUDED.detail", component, ts_ns, detail)
+
+    async def heartbeats(self):
+        rows = await self._pool.fetch("SELECT component, ts_ns, detail FROM heartbeats")
+        return {r["component"]: (r["ts_ns"], r["detail"]) for r in rows}
+
+    async def dead_letter(self, ts_ns, source, reason, symbol, detail="", raw=""):
+        await self._pool.execute(
+            "INSERT INTO dead_letters (ts_ns, source, reason, symbol, detail, raw) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", ts_ns, source, reason, symbol, detail, raw)
+
+    async def dead_letters(self, limit=100):
+        rows = await self._pool.fetch(
+            "SELECT id, ts_ns, source, reason, symbol, detail, raw FROM dead_letters "
+            "ORDER BY id DESC LIMIT $1", limit)
+        return [dict(r) for r in rows]
+
+    # -- following the bus -----------------------------------------------------------------
+
+    async def listen_messages(self, callback: Callable[[dict[str, Any]], None], *,
+                              decision_id: str | None = None
+                              ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback(note)`` for every new bus message (of ``decision_id`` if given).
+
+        A note is the trigger's summary: ``id``, ``decision_id``, ``kind``, ``sender``,
+        ``recipient`` (read :meth:`messages` for the payload). Listening has begun when this
+        returns; the result is the coroutine function that stops it. It holds one pooled
+        connection until stopped.
+        """
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            note = json.loads(payload)
+            if decision_id is None or note.get("decision_id") == decision_id:
+                callback(note)
+
+        conn = await self._pool.acquire()
+        try:
+            await conn.add_listener(CHANNEL, on_notify)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+
+        async def stop() -> None:
+            try:
+                await conn.remove_listener(CHANNEL, on_notify)
+            finally:
+                await self._pool.release(conn)
+
+        return stop
+
+    @contextlib.asynccontextmanager
+    async def follow(self, decision_id: str | None = None) -> AsyncIterator[MessageFeed]:
+        """``async with store.follow(d) as feed: async for note in feed: ...``.
+
+        Listening starts on entering the block, so a message appended inside it is seen.
+        """
+        feed = MessageFeed()
+        stop = await self.listen_messages(feed.put, decision_id=decision_id)
+        try:
+            yield feed
+        finally:
+            await stop()
+
+
+class MessageFeed:
+    """An async iterator over bus notes, bounded: past :data:`FEED_BOUND` unread notes new
+    ones are dropped and counted in ``dropped`` (the rows stay in bus_messages)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(FEED_BOUND)
+        self.dropped = 0
+
+    def put(self, note: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(note)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def __aiter__(self) -> MessageFeed:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._queue.get()
