@@ -97,9 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(ev)
     ev.set_defaults(func=cmd_detect_eval)
 
+    from actors.decide import register as register_decide
     from actors.triage import register as register_triage
 
     register_triage(sub)
+    register_decide(sub)
 
 
 # ----------------------------------------------------------------------------- feeds

@@ -272,7 +272,7 @@ def test_the_strategist_follows_confident_clear_news_with_a_small_stopped_positi
     inc = news_incident()
     p = propose(inc, triage(inc))
     assert p.action is Action.SELL and 0 < p.size <= RULES_MAX_SIZE
-    assert p.limit_price == 3400.0 and p.stop_loss > 3400.0 > p.take_profit
+    assert p.limit_price == 3400.0 * (1 - 0.0025) and p.stop_loss > 3400.0 > p.take_profit
     assert p.take_profit == pytest.approx(3400.0 - 2 * (p.stop_loss - 3400.0))
     assert p.rationale.startswith("[rules] follow-the-news") and p.source == "rules"
 

@@ -74,6 +74,9 @@ MODEL = "rules-v1"
 RULES_MAX_SIZE = 0.10  # of the maximum position: the rules never propose more
 TRADE_MIN_CONFIDENCE = 0.75  # the verdict's confidence below which the rules HOLD
 CHECK_MAX_SIZE = 0.25  # the double-checker's cap on any proposal's size
+# A marketable limit: up to this much worse than the trip price (fills in a fast market,
+# but never at any price, as a market order would).
+MARKETABLE = 0.0025
 MAX_CONFIDENCE = 0.95
 
 # Thresholds, in percent unless named otherwise; why each value: see the rule using it.
@@ -473,7 +476,7 @@ def propose(incident: Incident, verdict: TriageVerdict | None) -> StrategistProp
         action=Action.BUY if buy else Action.SELL,
         symbol=incident.symbol,
         size=round(RULES_MAX_SIZE * verdict.confidence, 3),
-        limit_price=_sig(price),
+        limit_price=_sig(price * (1 + MARKETABLE if buy else 1 - MARKETABLE)),
         stop_loss=_sig(stop),
         take_profit=_sig(target),
         rationale=(
