@@ -5,7 +5,8 @@ wrapper turns it into ``{"outcome": "REJECTED", "reason": "<node>: <why>"}`` and
 routing sends the decision straight to its final node. Two things pass through untouched:
 LangGraph's interrupt (a TWO_PHASE decision pausing for a person is not a failure) and
 BaseExceptions such as cancellation (a process being stopped is not a verdict on the
-decision; the checkpoint resumes it). Once an outcome is set, later nodes do nothing.
+decision; the checkpoint resumes it). Once an outcome is set, later nodes do nothing, and
+a failure of the final node keeps that outcome (an EXECUTED decision did send its order).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def guarded(graph: str, name: str, fn: Node, *, timeout_s: float,
 
     ``always``: run even when an outcome is already set (the final node)."""
 
+    def failed(state: dict[str, Any], reason: str) -> dict[str, Any]:
+        if always and state.get("outcome"):
+            # The final node failed after the outcome was reached (an EXECUTED decision has
+            # sent its order): keep the outcome, add why its bookkeeping failed.
+            return {"reason": f"{state.get('reason', '')}; {reason}"[:MAX_REASON]}
+        return rejected(reason)
+
     async def node(state: dict[str, Any]) -> dict[str, Any]:
         if state.get("outcome") and not always:
             return {}
@@ -47,9 +55,9 @@ def guarded(graph: str, name: str, fn: Node, *, timeout_s: float,
         except GraphBubbleUp:  # interrupt(): a pause, not a failure
             raise
         except TimeoutError:
-            return rejected(f"{name}: timed out after {timeout_s:g}s")
+            return failed(state, f"{name}: timed out after {timeout_s:g}s")
         except Exception as exc:  # fail closed on anything a node raises
-            return rejected(f"{name}: {type(exc).__name__}: {exc}")
+            return failed(state, f"{name}: {type(exc).__name__}: {exc}")
         finally:
             metrics.node_latency(graph, name, (time.perf_counter() - t0) * 1e3)
 

@@ -56,7 +56,12 @@ async def postgres_checkpointer(dsn: str, *, max_size: int = 8) -> AsyncIterator
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    # Checkpoints commit without waiting for the WAL flush: a power cut can lose the last
+    # few hundred ms of them, and the decision then resumes from an earlier step, which is
+    # safe (signatures and orders are idempotent, outcomes final). What proves a decision
+    # (the decision store: signatures, orders, outcomes) still commits synchronously.
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row,
+              "options": "-c synchronous_commit=off"}
     async with AsyncConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=kwargs,
                                    open=False) as pool:
         saver = AsyncPostgresSaver(pool)
@@ -165,6 +170,9 @@ class DecisionRunner:
                                                   "no checkpoint to resume from after a restart",
                                                   self.deps.clock.now_ns())
                 continue
+            if not snapshot.next:  # ran to its end, but the final node's writes were lost
+                await self.signoff_graph.aupdate_state(self._config(row["id"]), {},
+                                                       as_node="execute")  # finish again
             results.append(await self.resume(row["id"]))
         return results
 

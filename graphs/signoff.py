@@ -55,7 +55,7 @@ from tripwire.decisions.signatures import (
     SignVerdict,
     verify_signatures,
 )
-from tripwire.execution.base import OrderRequest, OrderType
+from tripwire.execution.base import Order, OrderRequest, OrderType
 from tripwire.llm.incident import Incident
 from tripwire.llm.schemas import Action, CheckVerdict, StrategistProposal, TriageVerdict
 from tripwire.model import Side, client_order_id
@@ -63,7 +63,7 @@ from tripwire.risk.gates import gate_open
 from tripwire.risk.limits import OrderSide, ProposedOrder, check_all, floor_to_step
 from tripwire.risk.modes import SafetyMode
 from tripwire.risk.sizing import size_position
-from tripwire.store.decisions import Approval
+from tripwire.store.decisions import Approval, StoreError
 
 GRAPH = "signoff"
 MAX_REVISIONS = 3  # shrinks per decision; each is strictly smaller, this bounds the loop
@@ -147,8 +147,7 @@ class SignoffNodes:
 
     async def start(self, s: SignoffState) -> dict[str, Any]:
         """Make the decision visible (undecided) before anything can go wrong."""
-        if await self.d.store.proposal(s["decision_id"]) is None:
-            await self._record(s, None, {})
+        await self._record(s, None, {})  # refused (StoreError) only if already decided
         await self._say(s, "orchestrator", "strategist", "decision_started",
                         {"incident_id": s["incident_id"], "verdict_id": s["verdict_id"],
                          "mode": s["mode"]})
@@ -169,10 +168,8 @@ class SignoffNodes:
             return rejected(f"strategist: proposed {sp.symbol} for an incident on "
                             f"{incident.symbol}")
         if sp.action is Action.HOLD:
-            await self._record({**s, "strategist": dump}, None, {"strategist": dump}, "HOLD")
             return {"strategist": dump, "outcome": Outcome.HOLD.value,
                     "reason": sp.rationale[:500]}
-        await self._record(s, None, {"strategist": dump}, sp.action.value)
         return {"strategist": dump}
 
     async def risk_gate(self, s: SignoffState) -> dict[str, Any]:
@@ -262,8 +259,6 @@ class SignoffNodes:
         for g in risk["gates"]:
             if not g["passed"]:
                 self.d.metrics.risk_reject(g["name"])
-        state = {**s, "risk": risk}
-        await self._record(state, None, self._payload(state), s["strategist"]["action"])
         await self._say(s, RISK_GATE, "finish", "veto", {"reason": why})
         return {"risk": risk, **rejected(f"risk_gate: {why}")}
 
@@ -271,8 +266,6 @@ class SignoffNodes:
         p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
         fc = fact_check(p, await self._facts(p), self.d.config.fact_policy)
         facts = [dataclasses.asdict(f) for f in fc.facts]
-        state = {**s, "facts": facts}
-        await self._record(state, p, self._payload(state, proposal=p.to_dict()))
         if fc.passed:
             await self._sign(s, FACT_CHECKER, h, SignVerdict.APPROVE, "all facts hold: " +
                              ", ".join(f.name for f in fc.facts))
@@ -281,13 +274,15 @@ class SignoffNodes:
         await self._sign(s, FACT_CHECKER, h, SignVerdict.VETO, why)
         return {"facts": facts, **rejected(f"fact_checker: {why}")}
 
-    async def _facts(self, p: Proposal) -> Facts:
+    async def _facts(self, p: Proposal, halt: Any = ...) -> Facts:
+        """The facts now (``halt``: the flag if the caller has just read it)."""
         latest = self.d.prices.get(p.symbol)
         return Facts(
             now_ns=self.now(), latest_price=latest[0] if latest else None,
             latest_price_ns=latest[1] if latest else None,
             allowed_symbols=self.d.config.limits.allowed_symbols,
-            halt=await self.d.read_halt(), position_qty=await self.d.position_qty(p.symbol))
+            halt=await self.d.read_halt() if halt is ... else halt,
+            position_qty=await self.d.position_qty(p.symbol))
 
     async def double_checker(self, s: SignoffState) -> dict[str, Any]:
         p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
@@ -301,8 +296,6 @@ class SignoffNodes:
             return await self._double_veto(s, h, f"size {frac:.4g} still above its cap {cap:g}")
         check, meta = await self._ask_blind(s, p, frac)
         dump = {**check.model_dump(mode="json"), **meta, "blind": True, "size_seen": frac}
-        state = {**s, "double_check": dump}
-        await self._record(state, p, self._payload(state, proposal=p.to_dict()))
         if check.verdict is not CheckVerdict.AGREE:
             why = f"{check.verdict.value}: " + ("; ".join(check.concerns) or "no reason given")
             return {"double_check": dump, **await self._double_veto(s, h, why)}
@@ -396,6 +389,9 @@ class SignoffNodes:
         check = verify_signatures(h, await d.store.signatures(s["decision_id"]))
         if not check.valid:
             return rejected(f"execute: {check.reason}")
+        prior = await self._lookup(client_order_id(s["decision_id"], 0))
+        if prior is not None:  # placed before a crash: record it, never re-judge it
+            return await self._placed(s, p, prior)
         refusal = await self._refusal(s, p, h)
         if refusal:
             return rejected(f"execute: {refusal}")
@@ -413,7 +409,7 @@ class SignoffNodes:
             a = await self.d.store.approval(s["decision_id"])
             if a is None or a.status != "approved" or a.proposal_hash != h:
                 return "no approval of this proposal hash"
-        fc = fact_check(p, await self._facts(p), self.d.config.fact_policy)
+        fc = fact_check(p, await self._facts(p, halt), self.d.config.fact_policy)
         return "" if fc.passed else "facts changed since signing: " + "; ".join(fc.reasons)
 
     async def _place(self, s: SignoffState, p: Proposal) -> dict[str, Any]:
@@ -422,11 +418,33 @@ class SignoffNodes:
             client_order_id(s["decision_id"], 0), p.symbol, Side[p.side], p.quantity,
             OrderType(p.order_type), p.limit_price, p.stop_loss, p.take_profit)
         await self._say(s, "execute", "broker", "order", dataclasses.asdict(request))
-        order = await d.broker_call(d.broker.place, request)
+        try:
+            order = await d.broker_call(d.broker.place, request)
+        except Exception:
+            # The venue may have taken the order before the error (a timeout on the reply):
+            # if it knows this client order id, the order exists and is recorded as placed.
+            order = await self._lookup(request.client_order_id)
+            if order is None:
+                raise
+        return await self._placed(s, p, order)
+
+    async def _lookup(self, order_id: str) -> Order | None:
+        """The venue's order under this client id, if it has one (None: unknown to it, or
+        unreachable). Asked before placing, it finds an order an earlier run sent before a
+        crash; that order may have filled since, which would fail the position fact-check
+        although it is this decision's own, so it is recorded, never judged again."""
+        try:
+            return await self.d.broker_call(self.d.broker.get_order, order_id)
+        except Exception:  # unknown to the venue, or the venue unreachable: not placed here
+            return None
+
+    async def _placed(self, s: SignoffState, p: Proposal, order: Order) -> dict[str, Any]:
+        d = self.d
         await d.store.record_order(s["decision_id"], d.backend, order)
-        await sync_order(d, order.id)
+        if order.filled_qty > 0:  # else the snapshot just recorded is all there is
+            await sync_order(d, order.id)
         summary = {"client_order_id": order.id, "status": order.status.value,
-                   "qty": request.qty, "side": p.side, "symbol": p.symbol}
+                   "qty": order.request.qty, "side": p.side, "symbol": p.symbol}
         return {"order": summary, "outcome": Outcome.EXECUTED.value,
                 "reason": f"order {order.id} placed ({order.status.value}): {p.summary()}"}
 
@@ -434,9 +452,7 @@ class SignoffNodes:
         d = self.d
         outcome = s.get("outcome") or Outcome.REJECTED.value
         reason = s.get("reason") or "ended without an outcome"
-        if await d.store.proposal(s["decision_id"]) is None:
-            await self._record(s, None, {"error": reason}, "HOLD")
-        first = await d.store.set_outcome(s["decision_id"], outcome, reason, self.now())
+        first = await self._final_record(s, outcome, reason)
         if first:
             if outcome == Outcome.REJECTED.value:
                 d.rejections.record_rejection(reason)
@@ -444,11 +460,35 @@ class SignoffNodes:
             d.metrics.decision_latency(GRAPH, (self.now() - s["started_ns"]) / 1e6)
             await self._say(s, "finish", "journal", "outcome",
                             {"outcome": outcome, "reason": reason})
+        # A decision that ended while its approval was pending (a malformed answer, a
+        # failure in the approval node) must not leave that approval open to be answered.
+        a = (await d.store.approval(s["decision_id"])
+             if s["mode"] == SafetyMode.TWO_PHASE.value else None)
+        if a is not None and a.status == "pending":
+            await d.store.decide_approval(s["decision_id"], approve=False, by="finish",
+                                          note=f"decision ended {outcome}: {reason}"[:500],
+                                          now_ns=self.now())
         update: dict[str, Any] = {"outcome": outcome, "reason": reason}
         path = await write_journal(d, s["decision_id"])
         if path:
             update["journal"] = path
         return update
+
+
+    async def _final_record(self, s: SignoffState, outcome: str, reason: str) -> bool:
+        """The outcome, with everything the nodes found merged into the decision's payload,
+        in one write; True when this call set it. The order's terms and hash stay as the
+        risk gate stored them: if they were altered after signing (which execute refuses),
+        the altered row stays as evidence."""
+        extra = jsonable(self._payload(s))
+        try:
+            return await self.d.store.set_outcome(s["decision_id"], outcome, reason,
+                                                  self.now(), extra)
+        except StoreError:  # no row: the decision failed before its first write
+            action = (s.get("strategist") or {}).get("action", "HOLD")
+            await self._record(s, None, {**extra, "error": reason}, action)
+            return await self.d.store.set_outcome(s["decision_id"], outcome, reason,
+                                                  self.now())
 
 
 async def sync_order(d: DecisionDeps, order_id: str) -> None:

@@ -131,9 +131,10 @@ class DecisionStore(abc.ABC):
     async def proposal(self, decision_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    async def set_outcome(self, decision_id: str, outcome: str, reason: str,
-                          ts_ns: int) -> bool:
-        """Set the final outcome; False (and no change) when it was already set."""
+    async def set_outcome(self, decision_id: str, outcome: str, reason: str, ts_ns: int,
+                          payload: Mapping[str, Any] | None = None) -> bool:
+        """Set the final outcome, merging ``payload``'s keys into the stored payload in the
+        same write; False (and no change) when it was already set."""
 
     @abc.abstractmethod
     async def decisions(self, limit: int = 50, *, undecided_only: bool = False
@@ -336,13 +337,14 @@ class MemoryDecisionStore(DecisionStore):
     async def proposal(self, decision_id):
         return copy.deepcopy(self._proposals.get(decision_id))
 
-    async def set_outcome(self, decision_id, outcome, reason, ts_ns):
+    async def set_outcome(self, decision_id, outcome, reason, ts_ns, payload=None):
         row = self._proposals.get(decision_id)
         if row is None:
             raise StoreError(f"no decision {decision_id!r}")
         if row["outcome"] is not None:
             return False
         row.update(outcome=outcome, reason=reason, updated_ns=ts_ns)
+        row["payload"].update(copy.deepcopy(dict(payload or {})))
         return True
 
     async def decisions(self, limit=50, *, undecided_only=False):

@@ -205,12 +205,13 @@ class PgDecisionStore(DecisionStore):
         row = await self._pool.fetchrow(f"{_PROPOSAL} WHERE id = $1", decision_id)
         return None if row is None else dict(row)
 
-    async def set_outcome(self, decision_id, outcome, reason, ts_ns):
+    async def set_outcome(self, decision_id, outcome, reason, ts_ns, payload=None):
         # Under concurrency the loser waits on the row lock, then re-checks outcome IS NULL
         # and changes nothing: exactly one caller sets the outcome.
         done = await self._pool.execute(
-            "UPDATE proposals SET outcome = $2, reason = $3, updated_ns = $4 "
-            "WHERE id = $1 AND outcome IS NULL", decision_id, outcome, reason, ts_ns)
+            "UPDATE proposals SET outcome = $2, reason = $3, updated_ns = $4, "
+            "payload = payload || $5::jsonb WHERE id = $1 AND outcome IS NULL",
+            decision_id, outcome, reason, ts_ns, dict(payload or {}))
         if done != "UPDATE 0":
             return True
         if not await self._exists("proposals", "id", decision_id):
