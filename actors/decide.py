@@ -117,7 +117,8 @@ class _Demo:
         ledger = JsonlLedger(Path(settings.data_dir) / "llm_calls.jsonl")
         self.deps = DecisionDeps(
             store=store, broker=InstrumentedBroker(self.paper, self.metrics, "paper"),
-            backend="paper", router=build_llm(settings.llm, ledger=ledger).router,  # real time: rate limits
+            # The router keeps real time: its rate limits and ledger are about real calls.
+            backend="paper", router=build_llm(settings.llm, ledger=ledger).router,
             skills=SkillLoader(SKILLS_DIR), config=cfg, prices=self.prices, clock=clock,
             metrics=self.metrics, journal_root=journal_root(Path(settings.data_dir)))
         self.clock = clock
