@@ -55,6 +55,7 @@ __all__ = [
     "RateLimited",
     "Side",
     "UnknownOrder",
+    "amend_request",
     "validate_request",
 ]
 
@@ -336,6 +337,22 @@ def validate_request(request: OrderRequest, symbols: Container[str]) -> OrderReq
             _check_positive(field, getattr(request, field))
     _check_bracket_order(request)
     return request
+
+
+def amend_request(
+    request: OrderRequest,
+    symbols: Container[str],
+    *,
+    qty: float | None = None,
+    limit_price: float | None = None,
+    stop_loss: float | None = None,
+    take_profit: float | None = None,
+) -> OrderRequest:
+    """``request`` with the given fields replaced (None keeps a field), validated."""
+    changes = {"qty": qty, "limit_price": limit_price, "stop_loss": stop_loss,
+               "take_profit": take_profit}
+    amended = dataclasses.replace(request, **{k: v for k, v in changes.items() if v is not None})
+    return validate_request(amended, symbols)
 
 
 def _check_bracket_order(request: OrderRequest) -> None:

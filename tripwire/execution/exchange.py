@@ -51,7 +51,6 @@ Mapping between tripwire and ccxt:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -83,6 +82,7 @@ from tripwire.execution.base import (
     RateLimited,
     Side,
     UnknownOrder,
+    amend_request,
     validate_request,
 )
 from tripwire.model import Clock, SystemClock
@@ -264,17 +264,8 @@ class CcxtBroker:
         order = self.get_order(order_id)
         if not order.status.working:
             raise OrderNotOpen(order_id, order.status)
-        changes = {
-            k: v
-            for k, v in {
-                "qty": qty,
-                "limit_price": limit_price,
-                "stop_loss": stop_loss,
-                "take_profit": take_profit,
-            }.items()
-            if v is not None
-        }
-        request = validate_request(dataclasses.replace(order.request, **changes), self._symbols)
+        request = amend_request(order.request, self._symbols, qty=qty, limit_price=limit_price,
+                                stop_loss=stop_loss, take_profit=take_profit)
         self._check_brackets(request)
         if request == order.request:
             return order

@@ -52,6 +52,7 @@ from tripwire.execution.base import (
     Position,
     Side,
     UnknownOrder,
+    amend_request,
     validate_request,
 )
 from tripwire.model import Clock, SymbolTable, TickBatch
@@ -150,17 +151,8 @@ class PaperBroker:
         take_profit: float | None = None,
     ) -> Order:
         order = self._working(order_id)
-        changes = {
-            k: v
-            for k, v in {
-                "qty": qty,
-                "limit_price": limit_price,
-                "stop_loss": stop_loss,
-                "take_profit": take_profit,
-            }.items()
-            if v is not None
-        }
-        request = validate_request(dataclasses.replace(order.request, **changes), self._symbols)
+        request = amend_request(order.request, self._symbols, qty=qty, limit_price=limit_price,
+                                stop_loss=stop_loss, take_profit=take_profit)
         now = self.clock.now_ns()
         # An amended order goes through the venue's latency again, as a new one would.
         active = now + self.config.latency_ns
