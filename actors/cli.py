@@ -26,7 +26,8 @@ from actors.feed import FlowConfig
 from actors.pipeline import Pipeline, PipelineConfig, PipelineResult
 from tripwire.argtypes import int_in, positive_float
 from tripwire.config import Settings, load_settings
-from tripwire.model import NS_PER_SECOND, SymbolTable
+from tripwire.model import SymbolTable
+from tripwire.timeparse import parse_time_ns
 
 SOURCES = ("scenario", "binance", "binance-csv", "replay")
 
@@ -40,18 +41,10 @@ class UsageError(ValueError):
 
 def _time_ns(text: str) -> int:
     """An ISO-8601 time (UTC unless it says otherwise) or integer nanoseconds."""
-    from datetime import UTC, datetime
-
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO time like 2026-01-05T12:00 or ns since epoch, got {text!r}"
-        ) from None
-    t = t if t.tzinfo else t.replace(tzinfo=UTC)
-    return int(t.timestamp()) * NS_PER_SECOND + t.microsecond * 1_000
+        return parse_time_ns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,9 @@ LangGraph's interrupt (a TWO_PHASE decision pausing for a person is not a failur
 BaseExceptions such as cancellation (a process being stopped is not a verdict on the
 decision; the checkpoint resumes it). Once an outcome is set, later nodes do nothing, and
 a failure of the final node keeps that outcome (an EXECUTED decision did send its order).
+
+Each node run is one OpenTelemetry span ``<graph>.<node>`` carrying the decision and
+incident ids; a node that fails closed marks its span ERROR with the reason.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 
+from tripwire import telemetry
 from tripwire.decisions.outcome import Outcome
 from tripwire.metrics import DecisionMetrics
 
 Node = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REASON = 500
+DECISION_ID = "tripwire.decision_id"  # span attributes: find a decision's or incident's spans
+INCIDENT_ID = "tripwire.incident_id"
 
 
 def rejected(reason: str) -> dict[str, Any]:
@@ -45,6 +51,17 @@ def guarded(graph: str, name: str, fn: Node, *, timeout_s: float,
     async def node(state: dict[str, Any]) -> dict[str, Any]:
         if state.get("outcome") and not always:
             return {}
+        # One span per node run, a child of the caller's (the runner's incident span), so
+        # the node's LLM calls and the order nest under it in the incident's trace.
+        with telemetry.span(f"{graph}.{name}", record_errors=False,
+                            **{DECISION_ID: state.get("decision_id"),
+                               INCIDENT_ID: state.get("incident_id")}) as span:
+            update = await run(state)
+            if update.get("outcome") == Outcome.REJECTED.value and "reason" in update:
+                telemetry.mark_failed(span, update["reason"])
+            return update
+
+    async def run(state: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):

@@ -10,12 +10,17 @@ its order's client id is derived from the decision id.
 
 Bursts go through :class:`tripwire.decisions.intake.IncidentIntake`: one incident per symbol
 per cool-down, a bounded queue, and an overflow recorded as ``skipped: overload``.
+
+Tracing: ``handle``, ``triage``, ``decide`` and ``resume`` take an optional W3C carrier
+(``trace``, from :func:`tripwire.telemetry.inject` in the actor or deployment that sent the
+incident) and run inside a span that is its child, so the node spans, the LLM call spans and
+the order's span all share the incident's trace id.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +29,17 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from graphs.deps import DecisionDeps
+from graphs.guard import DECISION_ID, INCIDENT_ID
 from graphs.signoff import build_signoff_graph, initial_state
 from graphs.triage import TRIAGED, build_triage_graph, triage_input
+from tripwire import telemetry
 from tripwire.decisions.intake import OVERLOAD, SKIPPED_OVERLOAD, IncidentIntake
 from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.llm.incident import Incident
 from tripwire.model import new_id
 
 DURABILITY = "sync"  # a checkpoint is written before the next node starts: crash-safe
+MAX_PAUSED_TRACES = 10_000  # carriers of decisions awaiting approval kept for their resume
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,8 @@ class DecisionRunner:
         self.intake = IncidentIntake(cooldown_ns=deps.config.ns("incident_cooldown_s"),
                                      max_pending=s.max_pending)
         self._queued: dict[str, Incident] = {}
+        self._paused_traces: dict[str, dict[str, str]] = {}  # decision id -> carrier
+        self.paused_traces_dropped = 0
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -105,47 +115,84 @@ class DecisionRunner:
     async def drain(self) -> list[DecisionResult]:
         """Handle every queued incident, oldest first."""
         results = []
-        while (incident_id := self.intake.take()) is not None:
-            results.append(await self.handle(self._queued.pop(incident_id)))
+        while (incident := self.take()) is not None:
+            results.append(await self.handle(incident))
         return results
+
+    def take(self) -> Incident | None:
+        """The next queued incident (oldest first), for callers that run several at once."""
+        incident_id = self.intake.take()
+        return None if incident_id is None else self._queued.pop(incident_id)
+
+    def queued(self) -> int:
+        return len(self._queued)
 
     # -- running ----------------------------------------------------------------------------
 
-    async def handle(self, incident: Incident) -> DecisionResult:
-        """Triage, then (with a verdict) sign-off."""
-        t = await self.triage(incident)
-        if t.get("outcome") != TRIAGED:
-            return DecisionResult(t["incident_id"], incident.symbol, "TRIAGE_FAILED",
-                                  t.get("reason", ""))
-        return await self.decide(incident.model_copy(update={"id": t["incident_id"]}), t)
+    async def handle(self, incident: Incident,
+                     trace: Mapping[str, str] | None = None) -> DecisionResult:
+        """Triage, then (with a verdict) sign-off, as one trace: span ``incident.handle`` is
+        the child of ``trace`` (the carrier of the tick batch that tripped, when given)."""
+        with telemetry.span("incident.handle", trace, **_ids(incident)) as span:
+            t = await self.triage(incident)
+            if t.get("outcome") != TRIAGED:
+                telemetry.mark_failed(span, f"triage failed: {t.get('reason', '')}")
+                return DecisionResult(t["incident_id"], incident.symbol, "TRIAGE_FAILED",
+                                      t.get("reason", ""))
+            return await self.decide(incident.model_copy(update={"id": t["incident_id"]}), t)
 
-    async def triage(self, incident: Incident) -> dict[str, Any]:
+    async def triage(self, incident: Incident,
+                     trace: Mapping[str, str] | None = None) -> dict[str, Any]:
         state = triage_input(incident)
         config = {"configurable": {"thread_id": f"triage:{state['incident_id']}"}}
-        return await self.triage_graph.ainvoke(state, config, durability=self.durability)
+        with telemetry.span("incident.triage", trace, **_ids(incident)):
+            return await self.triage_graph.ainvoke(state, config, durability=self.durability)
 
     async def decide(self, incident: Incident, triaged: dict[str, Any],
-                     decision_id: str | None = None) -> DecisionResult:
+                     decision_id: str | None = None,
+                     trace: Mapping[str, str] | None = None) -> DecisionResult:
         decision_id = decision_id or new_id(self.deps.clock)
         state = initial_state(decision_id, self.deps.config.mode, incident, triaged["verdict"],
                               triaged["verdict_id"], triaged["verdict_ts_ns"],
                               self.deps.clock.now_ns())
-        final = await self.signoff_graph.ainvoke(state, self._config(decision_id),
-                                                 durability=self.durability)
-        return self._result(final)
+        with telemetry.span("decision.signoff", trace, **_ids(incident),
+                            **{DECISION_ID: decision_id}):
+            final = await self.signoff_graph.ainvoke(state, self._config(decision_id),
+                                                     durability=self.durability)
+            return self._traced(self._result(final))
 
-    async def resume(self, decision_id: str, answer: Any = None) -> DecisionResult:
-        """Continue a paused or interrupted decision (``answer``: the approval's resume)."""
+    async def resume(self, decision_id: str, answer: Any = None,
+                     trace: Mapping[str, str] | None = None) -> DecisionResult:
+        """Continue a paused or interrupted decision (``answer``: the approval's resume).
+
+        Without ``trace`` a decision paused in this process continues its own trace."""
+        trace = trace or self._paused_traces.pop(decision_id, None)
         value = None if answer is None else Command(resume=answer)
-        final = await self.signoff_graph.ainvoke(value, self._config(decision_id),
-                                                 durability=self.durability)
-        return self._result(final)
+        with telemetry.span("decision.signoff", trace, **{DECISION_ID: decision_id,
+                                                            "tripwire.resumed": True}):
+            final = await self.signoff_graph.ainvoke(value, self._config(decision_id),
+                                                     durability=self.durability)
+            return self._traced(self._result(final))
 
-    async def approve(self, decision_id: str, by: str, note: str = "") -> DecisionResult:
-        return await self.resume(decision_id, {"approve": True, "by": by, "note": note})
+    async def approve(self, decision_id: str, by: str, note: str = "",
+                      trace: Mapping[str, str] | None = None) -> DecisionResult:
+        return await self.resume(decision_id, {"approve": True, "by": by, "note": note}, trace)
 
-    async def reject(self, decision_id: str, by: str, note: str = "") -> DecisionResult:
-        return await self.resume(decision_id, {"approve": False, "by": by, "note": note})
+    async def reject(self, decision_id: str, by: str, note: str = "",
+                     trace: Mapping[str, str] | None = None) -> DecisionResult:
+        return await self.resume(decision_id, {"approve": False, "by": by, "note": note}, trace)
+
+    def _traced(self, result: DecisionResult) -> DecisionResult:
+        """Remember a paused decision's trace so its approval continues it (in memory,
+        bounded: after a restart, or past the bound, the approval starts a new trace)."""
+        if result.outcome == AWAITING_APPROVAL and result.decision_id:
+            carrier = telemetry.inject()
+            if carrier:
+                if len(self._paused_traces) >= MAX_PAUSED_TRACES:
+                    self._paused_traces.pop(next(iter(self._paused_traces)))
+                    self.paused_traces_dropped += 1
+                self._paused_traces[result.decision_id] = carrier
+        return result
 
     async def expire_due(self) -> list[DecisionResult]:
         """Close every pending approval past its expiry (as EXPIRED)."""
@@ -192,3 +239,7 @@ class DecisionRunner:
             final.get("incident_id", ""), (final.get("incident") or {}).get("symbol", ""),
             outcome, reason, final.get("decision_id"), verdict.get("classification"),
             (final.get("order") or {}).get("client_order_id"), final.get("journal"))
+
+
+def _ids(incident: Incident) -> dict[str, str]:
+    return {INCIDENT_ID: incident.id, "tripwire.symbol": incident.symbol}

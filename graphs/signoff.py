@@ -43,6 +43,7 @@ from langgraph.types import interrupt
 
 from graphs.deps import DecisionDeps
 from graphs.guard import guarded, next_or_finish, rejected
+from tripwire import telemetry
 from tripwire.decisions.factcheck import Facts, fact_check
 from tripwire.decisions.outcome import Outcome
 from tripwire.decisions.portfolio import portfolio_state
@@ -418,14 +419,18 @@ class SignoffNodes:
             client_order_id(s["decision_id"], 0), p.symbol, Side[p.side], p.quantity,
             OrderType(p.order_type), p.limit_price, p.stop_loss, p.take_profit)
         await self._say(s, "execute", "broker", "order", dataclasses.asdict(request))
-        try:
-            order = await d.broker_call(d.broker.place, request)
-        except Exception:
-            # The venue may have taken the order before the error (a timeout on the reply):
-            # if it knows this client order id, the order exists and is recorded as placed.
-            order = await self._lookup(request.client_order_id)
-            if order is None:
-                raise
+        with telemetry.span("order.place", **{"tripwire.client_order_id":
+                                               request.client_order_id,
+                                               "tripwire.backend": d.backend,
+                                               "tripwire.symbol": p.symbol}):
+            try:
+                order = await d.broker_call(d.broker.place, request)
+            except Exception:
+                # The venue may have taken the order before the error (a timeout on the
+                # reply): if it knows this client order id, the order exists and is placed.
+                order = await self._lookup(request.client_order_id)
+                if order is None:
+                    raise
         return await self._placed(s, p, order)
 
     async def _lookup(self, order_id: str) -> Order | None:

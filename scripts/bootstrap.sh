@@ -35,6 +35,16 @@ if ! have_postgres; then
   fi
 fi
 
+# Chromium: the operator console's test drives the system browser (Playwright with
+# executable_path; no browser download). Without it the console test fails and says why.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing+=(chromium)
+  else
+    say "Chromium is missing: the console test needs it (Debian/Ubuntu: sudo apt-get install -y chromium)"
+  fi
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing system packages: ${missing[*]}"

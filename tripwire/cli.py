@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
     register_llm(sub)
     register_db(sub)
+    __import__("tripwire.watchdog_cli", fromlist=["register"]).register(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()

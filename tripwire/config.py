@@ -33,6 +33,7 @@ from tripwire.detect.config import DetectorConfig
 from tripwire.llm.config import LLMConfig, load_llm_config
 
 ENV_PREFIX = "TRIPWIRE_"
+OWNED_TABLES = ("serve", "watchdog", "telemetry")  # validated by their own modules
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,13 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     llm: LLMConfig = field(default_factory=lambda: load_llm_config({}))
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
+    # Tables validated by the module that owns them ([serve] by serve_apps.config,
+    # [watchdog] by tripwire.watchdog, [telemetry] by tripwire.telemetry): raw, as read.
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def table(self, name: str) -> dict[str, Any]:
+        """A raw owned table (``serve``, ``watchdog``, ``telemetry``); {} when absent."""
+        return dict(self.tables.get(name, {}))
 
 
 def _scalar(text: str) -> Any:
@@ -116,7 +124,8 @@ def load_settings(
 
 
 def _build(data: dict[str, Any]) -> Settings:
-    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff"}
+    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff",
+             *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -128,7 +137,14 @@ def _build(data: dict[str, Any]) -> Settings:
     pipeline = _pipeline(data.get("pipeline", {}))
     llm = load_llm_config(data.get("llm", {}))
     decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}))
-    return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions)
+    tables = {}
+    for name in OWNED_TABLES:
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"{name} must be a table ([{name}]), got {table!r}")
+        tables[name] = table
+    return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions,
+                    tables)
 
 
 def _get(data: dict[str, Any], section: str, key: str, typ: type, default: Any) -> Any:

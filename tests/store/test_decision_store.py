@@ -539,7 +539,156 @@ def test_dead_letters_are_newest_first_and_limited(store: Backend) -> None:
         assert [d["id"] for d in letters] == sorted((d["id"] for d in letters), reverse=True)
         assert [d["reason"] for d in await s.dead_letters(limit=2)] == [
             "bad tick 3", "bad tick 2"]
-        assert await s.dead_letters(limit=0) == []
+        with pytest.raises(StoreError, match="limit"):
+            await s.dead_letters(limit=0)
+        assert [d["reason"] for d in await s.dead_letters(limit=2, offset=1)] == [
+            "bad tick 2", "bad tick 1"]
+        assert [d["reason"] for d in await s.dead_letters(since_ns=T0 + 2)] == [
+            "bad tick 3", "bad tick 2"]
+        assert await s.dead_letters(offset=4) == []
+
+    store.run(body)
+
+
+# -- list queries for the HTTP API ---------------------------------------------------------
+
+
+async def seed_market(s: DecisionStore) -> None:
+    """Six decisions over two symbols, 100 ns apart, with a second verdict on i-d-0, one
+    status change, outcomes on d-1 (VETOED) and d-4 (EXECUTED), two orders and a fill."""
+    for n in range(6):
+        await seed(s, f"d-{n}", ts_ns=T0 + 100 * n, symbol="BTCUSDT" if n % 2 else "ETHUSDT")
+    await s.record_verdict("v-late", "i-d-0", "ETHUSDT", T0 + 50, "IGNORE", 0.3, {})
+    await s.set_incident_status("i-d-2", "triaged")
+    await s.set_outcome("d-1", "VETOED", "risk", T0 + 900)
+    await s.set_outcome("d-4", "EXECUTED", "", T0 + 900)
+    await s.record_order("d-4", "paper", make_order("tw-d-4-0", ts_ns=T0 + 410))
+    await s.record_order("d-4", "paper", make_order("tw-d-4-1", ts_ns=T0 + 420,
+                                                    status=OrderStatus.FILLED))
+    await s.record_fill(make_fill("f-1", "tw-d-4-1", ts_ns=T0 + 430))
+
+
+def ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["id"] for r in rows]
+
+
+def test_incidents_are_listed_newest_first_paged_and_filtered(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed_market(s)
+        assert ids(await s.incidents()) == [f"i-d-{n}" for n in (5, 4, 3, 2, 1, 0)]
+        assert ids(await s.incidents(limit=2, offset=1)) == ["i-d-4", "i-d-3"]
+        assert await s.incidents(offset=6) == []
+        # since inclusive, until exclusive
+        assert ids(await s.incidents(since_ns=T0 + 100, until_ns=T0 + 300)) == [
+            "i-d-2", "i-d-1"]
+        assert ids(await s.incidents(symbol="BTCUSDT")) == ["i-d-5", "i-d-3", "i-d-1"]
+        assert ids(await s.incidents(status="triaged")) == ["i-d-2"]
+        assert ids(await s.incidents(symbol="BTCUSDT", status="triaged")) == []
+        assert (await s.incidents(limit=1))[0] == await s.incident("i-d-5")
+
+    store.run(body)
+
+
+def test_lists_break_ts_ties_by_id_descending(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        for name in ("b", "a", "B", "c"):  # bytewise order: B < a < b < c
+            await s.record_incident(name, "BTCUSDT", T0, "open", {})
+        assert ids(await s.incidents()) == ["c", "b", "a", "B"]
+        assert ids(await s.incidents(limit=2, offset=2)) == ["a", "B"]
+
+    store.run(body)
+
+
+def test_verdicts_are_listed_newest_first_paged_and_filtered(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed_market(s)
+        assert ids(await s.verdicts()) == [f"v-d-{n}" for n in (5, 4, 3, 2, 1)] + [
+            "v-late", "v-d-0"]
+        assert ids(await s.verdicts(classification="IGNORE")) == ["v-late"]
+        assert ids(await s.verdicts(symbol="ETHUSDT", limit=2)) == ["v-d-4", "v-d-2"]
+        assert ids(await s.verdicts(since_ns=T0 + 1, until_ns=T0 + 102)) == [
+            "v-d-1", "v-late", "v-d-0"]
+        row = (await s.verdicts(classification="IGNORE"))[0]
+        assert row == await s.verdict("v-late")
+        assert set(row) == {"id", "incident_id", "symbol", "ts_ns", "class", "confidence",
+                            "payload"}
+
+    store.run(body)
+
+
+def test_verdicts_of_an_incident_are_oldest_first(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed_market(s)
+        assert ids(await s.verdicts_of("i-d-0")) == ["v-d-0", "v-late"]
+        assert ids(await s.verdicts_of("i-d-3")) == ["v-d-3"]
+        assert await s.verdicts_of("i-unknown") == []
+
+    store.run(body)
+
+
+def test_decisions_filter_by_time_symbol_and_outcome_and_page(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed_market(s)
+        assert ids(await s.decisions(offset=4)) == ["d-1", "d-0"]
+        assert ids(await s.decisions(symbol="BTCUSDT")) == ["d-5", "d-3", "d-1"]
+        assert ids(await s.decisions(outcome="EXECUTED")) == ["d-4"]
+        assert ids(await s.decisions(since_ns=T0 + 102, until_ns=T0 + 302)) == ["d-2", "d-1"]
+        assert ids(await s.decisions(undecided_only=True, symbol="BTCUSDT")) == ["d-5", "d-3"]
+        assert ids(await s.decisions(undecided_only=True, limit=1, offset=1)) == ["d-3"]
+        assert await s.decisions(undecided_only=True, outcome="EXECUTED") == []
+
+    store.run(body)
+
+
+def test_counts_tally_each_table_by_state_within_the_time_range(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        assert await s.counts() == {"incidents": {}, "verdicts": {}, "decisions": {},
+                                    "orders": {}, "fills": 0}
+        await seed_market(s)
+        assert await s.counts() == {
+            "incidents": {"open": 5, "triaged": 1},
+            "verdicts": {"news": 6, "IGNORE": 1},
+            "decisions": {"undecided": 4, "VETOED": 1, "EXECUTED": 1},
+            "orders": {"open": 1, "filled": 1},
+            "fills": 1}
+        # [T0 + 400, T0 + 420): incident/verdict/proposal of d-4 and the first order only
+        assert await s.counts(since_ns=T0 + 400, until_ns=T0 + 420) == {
+            "incidents": {"open": 1}, "verdicts": {"news": 1}, "decisions": {"EXECUTED": 1},
+            "orders": {"open": 1}, "fills": 0}
+        assert (await s.counts(since_ns=T0 + 1_000))["incidents"] == {}
+
+    store.run(body)
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda s: s.incidents(limit=0), "limit"),
+    (lambda s: s.incidents(limit=10_001), "limit"),
+    (lambda s: s.verdicts(limit=-1), "limit"),
+    (lambda s: s.verdicts(limit=True), "limit"),
+    (lambda s: s.decisions(limit=2.0), "limit"),
+    (lambda s: s.decisions(offset=-1), "offset"),
+    (lambda s: s.incidents(offset="5"), "offset"),
+    (lambda s: s.dead_letters(limit=10_001), "limit"),
+    (lambda s: s.dead_letters(offset=-1), "offset"),
+    (lambda s: s.dead_letters(since_ns="yesterday"), "since_ns"),
+    (lambda s: s.verdicts(until_ns=2**63), "until_ns"),
+    (lambda s: s.counts(since_ns=1.5), "since_ns"),
+    (lambda s: s.counts(until_ns="now"), "until_ns"),
+])
+def test_bad_paging_arguments_are_refused_naming_the_argument(
+        store: Backend, call: Callable[[DecisionStore], Awaitable[Any]], argument: str) -> None:
+    async def body(s: DecisionStore) -> None:
+        with pytest.raises(StoreError, match=f"^{argument} must be"):
+            await call(s)
+
+    store.run(body)
+
+
+def test_the_largest_page_is_allowed(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed(s)
+        assert ids(await s.decisions(limit=10_000)) == ["d-1"]
+        assert await s.incidents(limit=1, offset=2**63 - 1) == []
 
     store.run(body)
 
@@ -687,5 +836,59 @@ def test_pg_refusals_by_the_database_become_store_errors(pg_store: Backend) -> N
         with pytest.raises(StoreError, match="order 'tw-bad' refused"):
             await s.record_order("d-1", "paper", bad)
         assert await s.orders("d-1") == []
+
+    pg_store.run(body)
+
+
+def test_pg_listen_halt_reports_every_halt_and_resume(pg_store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        assert isinstance(s, PgDecisionStore)
+        notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        stop = await s.listen_halt(notes.put_nowait)
+        try:
+            await s.set_halt("drawdown limit", "watchdog", T0)
+            assert await asyncio.wait_for(notes.get(), timeout=10) == {
+                "halted": True, "reason": "drawdown limit", "set_by": "watchdog",
+                "set_ns": T0}
+            await s.resume("ops", "checked the drawdown", T0 + 1)
+            # as read_halt: a resumed flag has no reason
+            assert await asyncio.wait_for(notes.get(), timeout=10) == {
+                "halted": False, "reason": "", "set_by": "ops", "set_ns": T0 + 1}
+        finally:
+            await stop()
+        await stop()  # stopping twice is harmless
+        await s.set_halt("after stop", "watchdog", T0 + 2)
+        await asyncio.sleep(0.2)  # a note sent after stop() would have arrived by now
+        assert notes.empty()
+
+    pg_store.run(body)
+
+
+def test_pg_halt_notify_fires_on_raw_sql_and_survives_a_huge_reason(
+        pg_store: Backend, migrated_db: str) -> None:
+    async def body(s: DecisionStore) -> None:
+        assert isinstance(s, PgDecisionStore)
+        notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        stop = await s.listen_halt(notes.put_nowait)
+        try:
+            # Another process (psql, a second orchestrator) writing the flag is seen too.
+            conn = await asyncpg.connect(migrated_db)
+            try:
+                await conn.execute("UPDATE app_state SET halted = true, reason = 'manual', "
+                                   "set_by = 'psql', set_ns = 7")
+            finally:
+                await conn.close()
+            assert await asyncio.wait_for(notes.get(), timeout=10) == {
+                "halted": True, "reason": "manual", "set_by": "psql", "set_ns": 7}
+            # NOTIFY refuses payloads of 8000 bytes: the halt must still be written.
+            huge = "\u00e9\x01" * 20_000
+            await s.set_halt(huge, "w" * 9_000, T0)
+            assert (await s.read_halt()).reason == huge
+            note = await asyncio.wait_for(notes.get(), timeout=10)
+            assert note["halted"] is True
+            assert note["reason"] == huge[:1000]
+            assert note["set_by"] == "w" * 200
+        finally:
+            await stop()
 
     pg_store.run(body)

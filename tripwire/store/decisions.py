@@ -26,7 +26,8 @@ from __future__ import annotations
 import abc
 import copy
 import itertools
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ from tripwire.execution.base import Fill, Order, Position
 from tripwire.risk.gates import HaltStatus
 
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+MAX_LIMIT = 10_000  # the most rows one list call returns; page with ``offset`` past it
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class StoreError(RuntimeError):
@@ -106,6 +109,12 @@ class DecisionStore(abc.ABC):
     async def incident(self, incident_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
+    async def incidents(self, limit: int = 50, *, offset: int = 0, since_ns: int | None = None,
+                        until_ns: int | None = None, symbol: str | None = None,
+                        status: str | None = None) -> list[dict[str, Any]]:
+        """Incidents (rows as :meth:`incident`), newest first (ts_ns, id)."""
+
+    @abc.abstractmethod
     async def record_verdict(self, verdict_id: str, incident_id: str, symbol: str, ts_ns: int,
                              classification: str, confidence: float,
                              payload: Mapping[str, Any]) -> bool: ...
@@ -116,6 +125,16 @@ class DecisionStore(abc.ABC):
     @abc.abstractmethod
     async def recent_verdicts(self, symbol: str, limit: int = 5) -> list[dict[str, Any]]:
         """The symbol's latest verdicts, newest first."""
+
+    @abc.abstractmethod
+    async def verdicts(self, limit: int = 50, *, offset: int = 0, since_ns: int | None = None,
+                       until_ns: int | None = None, symbol: str | None = None,
+                       classification: str | None = None) -> list[dict[str, Any]]:
+        """Verdicts (rows as :meth:`verdict`), newest first (ts_ns, id)."""
+
+    @abc.abstractmethod
+    async def verdicts_of(self, incident_id: str) -> list[dict[str, Any]]:
+        """The incident's verdicts, oldest first (ts_ns, id); [] for an unknown incident."""
 
     # -- proposals, outcomes, signatures, approvals ------------------------------------------
 
@@ -137,9 +156,12 @@ class DecisionStore(abc.ABC):
         same write; False (and no change) when it was already set."""
 
     @abc.abstractmethod
-    async def decisions(self, limit: int = 50, *, undecided_only: bool = False
-                        ) -> list[dict[str, Any]]:
-        """Proposals, newest first."""
+    async def decisions(self, limit: int = 50, *, undecided_only: bool = False,
+                        offset: int = 0, since_ns: int | None = None,
+                        until_ns: int | None = None, symbol: str | None = None,
+                        outcome: str | None = None) -> list[dict[str, Any]]:
+        """Proposals (rows as :meth:`proposal`), newest first (ts_ns, id); see
+        :func:`check_page` for the paging and time-range rules."""
 
     @abc.abstractmethod
     async def add_signature(self, decision_id: str, signature: Signature) -> bool:
@@ -221,7 +243,16 @@ class DecisionStore(abc.ABC):
                           detail: str = "", raw: str = "") -> None: ...
 
     @abc.abstractmethod
-    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    async def dead_letters(self, limit: int = 100, *, offset: int = 0,
+                           since_ns: int | None = None) -> list[dict[str, Any]]:
+        """Newest first (by id, the order they were written); ``since_ns`` inclusive."""
+
+    @abc.abstractmethod
+    async def counts(self, *, since_ns: int | None = None, until_ns: int | None = None
+                     ) -> dict[str, Any]:
+        """Rows per state with ts_ns in [since_ns, until_ns): ``{"incidents": {status: n},
+        "verdicts": {class: n}, "decisions": {outcome or "undecided": n},
+        "orders": {status: n}, "fills": n}``. States without rows are absent."""
 
     async def close(self) -> None:
         return None
@@ -245,6 +276,57 @@ class DecisionStore(abc.ABC):
             chain.fills.extend(await self.fills(o["client_order_id"]))
         chain.messages = await self.messages(decision_id)
         return chain
+
+
+def check_page(limit: int, offset: int = 0, since_ns: int | None = None,
+               until_ns: int | None = None) -> None:
+    """StoreError naming the argument unless 1 <= limit <= MAX_LIMIT, offset >= 0 and the
+    times are int64 ns (or None). since_ns is inclusive, until_ns exclusive; since >= until
+    is an empty range, not an error.
+
+    >>> check_page(0)
+    Traceback (most recent call last):
+    ...
+    tripwire.store.decisions.StoreError: limit must be an integer in 1..10000, got 0
+    """
+    if not _is_int(limit) or not 1 <= limit <= MAX_LIMIT:
+        raise StoreError(f"limit must be an integer in 1..{MAX_LIMIT}, got {limit!r}")
+    if not _is_int(offset) or not 0 <= offset <= _INT64[1]:
+        raise StoreError(f"offset must be an integer >= 0, got {offset!r}")
+    check_range(since_ns, until_ns)
+
+
+def check_range(since_ns: int | None, until_ns: int | None) -> None:
+    for name, value in (("since_ns", since_ns), ("until_ns", until_ns)):
+        if value is not None and (not _is_int(value) or not _INT64[0] <= value <= _INT64[1]):
+            raise StoreError(f"{name} must be an int64 nanosecond time or None, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _in_range(ts_ns: int, since_ns: int | None, until_ns: int | None) -> bool:
+    return ((since_ns is None or ts_ns >= since_ns)
+            and (until_ns is None or ts_ns < until_ns))
+
+
+def _page(rows: Iterable[dict[str, Any]], limit: int, offset: int, since_ns: int | None,
+          until_ns: int | None, **equal: Any) -> list[dict[str, Any]]:
+    """The memory store's list query: filter by time and by ``equal`` (None: any), newest
+    first by (ts_ns, id), then the page. Copies, so callers cannot change the store."""
+    check_page(limit, offset, since_ns, until_ns)
+    kept = [r for r in rows if _in_range(r["ts_ns"], since_ns, until_ns)
+            and all(v is None or r[k] == v for k, v in equal.items())]
+    kept.sort(key=lambda r: (r["ts_ns"], r["id"]), reverse=True)
+    return copy.deepcopy(kept[offset:offset + limit])
+
+
+def _tally(rows: Iterable[dict[str, Any]], key: str, since_ns: int | None,
+           until_ns: int | None, none_as: str = "") -> dict[str, int]:
+    counted = Counter(none_as if r[key] is None else r[key] for r in rows
+                      if _in_range(r["ts_ns"], since_ns, until_ns))
+    return dict(counted)
 
 
 def _require_ack(by: str, acknowledgement: str) -> None:
@@ -309,8 +391,22 @@ class MemoryDecisionStore(DecisionStore):
             "payload": copy.deepcopy(dict(payload))}
         return True
 
+    async def incidents(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
+                        status=None):
+        return _page(self._incidents.values(), limit, offset, since_ns, until_ns,
+                     symbol=symbol, status=status)
+
     async def verdict(self, verdict_id):
         return copy.deepcopy(self._verdicts.get(verdict_id))
+
+    async def verdicts(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
+                       classification=None):
+        return _page(self._verdicts.values(), limit, offset, since_ns, until_ns,
+                     symbol=symbol, **{"class": classification})
+
+    async def verdicts_of(self, incident_id):
+        rows = [v for v in self._verdicts.values() if v["incident_id"] == incident_id]
+        return copy.deepcopy(sorted(rows, key=lambda v: (v["ts_ns"], v["id"])))
 
     async def recent_verdicts(self, symbol, limit=5):
         rows = [v for v in self._verdicts.values() if v["symbol"] == symbol]
@@ -347,11 +443,11 @@ class MemoryDecisionStore(DecisionStore):
         row["payload"].update(copy.deepcopy(dict(payload or {})))
         return True
 
-    async def decisions(self, limit=50, *, undecided_only=False):
+    async def decisions(self, limit=50, *, undecided_only=False, offset=0, since_ns=None,
+                        until_ns=None, symbol=None, outcome=None):
         rows = [p for p in self._proposals.values()
                 if not undecided_only or p["outcome"] is None]
-        rows.sort(key=lambda p: (p["ts_ns"], p["id"]), reverse=True)
-        return copy.deepcopy(rows[:limit])
+        return _page(rows, limit, offset, since_ns, until_ns, symbol=symbol, outcome=outcome)
 
     async def add_signature(self, decision_id, signature):
         if decision_id not in self._proposals:
@@ -460,6 +556,18 @@ class MemoryDecisionStore(DecisionStore):
         self._dead.append({"id": len(self._dead) + 1, "ts_ns": ts_ns, "source": source,
                            "reason": reason, "symbol": symbol, "detail": detail, "raw": raw})
 
-    async def dead_letters(self, limit=100):
-        # Not self._dead[-limit:]: with limit=0 that slice is the whole list.
-        return copy.deepcopy(self._dead[::-1][:limit])
+    async def dead_letters(self, limit=100, *, offset=0, since_ns=None):
+        check_page(limit, offset, since_ns)
+        rows = [d for d in reversed(self._dead) if _in_range(d["ts_ns"], since_ns, None)]
+        return copy.deepcopy(rows[offset:offset + limit])
+
+    async def counts(self, *, since_ns=None, until_ns=None):
+        check_range(since_ns, until_ns)
+        fills = [f for f in self._fills.values() if _in_range(f["ts_ns"], since_ns, until_ns)]
+        return {
+            "incidents": _tally(self._incidents.values(), "status", since_ns, until_ns),
+            "verdicts": _tally(self._verdicts.values(), "class", since_ns, until_ns),
+            "decisions": _tally(self._proposals.values(), "outcome", since_ns, until_ns,
+                                none_as="undecided"),
+            "orders": _tally(self._orders.values(), "status", since_ns, until_ns),
+            "fills": len(fills)}

@@ -31,11 +31,14 @@ from tripwire.store.decisions import (
     StoreError,
     _decided,
     _require_ack,
+    check_page,
+    check_range,
     fill_row,
     order_row,
 )
 
 CHANNEL = "bus_messages"  # the channel the bus_messages_notify trigger announces on
+HALT_CHANNEL = "tripwire_halt"  # the channel the app_state_notify_halt trigger announces on
 FEED_BOUND = 1000  # notes a slow follower may fall behind by before new ones are dropped
 
 # Ids sort bytewise (as Python compares str) whatever the server's default collation is, so
@@ -86,6 +89,36 @@ def _refused(subject: str, unknown: str) -> Iterator[None]:
         raise StoreError(unknown) from exc
     except (asyncpg.CheckViolationError, asyncpg.RaiseError) as exc:
         raise StoreError(f"{subject} refused: {exc}") from exc
+
+
+class _Where:
+    """A WHERE clause built from conditions whose values travel as $n parameters, never as
+    text in the SQL (the SQL fragments are this module's constants)."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, template: str, value: Any) -> _Where:
+        """``template`` with ``{}`` for the value's parameter; skipped when value is None."""
+        if value is not None:
+            self.clauses.append(template.format(self.param(value)))
+        return self
+
+    def time(self, since_ns: int | None, until_ns: int | None) -> _Where:
+        return self.add("ts_ns >= {}", since_ns).add("ts_ns < {}", until_ns)
+
+    def sql(self) -> str:
+        return f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
+
+    def page(self, limit: int, offset: int) -> str:
+        """The WHERE clause, newest first by (ts_ns, id), then LIMIT and OFFSET."""
+        return (f"{self.sql()} ORDER BY ts_ns DESC, id {_C} DESC "
+                f"LIMIT {self.param(limit)} OFFSET {self.param(offset)}")
 
 
 def _approval(row: asyncpg.Record) -> Approval:
@@ -145,6 +178,18 @@ class PgDecisionStore(DecisionStore):
         row = await self._pool.fetchrow(f"{_INCIDENT} WHERE id = $1", incident_id)
         return None if row is None else dict(row)
 
+    async def incidents(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
+                        status=None):
+        check_page(limit, offset, since_ns, until_ns)
+        w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
+        w.add("status = {}", status)
+        return await self._rows(_INCIDENT, w, limit, offset)
+
+    async def _rows(self, select: str, where: _Where, limit: int, offset: int
+                    ) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(select + where.page(limit, offset), *where.args)
+        return [dict(r) for r in rows]
+
     async def record_verdict(self, verdict_id, incident_id, symbol, ts_ns, classification,
                              confidence, payload):
         if not 0.0 <= confidence <= 1.0:
@@ -165,6 +210,18 @@ class PgDecisionStore(DecisionStore):
         rows = await self._pool.fetch(
             f"{_VERDICT} WHERE symbol = $1 ORDER BY ts_ns DESC, id {_C} DESC LIMIT $2",
             symbol, limit)
+        return [dict(r) for r in rows]
+
+    async def verdicts(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
+                       classification=None):
+        check_page(limit, offset, since_ns, until_ns)
+        w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
+        w.add("class = {}", classification)
+        return await self._rows(_VERDICT, w, limit, offset)
+
+    async def verdicts_of(self, incident_id):
+        rows = await self._pool.fetch(
+            f"{_VERDICT} WHERE incident_id = $1 ORDER BY ts_ns, id {_C}", incident_id)
         return [dict(r) for r in rows]
 
     # -- proposals, outcomes, signatures, approvals ------------------------------------------
@@ -218,11 +275,14 @@ class PgDecisionStore(DecisionStore):
             raise StoreError(f"no decision {decision_id!r}")
         return False
 
-    async def decisions(self, limit=50, *, undecided_only=False):
-        where = "WHERE outcome IS NULL " if undecided_only else ""
-        rows = await self._pool.fetch(
-            f"{_PROPOSAL} {where}ORDER BY ts_ns DESC, id {_C} DESC LIMIT $1", limit)
-        return [dict(r) for r in rows]
+    async def decisions(self, limit=50, *, undecided_only=False, offset=0, since_ns=None,
+                        until_ns=None, symbol=None, outcome=None):
+        check_page(limit, offset, since_ns, until_ns)
+        w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
+        w.add("outcome = {}", outcome)
+        if undecided_only:
+            w.clauses.append("outcome IS NULL")
+        return await self._rows(_PROPOSAL, w, limit, offset)
 
     async def add_signature(self, decision_id, signature):
         s = signature
@@ -391,11 +451,35 @@ class PgDecisionStore(DecisionStore):
             "INSERT INTO dead_letters (ts_ns, source, reason, symbol, detail, raw) "
             "VALUES ($1, $2, $3, $4, $5, $6)", ts_ns, source, reason, symbol, detail, raw)
 
-    async def dead_letters(self, limit=100):
+    async def dead_letters(self, limit=100, *, offset=0, since_ns=None):
+        check_page(limit, offset, since_ns)
+        w = _Where().add("ts_ns >= {}", since_ns)
         rows = await self._pool.fetch(
-            "SELECT id, ts_ns, source, reason, symbol, detail, raw FROM dead_letters "
-            "ORDER BY id DESC LIMIT $1", limit)
+            "SELECT id, ts_ns, source, reason, symbol, detail, raw FROM dead_letters"
+            f"{w.sql()} ORDER BY id DESC LIMIT {w.param(limit)} OFFSET {w.param(offset)}",
+            *w.args)
         return [dict(r) for r in rows]
+
+    async def counts(self, *, since_ns=None, until_ns=None):
+        check_range(since_ns, until_ns)
+        w = _Where().time(since_ns, until_ns)
+        where = w.sql()
+
+        async def tally(conn: asyncpg.Connection, key: str, table: str) -> dict[str, int]:
+            rows = await conn.fetch(
+                f"SELECT {key} AS k, count(*) AS n FROM {table}{where} GROUP BY 1", *w.args)
+            return {r["k"]: r["n"] for r in rows}
+
+        # One snapshot: the counts agree with each other even while rows are being written.
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            return {
+                "incidents": await tally(conn, "status", "incidents"),
+                "verdicts": await tally(conn, "class", "verdicts"),
+                "decisions": await tally(conn, "COALESCE(outcome, 'undecided')", "proposals"),
+                "orders": await tally(conn, "status", "orders"),
+                "fills": await conn.fetchval(f"SELECT count(*) FROM fills{where}", *w.args),
+            }
 
     # -- following the bus -----------------------------------------------------------------
 
@@ -409,21 +493,45 @@ class PgDecisionStore(DecisionStore):
         returns; the result is the coroutine function that stops it. It holds one pooled
         connection until stopped.
         """
-        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            note = json.loads(payload)
+        def on_note(note: dict[str, Any]) -> None:
             if decision_id is None or note.get("decision_id") == decision_id:
                 callback(note)
 
+        return await self._listen(CHANNEL, on_note)
+
+    async def listen_halt(self, callback: Callable[[dict[str, Any]], None]
+                          ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback(note)`` on every write of the halt flag (set or resume), with
+        ``note`` = ``{"halted", "reason", "set_by", "set_ns"}``: the reason as
+        :meth:`read_halt` gives it ("" while not halted), cut to 1000 characters.
+
+        As :meth:`listen_messages`: listening has begun when this returns; the result stops
+        it. A note is a hint, not the truth: after a lost connection, read :meth:`read_halt`.
+        """
+        return await self._listen(HALT_CHANNEL, callback)
+
+    async def _listen(self, channel: str, callback: Callable[[dict[str, Any]], None]
+                      ) -> Callable[[], Awaitable[None]]:
+        """LISTEN on ``channel`` on a pooled connection held until the returned stop()."""
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            callback(json.loads(payload))
+
         conn = await self._pool.acquire()
         try:
-            await conn.add_listener(CHANNEL, on_notify)
+            await conn.add_listener(channel, on_notify)
         except BaseException:
             await self._pool.release(conn)
             raise
 
-        async def stop() -> None:
+        stopped = False
+
+        async def stop() -> None:  # a second call does nothing (the connection went back)
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
             try:
-                await conn.remove_listener(CHANNEL, on_notify)
+                await conn.remove_listener(channel, on_notify)
             finally:
                 await self._pool.release(conn)
 

@@ -1,0 +1,243 @@
+"""The data plane behind an HTTP or feed intake: validate, store, score, hand over incidents.
+
+:class:`DataPlane` owns one :class:`~actors.shard.DetectorShard` Ray actor per shard and,
+with a tick-store URL, the :class:`~actors.sink.TickSink` actor (the store's only writer).
+``ingest`` takes a batch in arrival order: validation splits off dead letters (kept in the
+decision store with their reason), the clean ticks go to the sink and to their shards
+concurrently, and the shards' anomalies become incidents (:class:`IncidentBuilder`) handed
+to ``on_incidents`` — the Serve app's sign-off deployment. Batches are ingested one at a
+time (a lock): validation and the detectors depend on arrival order.
+
+Heartbeats: ``feed:<source>`` on every batch, and ``shard:<i>`` from :meth:`beat` only when
+that shard actor answers a ping, so a dead shard's heartbeat goes stale and the watchdog
+halts trading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from actors.incidents import IncidentBuilder
+from actors.shard import DetectorShard, routing_table
+from tripwire.feeds.validate import TickValidator
+from tripwire.llm.incident import Incident
+from tripwire.model import Anomaly, DeadLetter, NewsItem, SymbolTable, TickBatch, Trips
+from tripwire.store.decisions import DecisionStore
+
+OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
+OnClean = Callable[[TickBatch], Awaitable[Any]]
+PING_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DataPlaneConfig:
+    n_shards: int = 2
+    detector: dict | None = None
+    store_url: str | None = None  # None: ticks are scored, not kept
+    sink_flush_rows: int = 100_000
+    sink_flush_ms: int = 1_000
+    max_batch_ticks: int = 100_000  # a bigger POST is refused (422), not split silently
+    source: str = "http"
+    max_kept_trips: int = 1_000_000  # trips kept for evaluation; beyond it, counted only
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    rejected: int
+    trips: int
+    incidents: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "trips": self.trips,
+                "incidents": list(self.incidents)}
+
+
+class DataPlane:
+    def __init__(self, symbols: SymbolTable, config: DataPlaneConfig, store: DecisionStore,
+                 on_incidents: OnIncidents, *, on_clean: OnClean | None = None,
+                 ray_metrics: Any = None) -> None:
+        self.symbols = symbols
+        self.config = config
+        self.store = store
+        self.on_incidents = on_incidents
+        self.on_clean = on_clean  # the venue and prices see every clean tick, in order
+        self.ray_metrics = ray_metrics
+        self.validator = TickValidator(source=config.source, symbols=symbols)
+        self.builder = IncidentBuilder(symbols)
+        self.routing = routing_table(symbols, config.n_shards)
+        self.shards: list[Any] = []
+        self.sink: Any = None
+        self._lock = asyncio.Lock()
+        self._trips: list[Trips] = []
+        self._kept_trips = 0
+        self._c = {"batches": 0, "ticks_in": 0, "accepted": 0, "dead_letters": 0, "trips": 0,
+                   "incidents": 0, "news": 0, "shard_errors": 0, "trips_not_kept": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> DataPlane:
+        import ray
+
+        cfg = self.config
+        shard_cls = ray.remote(DetectorShard).options(num_cpus=0, max_concurrency=1)
+        self.shards = [shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector)
+                       for i in range(cfg.n_shards)]
+        if cfg.store_url is not None:
+            from actors.sink import TickSink
+
+            self.sink = ray.remote(TickSink).options(num_cpus=0).remote(
+                cfg.store_url, self.symbols, flush_rows=cfg.sink_flush_rows,
+                flush_ms=cfg.sink_flush_ms)
+        ray.get([s.ping.remote() for s in self.shards])  # construction errors surface here
+        if self.sink is not None:
+            ray.get(self.sink.stats.remote())
+        return self
+
+    async def close(self) -> dict[str, Any]:
+        """Flush and close the tick store (nothing buffered is lost), end the actors."""
+        import ray
+
+        from actors.runtime import kill_and_wait
+
+        out: dict[str, Any] = {}
+        async with self._lock:  # an ingest in flight finishes first
+            if self.sink is not None:
+                out = await self.sink.close.remote()
+                await asyncio.to_thread(kill_and_wait, self.sink)
+            for s in self.shards:
+                ray.kill(s)
+            self.sink, self.shards = None, []
+        return out
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def ingest(self, batch: TickBatch, now_ns: int,
+                     raw: Sequence[str] | None = None) -> IngestResult:
+        if len(batch) > self.config.max_batch_ticks:
+            raise ValueError(f"ticks: a batch holds at most {self.config.max_batch_ticks} "
+                             f"ticks, got {len(batch)}")
+        async with self._lock:
+            checked = self.validator.validate(self._number(batch), raw)
+            clean = checked.ticks
+            self._c["batches"] += 1
+            self._c["ticks_in"] += len(batch)
+            self._c["accepted"] += len(clean)
+            await self._dead_letters(checked.dead)
+            self.builder.on_ticks(clean)
+            writes = [self.sink.write_ticks.remote(clean, self.config.source)] if (
+                self.sink is not None and len(clean)) else []
+            if self.on_clean is not None and len(clean):
+                writes.append(self.on_clean(clean))
+            anomalies = await self._score(clean)
+            await asyncio.gather(*writes)
+            incidents = self.builder.build(anomalies)
+        self._c["trips"] += len(anomalies)
+        self._c["incidents"] += len(incidents)
+        await self.store.heartbeat(f"feed:{self.config.source}", now_ns,
+                                   f"{len(batch)} ticks")
+        if incidents:
+            await self.on_incidents(incidents, None)
+        if self.ray_metrics is not None:
+            self.ray_metrics.ticks(len(clean))
+            self.ray_metrics.trips(len(anomalies))
+        return IngestResult(len(clean), len(checked.dead), len(anomalies),
+                            tuple(i.id for i in incidents))
+
+    def _number(self, batch: TickBatch) -> TickBatch:
+        """Ticks sent without a trade id (0) get the next ids of their symbol, so the
+        validator's duplicate check (ids must rise) passes them; ticks with ids are judged
+        as sent."""
+        import numpy as np
+
+        rows = np.flatnonzero(batch.trade_id == 0)
+        if not len(rows):
+            return batch
+        tid = batch.trade_id.copy()
+        sym = batch.symbol_id[rows]
+        for s in np.unique(sym):
+            mine = rows[sym == s]
+            tid[mine] = self.validator.last_trade_id(int(s)) + 1 + np.arange(len(mine))
+        return TickBatch(batch.symbol_id, batch.ts_ns, batch.price, batch.qty, batch.side,
+                         tid, batch.recv_ns)
+
+    async def _score(self, clean: TickBatch) -> list[Anomaly]:
+        if not len(clean):
+            return []
+        parts = self._split(clean)
+        results = await asyncio.gather(
+            *(self.shards[s].process.remote(part, self.config.source) for s, part in parts),
+            return_exceptions=True)
+        anomalies: list[Anomaly] = []
+        for (s, part), res in zip(parts, results, strict=True):
+            if isinstance(res, BaseException):
+                # The ticks are stored; they are not scored. Recorded, never silent.
+                self._c["shard_errors"] += 1
+                await self.store.dead_letter(
+                    time.time_ns(), self.config.source, "shard_unavailable", None,
+                    f"shard {s} failed: {type(res).__name__}: {res}"[:500],
+                    f"{len(part)} ticks not scored")
+                continue
+            anomalies.extend(res.anomalies)
+            self._keep(res.trips)
+        return anomalies
+
+    def _keep(self, trips: Trips) -> None:
+        if not len(trips.ts_ns):
+            return
+        if self._kept_trips + len(trips.ts_ns) > self.config.max_kept_trips:
+            self._c["trips_not_kept"] += len(trips.ts_ns)
+            return
+        self._kept_trips += len(trips.ts_ns)
+        self._trips.append(trips)
+
+    def trips(self) -> Trips:
+        """Every trip kept so far (for scoring a labelled replay)."""
+        return Trips.concat(self._trips)
+
+    def _split(self, batch: TickBatch) -> list[tuple[int, TickBatch]]:
+        import numpy as np
+
+        shard = self.routing[batch.symbol_id]
+        return [(int(s), batch.take(np.flatnonzero(shard == s))) for s in np.unique(shard)]
+
+    async def _dead_letters(self, items: list[DeadLetter]) -> None:
+        self._c["dead_letters"] += len(items)
+        for d in items:
+            await self.store.dead_letter(d.ts_ns, d.source, d.reason.value, d.symbol,
+                                         d.detail, d.raw)
+
+    def on_news(self, items: Sequence[NewsItem]) -> None:
+        self._c["news"] += len(items)
+        self.builder.on_news(items)
+        if self.sink is not None and items:
+            self.sink.write_news.remote(list(items))
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def beat(self, now_ns: int) -> dict[str, bool]:
+        """Ping every shard; write the heartbeat of each that answers."""
+        alive = {}
+        for i, s in enumerate(self.shards):
+            try:
+                await asyncio.wait_for(s.ping.remote(), PING_TIMEOUT_S)
+                alive[f"shard:{i}"] = True
+                await self.store.heartbeat(f"shard:{i}", now_ns, "ping ok")
+            except Exception:  # dead or stuck: no heartbeat, so it goes stale
+                alive[f"shard:{i}"] = False
+        return alive
+
+    async def flush(self) -> None:
+        if self.sink is not None:
+            await self.sink.flush.remote()
+
+    async def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self._c, **self.builder.stats(),
+                               "validator": self.validator.counters()}
+        if self.sink is not None:
+            out["sink"] = await self.sink.stats.remote()
+        return out

@@ -1,0 +1,118 @@
+"""The same FastAPI app without Serve: every service in this process (shards still Ray actors).
+
+:class:`LocalServices` runs the :class:`~serve_apps.orchestrator.Orchestrator` (triage on
+its own runner) and the :class:`~actors.dataplane.DataPlane` on one event loop and serves
+:func:`serve_apps.api.build_app` through them. ``benchmarks.serve`` runs it under plain
+uvicorn as the baseline that shows what Serve's proxy and handles cost per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import FastAPI
+
+from actors.dataplane import DataPlane, DataPlaneConfig
+from serve_apps.api import build_app
+from serve_apps.config import ServeConfig
+from serve_apps.orchestrator import Orchestrator, ledger_file
+from tripwire.config import Settings
+from tripwire.model import NewsItem, SymbolTable, TickBatch
+from tripwire.store.pg_decisions import PgDecisionStore
+
+
+class LocalServices:
+    """:class:`serve_apps.api.Backend` over in-process services."""
+
+    def __init__(self, settings: Settings, dsn: str, symbols: SymbolTable,
+                 config: ServeConfig | None = None) -> None:
+        self.settings, self.dsn, self.symbols = settings, dsn, symbols
+        self.config = config or ServeConfig.from_settings(settings)
+        self.orch = Orchestrator(settings, dsn, symbols,
+                                 workers=self.config.signoff_workers)
+        self.store: PgDecisionStore | None = None
+        self.plane: DataPlane | None = None
+        self._beat: asyncio.Task | None = None
+
+    async def start(self) -> LocalServices:
+        await self.orch.start()
+        self.store = await PgDecisionStore.connect(self.dsn)
+        cfg, s = self.config, self.settings
+        self.plane = DataPlane(self.symbols, DataPlaneConfig(
+            n_shards=cfg.shards, detector=s.detector.to_dict(),
+            store_url=s.store_url if cfg.store_ticks else None,
+            sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms),
+            self.store, self._hand_over, on_clean=self.orch.on_ticks)
+        await asyncio.to_thread(self.plane.start)
+        self._beat = asyncio.create_task(self._heartbeats())
+        return self
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self.plane.beat(time.time_ns())
+            except Exception:  # the database is down: the watchdog sees no heartbeat
+                pass
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    async def _hand_over(self, incidents: list, trace: dict | None) -> None:
+        await self.orch.submit([i.model_dump(mode="json") for i in incidents], trace)
+
+    def app(self, token: str) -> FastAPI:
+        return build_app(self, self.store, self.symbols, token=token,
+                         ledger_path=ledger_file(self.settings))
+
+    async def close(self) -> dict[str, Any]:
+        if self._beat is not None:
+            self._beat.cancel()
+        out = {"dataplane": await self.plane.close() if self.plane else {},
+               "signoff": await self.orch.close()}
+        if self.store is not None:
+            await self.store.close()
+        return out
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    async def ingest(self, batch: TickBatch) -> dict:
+        return (await self.plane.ingest(batch, time.time_ns())).to_dict()
+
+    async def news(self, items: list[NewsItem]) -> int:
+        self.plane.on_news(items)
+        return len(items)
+
+    async def submit(self, incidents: list[dict]) -> list[dict]:
+        return await self.orch.submit(incidents)
+
+    async def approve(self, decision_id: str, by: str, note: str) -> dict:
+        return await self.orch.approve(decision_id, by, note)
+
+    async def reject(self, decision_id: str, by: str, note: str) -> dict:
+        return await self.orch.reject(decision_id, by, note)
+
+    async def account(self) -> dict:
+        return self.orch.account()
+
+    async def positions(self) -> dict:
+        return self.orch.positions()
+
+    async def pnl(self) -> dict:
+        return self.orch.pnl()
+
+    async def cancel_all(self) -> int:
+        return self.orch.cancel_all()
+
+    async def flatten(self) -> int:
+        return self.orch.flatten()
+
+    async def metrics(self) -> dict:
+        plane = await self.plane.stats()
+        orch = self.orch.metrics()
+        return {"dataplane": {k: v for k, v in plane.items() if isinstance(v, int | float)},
+                "signoff": {**orch["counters"], "inflight": orch["inflight"],
+                            "queued": orch["queued"]},
+                "otel": orch["otel"]}
+
+    async def ready(self) -> dict[str, str]:
+        return {"data_plane": "ok", "signoff": "ok"}

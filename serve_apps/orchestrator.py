@@ -1,0 +1,332 @@
+"""The long-lived decision service: incidents in, decisions out, on one paper venue.
+
+:class:`Orchestrator` hosts what must live in one place: the sign-off
+:class:`~graphs.runner.DecisionRunner` with its PostgreSQL checkpointer, the execution
+backend (the paper venue's book is in memory) and the latest prices the fact-checker
+reads. Incidents are queued through the runner's intake (coalescing, a bounded queue);
+``workers`` tasks take them, get a verdict from ``triage`` (the autoscaled triage
+deployment in the Serve app, the local runner otherwise) and run the sign-off graph.
+Ticks move the paper venue; fills are copied into the store and the journal rewritten.
+
+It knows nothing of Serve: :mod:`serve_apps.app` wraps it in a deployment, tests and the
+uvicorn baseline use it directly. ``close`` stops taking work, lets decisions in flight
+finish (their checkpoints make an interrupted one resumable) and closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphs.deps import DecisionDeps
+from graphs.runner import DecisionResult, DecisionRunner, postgres_checkpointer
+from graphs.signoff import sync_order, write_journal
+from graphs.triage import TRIAGED
+from tripwire.config import Settings
+from tripwire.decisions.outcome import AWAITING_APPROVAL
+from tripwire.decisions.prices import LatestPrices
+from tripwire.execution.paper import PaperBroker
+from tripwire.llm.factory import build_llm
+from tripwire.llm.incident import Incident
+from tripwire.llm.ledger import JsonlLedger
+from tripwire.llm.skills import SkillLoader
+from tripwire.metrics import DecisionMetrics, InstrumentedBroker, snapshot
+from tripwire.model import Clock, SimClock, SymbolTable, SystemClock, TickBatch, new_id
+from tripwire.store.journal import journal_root
+from tripwire.store.migrate import migrate
+from tripwire.store.pg_decisions import PgDecisionStore
+from tripwire.watchdog import BrokerControl
+
+log = logging.getLogger("tripwire.orchestrator")
+SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
+Triage = Callable[[Incident, Mapping[str, str] | None], Awaitable[dict[str, Any]]]
+
+
+def ledger_file(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "llm_calls.jsonl"
+
+
+@dataclass
+class Parts:
+    """What a runner needs, built the same way for the sign-off and the triage replicas."""
+
+    store: PgDecisionStore
+    deps: DecisionDeps
+    paper: PaperBroker
+    prices: LatestPrices
+    reader: Any  # the in-memory metric reader behind deps.metrics
+
+
+async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
+                      clock: Clock) -> Parts:
+    store = await PgDecisionStore.connect(dsn)
+    cfg = settings.decisions
+    prices = LatestPrices(symbols)
+    paper = PaperBroker(symbols, clock, cfg.paper)
+    metrics, reader = DecisionMetrics.in_memory()
+    llm = build_llm(settings.llm, ledger=JsonlLedger(ledger_file(settings)))
+    deps = DecisionDeps(
+        store=store, broker=InstrumentedBroker(paper, metrics, "paper"), backend="paper",
+        router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
+        clock=clock, metrics=metrics, journal_root=journal_root(Path(settings.data_dir)))
+    return Parts(store, deps, paper, prices, reader)
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, dsn: str, symbols: SymbolTable, *,
+                 triage: Triage | None = None, workers: int = 2,
+                 clock: Clock | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"serve.signoff_workers must be >= 1, got {workers!r}")
+        self.settings, self.dsn, self.symbols = settings, dsn, symbols
+        self.clock = clock or SystemClock()
+        self._triage_remote = triage
+        self._n_workers = workers
+        self._stack = contextlib.AsyncExitStack()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._inflight = 0
+        self._closing = False
+        self._tracked: dict[str, str] = {}  # client order id -> decision id, until flat
+        self._fill_counts: dict[str, int] = {}
+        self._c = {"submitted": 0, "decided": 0, "triage_failed": 0, "errors": 0,
+                   "tick_batches": 0, "paper_refused_batches": 0}
+        self._traces: dict[str, dict[str, str]] = {}  # incident id -> its trace carrier
+        self.results: list[DecisionResult] = []  # bounded below
+        self.max_results = 10_000
+        self.parts: Parts | None = None
+        self.runner: DecisionRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, recover: bool = True) -> Orchestrator:
+        await migrate(self.dsn)
+        self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock)
+        self._stack.push_async_callback(self.parts.store.close)
+        self._stack.push_async_callback(self.parts.deps.router.aclose)
+        saver = await self._stack.enter_async_context(postgres_checkpointer(self.dsn))
+        self.runner = DecisionRunner(self.parts.deps, saver)
+        if recover:
+            for r in await self.runner.recover():
+                self._remember(r)
+        self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self._n_workers)]
+        self._tasks.append(asyncio.create_task(self._expiry_loop()))
+        return self
+
+    async def close(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Stop taking incidents; let queued and in-flight decisions finish, then close."""
+        self._closing = True
+        self._wake.set()
+        workers, expiry = self._tasks[:-1], self._tasks[-1:]
+        for t in expiry:
+            t.cancel()
+        _done, pending = await asyncio.wait(workers, timeout=timeout_s) if workers else ((), ())
+        for t in pending:  # a decision stuck past the timeout resumes from its checkpoint
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+        return {**self._c, "unfinished_at_close": len(pending)}
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    async def submit(self, incidents: list[dict[str, Any]],
+                     trace: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+        """Queue incidents (JSON dicts); each one's id and whether it was queued."""
+        if self._closing:
+            raise RuntimeError("the orchestrator is shutting down; incidents are not taken")
+        out = []
+        for raw in incidents:
+            incident = Incident.model_validate(raw)
+            if not incident.id:
+                incident = incident.model_copy(update={"id": new_id(self.clock)})
+            skipped = await self.runner.submit(incident)
+            self._c["submitted"] += 1
+            if skipped is None:
+                self._traces[incident.id] = dict(trace or {})
+            out.append({"id": incident.id, "status": skipped.reason if skipped else "queued"})
+        self._wake.set()
+        return out
+
+    async def _worker(self, n: int) -> None:
+        while True:
+            incident = self.runner.take()
+            if incident is None:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._inflight += 1
+            try:
+                self._remember(await self._decide(incident))
+            except Exception:  # one bad incident never stops the service; counted, logged
+                self._c["errors"] += 1
+                log.exception("worker %d: incident %s failed", n, incident.id)
+            finally:
+                self._inflight -= 1
+
+    async def _decide(self, incident: Incident) -> DecisionResult:
+        trace = self._traces.pop(incident.id, None)
+        if self._triage_remote is not None:
+            triaged = await self._triage_remote(incident, trace)
+        else:
+            triaged = await self.runner.triage(incident, trace=trace)
+        if triaged.get("outcome") != TRIAGED:
+            self._c["triage_failed"] += 1
+            return DecisionResult(triaged.get("incident_id", incident.id), incident.symbol,
+                                  "TRIAGE_FAILED", triaged.get("reason", ""))
+        incident = incident.model_copy(update={"id": triaged["incident_id"]})
+        return await self.runner.decide(incident, triaged, trace=trace)
+
+    def _remember(self, result: DecisionResult) -> None:
+        self._c["decided"] += 1
+        self.results.append(result)
+        del self.results[:-self.max_results]
+        if result.order_id is not None and result.decision_id is not None:
+            self._tracked[result.order_id] = result.decision_id
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for r in await self.runner.expire_due():
+                    self._remember(r)
+            except Exception:
+                self._c["errors"] += 1
+                log.exception("expiring approvals failed")
+
+    async def idle(self) -> bool:
+        """True when nothing is queued or being decided."""
+        return self._inflight == 0 and self.runner.queued() == 0
+
+    # -- people ------------------------------------------------------------------------------
+
+    async def approve(self, decision_id: str, by: str, note: str = "") -> dict[str, Any]:
+        return await self._answer(decision_id, True, by, note)
+
+    async def reject(self, decision_id: str, by: str, note: str = "") -> dict[str, Any]:
+        return await self._answer(decision_id, False, by, note)
+
+    async def _answer(self, decision_id: str, approve: bool, by: str,
+                      note: str) -> dict[str, Any]:
+        approval = await self.parts.store.approval(decision_id)
+        if approval is None:
+            raise LookupError(f"decision {decision_id} is not waiting for approval")
+        if approval.status != "pending":
+            raise ValueError(f"decision {decision_id}'s approval is already {approval.status}")
+        fn = self.runner.approve if approve else self.runner.reject
+        result = await fn(decision_id, by, note)
+        self._remember(result)
+        return {"decision_id": decision_id, "outcome": result.outcome, "reason": result.reason,
+                "order_id": result.order_id}
+
+    # -- the venue ---------------------------------------------------------------------------
+
+    async def on_ticks(self, batch: TickBatch) -> int:
+        """Move prices and the paper venue; copy new fills into the store. New fills."""
+        if not len(batch):
+            return 0
+        self._c["tick_batches"] += 1
+        if isinstance(self.clock, SimClock):  # market time: the ticks move the clock
+            self.clock.set(max(self.clock.now_ns(), int(batch.ts_ns.max())))
+        self.parts.prices.update(batch)
+        try:
+            fills = self.parts.paper.on_ticks(batch)
+        except ValueError:  # older than the venue's clock (a late batch): prices only
+            self._c["paper_refused_batches"] += 1
+            return 0
+        if fills:
+            await self._sync_fills({f.order_id for f in fills})
+        return len(fills)
+
+    async def _sync_fills(self, order_ids: set[str]) -> None:
+        deps = self.parts.deps
+        for order_id in order_ids:
+            decision_id = self._tracked.get(order_id)
+            if decision_id is None:
+                continue
+            await sync_order(deps, order_id)
+            await write_journal(deps, decision_id)
+
+    def account(self) -> dict[str, Any]:
+        snap = BrokerControl(self.parts.paper, self.parts.deps.equity).snapshot()
+        return {"equity": snap.equity, "peak_equity": snap.peak_equity,
+                "gross_exposure": snap.gross_exposure, "open_orders": snap.open_orders,
+                "positions": [{"symbol": p.symbol, "qty": p.qty, "price": p.price,
+                               "stop_attached": p.stop_attached} for p in snap.positions]}
+
+    def positions(self) -> dict[str, Any]:
+        snap = {p.symbol: p for p in BrokerControl(self.parts.paper).snapshot().positions}
+        rows = []
+        for sym, p in sorted(self.parts.paper.positions().items()):
+            if p.qty == 0:
+                continue
+            rows.append({"symbol": sym, "qty": p.qty, "avg_price": _num(p.avg_price),
+                         "mark": _num(p.mark_price), "unrealised_pnl": _num(p.unrealised_pnl),
+                         "realised_pnl": _num(p.realised_pnl),
+                         "stop_attached": bool(snap.get(sym) and snap[sym].stop_attached)})
+        return {"backend": "paper", "positions": rows}
+
+    def pnl(self) -> dict[str, Any]:
+        a = self.parts.paper.account()
+        day_pnl, peak = self.parts.deps.equity.observe(a.equity, self.clock.now_ns())
+        drawdown = max(0.0, 1.0 - a.equity / peak) if peak > 0 else 0.0
+        return {"day_pnl": day_pnl, "equity": a.equity, "cash": a.cash,
+                "initial_cash": a.initial_cash,
+                "realised_pnl": a.realised_pnl, "unrealised_pnl": a.unrealised_pnl,
+                "fees": a.fees, "peak_equity": peak, "drawdown": drawdown}
+
+    def cancel_all(self) -> int:
+        return BrokerControl(self.parts.paper).cancel_open_orders()
+
+    def flatten(self) -> int:
+        return BrokerControl(self.parts.paper).flatten()
+
+    # -- observation -------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        return {"counters": dict(self._c), "inflight": self._inflight,
+                "queued": self.runner.queued(), "otel": snapshot(self.parts.reader)}
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+__all__ = ["AWAITING_APPROVAL", "Orchestrator", "Parts", "build_parts", "ledger_file"]
+
+
+class TriageService:
+    """One triage replica: the triage graph on its own runner (store, LLM router, checkpoints).
+
+    Replicas share nothing but PostgreSQL, so the Serve app scales them with the load; the
+    paper venue its runner is given is never used (triage places no orders).
+    """
+
+    def __init__(self, settings: Settings, dsn: str, symbols: SymbolTable,
+                 clock: Clock | None = None) -> None:
+        self.settings, self.dsn, self.symbols = settings, dsn, symbols
+        self.clock = clock or SystemClock()
+        self._stack = contextlib.AsyncExitStack()
+        self.runner: DecisionRunner | None = None
+
+    async def start(self) -> TriageService:
+        parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock)
+        self._stack.push_async_callback(parts.store.close)
+        self._stack.push_async_callback(parts.deps.router.aclose)
+        saver = await self._stack.enter_async_context(postgres_checkpointer(self.dsn))
+        self.runner = DecisionRunner(parts.deps, saver)
+        return self
+
+    async def triage(self, incident: dict[str, Any],
+                     trace: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return await self.runner.triage(Incident.model_validate(incident), trace=trace)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
