@@ -15,7 +15,7 @@ $(STAMP): $(SOURCES) scripts/bootstrap.sh
 	@touch $@
 
 demo: setup
-	$(BIN)/tripwire detect-eval
+	$(BIN)/tripwire demo
 
 test: setup
 	$(BIN)/ruff check .

@@ -21,8 +21,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from actors.incidents import IncidentBuilder
 from actors.shard import DetectorShard, routing_table
+from tripwire import telemetry
 from tripwire.feeds.validate import TickValidator
 from tripwire.llm.incident import Incident
 from tripwire.model import Anomaly, DeadLetter, NewsItem, SymbolTable, TickBatch, Trips
@@ -43,6 +46,7 @@ class DataPlaneConfig:
     max_batch_ticks: int = 100_000  # a bigger POST is refused (422), not split silently
     source: str = "http"
     max_kept_trips: int = 1_000_000  # trips kept for evaluation; beyond it, counted only
+    sync_decisions: bool = False  # a replay on market time: the ticks wait for decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +64,14 @@ class IngestResult:
 class DataPlane:
     def __init__(self, symbols: SymbolTable, config: DataPlaneConfig, store: DecisionStore,
                  on_incidents: OnIncidents, *, on_clean: OnClean | None = None,
+                 settle: Callable[[], Awaitable[Any]] | None = None,
                  ray_metrics: Any = None) -> None:
         self.symbols = symbols
         self.config = config
         self.store = store
         self.on_incidents = on_incidents
         self.on_clean = on_clean  # the venue and prices see every clean tick, in order
+        self.settle = settle  # sync_decisions: returns once the handed-over ones are decided
         self.ray_metrics = ray_metrics
         self.validator = TickValidator(source=config.source, symbols=symbols)
         self.builder = IncidentBuilder(symbols)
@@ -74,6 +80,7 @@ class DataPlane:
         self.sink: Any = None
         self._lock = asyncio.Lock()
         self._trips: list[Trips] = []
+        self._trace: dict[str, str] = {}
         self._kept_trips = 0
         self._c = {"batches": 0, "ticks_in": 0, "accepted": 0, "dead_letters": 0, "trips": 0,
                    "incidents": 0, "news": 0, "shard_errors": 0, "trips_not_kept": 0}
@@ -122,38 +129,78 @@ class DataPlane:
             raise ValueError(f"ticks: a batch holds at most {self.config.max_batch_ticks} "
                              f"ticks, got {len(batch)}")
         async with self._lock:
+            return await self._ingest(batch, now_ns, raw)
+
+    async def _ingest(self, batch: TickBatch, now_ns: int,
+                      raw: Sequence[str] | None) -> IngestResult:
+        with telemetry.span("dataplane.ingest", ticks=len(batch)):
+            self._trace = telemetry.inject()  # one trace from this batch to the orders
             checked = self.validator.validate(self._number(batch), raw)
             clean = checked.ticks
             self._c["batches"] += 1
             self._c["ticks_in"] += len(batch)
             self._c["accepted"] += len(clean)
             await self._dead_letters(checked.dead)
-            self.builder.on_ticks(clean)
             writes = [self.sink.write_ticks.remote(clean, self.config.source)] if (
                 self.sink is not None and len(clean)) else []
-            if self.on_clean is not None and len(clean):
-                writes.append(self.on_clean(clean))
+            sync = self.config.sync_decisions and self.on_clean is not None
+            if self.on_clean is not None and len(clean) and not sync:
+                writes.append(self.on_clean(clean))  # live: the venue sees the batch now
             anomalies = await self._score(clean)
+            incidents = await self._incidents(clean, anomalies, sync)
             await asyncio.gather(*writes)
-            incidents = self.builder.build(anomalies)
         self._c["trips"] += len(anomalies)
         self._c["incidents"] += len(incidents)
         await self.store.heartbeat(f"feed:{self.config.source}", now_ns,
                                    f"{len(batch)} ticks")
-        if incidents:
-            await self.on_incidents(incidents, None)
+        if incidents and not sync:
+            await self.on_incidents(incidents, self._trace or None)
         if self.ray_metrics is not None:
             self.ray_metrics.ticks(len(clean))
             self.ray_metrics.trips(len(anomalies))
+            for _ in incidents:
+                self.ray_metrics.incident()
         return IngestResult(len(clean), len(checked.dead), len(anomalies),
                             tuple(i.id for i in incidents))
+
+    async def _incidents(self, clean: TickBatch, anomalies: list[Anomaly],
+                         sync: bool) -> list[Incident]:
+        """Build each incident from the market as it was at its trip (context, news), not
+        at the batch's end. ``sync`` (a replay on market time): the venue and the prices
+        also move only up to each trip, the incident is handed over, and the next ticks
+        wait until its decision is made -- as if the market had waited for the agents."""
+        fed = np.zeros(len(clean), dtype=bool)
+        groups: dict[int, list[Anomaly]] = {}
+        for a in anomalies:
+            groups.setdefault(a.ts_ns, []).append(a)
+        out: list[Incident] = []
+        for ts in sorted(groups):
+            await self._advance(clean, fed, ts, sync)
+            built = self.builder.build(groups[ts])
+            out.extend(built)
+            if sync and built:
+                await self.on_incidents(built, self._trace or None)
+                if self.settle is not None:
+                    await self.settle()
+        await self._advance(clean, fed, None, sync)
+        return out
+
+    async def _advance(self, clean: TickBatch, fed: np.ndarray, upto_ns: int | None,
+                       sync: bool) -> None:
+        todo = ~fed if upto_ns is None else ~fed & (clean.ts_ns <= upto_ns)
+        rows = np.flatnonzero(todo)
+        if not len(rows):
+            return
+        fed[rows] = True
+        part = clean.take(rows)
+        self.builder.on_ticks(part)
+        if sync:
+            await self.on_clean(part)
 
     def _number(self, batch: TickBatch) -> TickBatch:
         """Ticks sent without a trade id (0) get the next ids of their symbol, so the
         validator's duplicate check (ids must rise) passes them; ticks with ids are judged
         as sent."""
-        import numpy as np
-
         rows = np.flatnonzero(batch.trade_id == 0)
         if not len(rows):
             return batch
@@ -200,8 +247,6 @@ class DataPlane:
         return Trips.concat(self._trips)
 
     def _split(self, batch: TickBatch) -> list[tuple[int, TickBatch]]:
-        import numpy as np
-
         shard = self.routing[batch.symbol_id]
         return [(int(s), batch.take(np.flatnonzero(shard == s))) for s in np.unique(shard)]
 

@@ -30,12 +30,14 @@ from typing import Any
 from ray import serve
 
 from actors.dataplane import DataPlane, DataPlaneConfig
+from actors.ray_metrics import RayMetrics
 from serve_apps.api import build_app
-from serve_apps.config import ServeConfig
+from serve_apps.config import ServeConfig, make_clock
 from serve_apps.lazy_store import LazyStore
 from serve_apps.orchestrator import Orchestrator, TriageService, ledger_file
+from tripwire import telemetry
 from tripwire.config import Settings
-from tripwire.model import Clock, NewsItem, SimClock, SymbolTable, SystemClock, TickBatch
+from tripwire.model import NewsItem, SimClock, SymbolTable, TickBatch
 
 APP_NAME = "tripwire"
 
@@ -53,11 +55,6 @@ class AppSpec:
 
     def table(self) -> SymbolTable:
         return SymbolTable(list(self.symbols))
-
-
-def make_clock(config: ServeConfig) -> Clock:
-    """Wall time, or market time that the ticks move (``[serve] clock``)."""
-    return SimClock(0) if config.clock == "market" else SystemClock()
 
 
 class _Lazy:
@@ -90,6 +87,7 @@ class SignOffDeployment(_Lazy):
                                  clock=make_clock(spec.serve))
 
     async def _start(self) -> None:
+        telemetry.configure(settings=self.spec.settings.table("telemetry"))
         await self.orch.start()
 
     async def _triage(self, incident: Any, trace: Any) -> dict[str, Any]:
@@ -139,10 +137,12 @@ class SignOffDeployment(_Lazy):
 class TriageDeployment(_Lazy):
     def __init__(self, spec: AppSpec) -> None:
         super().__init__()
+        self.spec = spec
         self.clock = make_clock(spec.serve)
         self.service = TriageService(spec.settings, spec.dsn, spec.table(), self.clock)
 
     async def _start(self) -> None:
+        telemetry.configure(settings=self.spec.settings.table("telemetry"))
         await self.service.start()
 
     async def triage(self, incident: dict, trace: dict | None = None,
@@ -164,11 +164,14 @@ class DataPlaneDeployment(_Lazy):
             n_shards=cfg.shards, detector=spec.settings.detector.to_dict(),
             store_url=spec.settings.store_url if cfg.store_ticks else None,
             sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
-            sink_flush_ms=spec.settings.pipeline.sink_flush_ms),
-            self.store, self._hand_over, on_clean=self._to_venue)
+            sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
+            sync_decisions=cfg.clock == "market"),
+            self.store, self._hand_over, on_clean=self._to_venue, settle=self._settle,
+            ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None
 
     async def _start(self) -> None:
+        telemetry.configure(settings=self.spec.settings.table("telemetry"))
         await asyncio.to_thread(self.plane.start)
         self._beat = asyncio.create_task(self._heartbeats())
 
@@ -182,6 +185,12 @@ class DataPlaneDeployment(_Lazy):
 
     async def _hand_over(self, incidents: list, trace: dict | None) -> None:
         await self.signoff.submit.remote([i.model_dump(mode="json") for i in incidents], trace)
+
+    async def _settle(self, timeout_s: float = 120.0) -> None:
+        """Until the sign-off deployment has decided everything handed to it (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        while not await self.signoff.idle.remote() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _to_venue(self, batch: TickBatch) -> None:
         await self.signoff.on_ticks.remote(batch)
@@ -198,6 +207,11 @@ class DataPlaneDeployment(_Lazy):
     async def stats(self) -> dict:
         await self.ensure()
         return await self.plane.stats()
+
+    async def shard_handles(self) -> list:
+        """The detector shard actors (operations and tests: a dead one stops its heartbeat)."""
+        await self.ensure()
+        return list(self.plane.shards)
 
     async def trips(self) -> Any:
         await self.ensure()

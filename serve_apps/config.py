@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tripwire.config import Settings
+from tripwire.model import Clock, SimClock, SystemClock
 
 _BOUNDS: dict[str, tuple[float, float]] = {
     "port": (1, 65_535), "ingress_replicas": (1, 64), "triage_min_replicas": (1, 64),
@@ -74,3 +75,8 @@ class ServeConfig:
         table = settings.table("serve")
         table.setdefault("shards", settings.pipeline.shards)
         return cls.from_table(table)
+
+
+def make_clock(config: ServeConfig) -> Clock:
+    """Wall time, or market time that the ticks move (``[serve] clock``)."""
+    return SimClock(0) if config.clock == "market" else SystemClock()

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from actors.dataplane import DataPlane, DataPlaneConfig
 from serve_apps.api import build_app
-from serve_apps.config import ServeConfig
+from serve_apps.config import ServeConfig, make_clock
 from serve_apps.orchestrator import Orchestrator, ledger_file
 from tripwire.config import Settings
 from tripwire.model import NewsItem, SymbolTable, TickBatch
@@ -30,8 +30,8 @@ class LocalServices:
                  config: ServeConfig | None = None) -> None:
         self.settings, self.dsn, self.symbols = settings, dsn, symbols
         self.config = config or ServeConfig.from_settings(settings)
-        self.orch = Orchestrator(settings, dsn, symbols,
-                                 workers=self.config.signoff_workers)
+        self.orch = Orchestrator(settings, dsn, symbols, workers=self.config.signoff_workers,
+                                 clock=make_clock(self.config))
         self.store: PgDecisionStore | None = None
         self.plane: DataPlane | None = None
         self._beat: asyncio.Task | None = None
@@ -43,8 +43,9 @@ class LocalServices:
         self.plane = DataPlane(self.symbols, DataPlaneConfig(
             n_shards=cfg.shards, detector=s.detector.to_dict(),
             store_url=s.store_url if cfg.store_ticks else None,
-            sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms),
-            self.store, self._hand_over, on_clean=self.orch.on_ticks)
+            sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms,
+            sync_decisions=cfg.clock == "market"),
+            self.store, self._hand_over, on_clean=self.orch.on_ticks, settle=self._settle)
         await asyncio.to_thread(self.plane.start)
         self._beat = asyncio.create_task(self._heartbeats())
         return self
@@ -56,6 +57,11 @@ class LocalServices:
             except Exception:  # the database is down: the watchdog sees no heartbeat
                 pass
             await asyncio.sleep(self.config.heartbeat_s)
+
+    async def _settle(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not await self.orch.idle() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _hand_over(self, incidents: list, trace: dict | None) -> None:
         await self.orch.submit([i.model_dump(mode="json") for i in incidents], trace)

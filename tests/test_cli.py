@@ -8,7 +8,7 @@ from tripwire.cli import main
 
 
 def test_demo_detects_labelled_events_and_not_the_slow_trend(capsys):
-    assert main(["demo", "--symbols", "6", "--ticks-per-symbol", "8000", "--json"]) == 0
+    assert main(["detect-demo", "--symbols", "6", "--ticks-per-symbol", "8000", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     found = {e["event"]: e for e in out["events"]}
     for kind in ("flash_crash", "volume_burst", "fat_finger"):
@@ -19,7 +19,7 @@ def test_demo_detects_labelled_events_and_not_the_slow_trend(capsys):
 
 
 def test_demo_is_reproducible(capsys):
-    args = ["demo", "--symbols", "4", "--ticks-per-symbol", "6000", "--json"]
+    args = ["detect-demo", "--symbols", "4", "--ticks-per-symbol", "6000", "--json"]
     runs = []
     for _ in range(2):
         main(args)
@@ -31,12 +31,12 @@ def test_demo_is_reproducible(capsys):
 
 def test_bad_arguments_exit_2_with_a_message():
     r = subprocess.run(
-        [sys.executable, "-m", "tripwire.cli", "demo", "--symbols", "0"],
+        [sys.executable, "-m", "tripwire.cli", "detect-demo", "--symbols", "0"],
         capture_output=True, text=True, check=False,
     )
     assert r.returncode == 2 and "expected an integer >= 1, got 0" in r.stderr
     r = subprocess.run(
-        [sys.executable, "-m", "tripwire.cli", "demo", "--symbols", "2"],
+        [sys.executable, "-m", "tripwire.cli", "detect-demo", "--symbols", "2"],
         capture_output=True, text=True, check=False,
     )
     assert r.returncode == 2 and "the demo needs >= 4 symbols" in r.stderr

@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         market = demo.generate(args.symbols, args.ticks_per_symbol, args.seed)
     except ValueError as exc:
-        err.print(f"[red]tripwire demo: {exc}[/red]")
+        err.print(f"[red]tripwire detect-demo: {exc}[/red]")
         return 2
     total = len(market.ticks)
     counts = {"trips": 0}
@@ -93,7 +93,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tripwire", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run the detectors over a generated, labelled market")
+    d = sub.add_parser("detect-demo",
+                       help="run the detectors alone over a generated, labelled market")
     d.add_argument("--symbols", type=int_in(1), default=50)
     d.add_argument("--ticks-per-symbol", type=int_in(1), default=20_000)
     d.add_argument("--seed", type=int, default=7)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _entry() -> None:
     try:
         sys.exit(main())
-    except BrokenPipeError:  # e.g. `tripwire demo --json | head`
+    except BrokenPipeError:  # e.g. `tripwire detect-demo --json | head`
         sys.stderr.close()
         sys.exit(0)
 

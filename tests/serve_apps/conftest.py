@@ -101,7 +101,9 @@ def serve_app(ray_local, pg_cluster) -> Iterator[LiveApp]:
     dsn = asyncio.run(make_db())
     data = Path(tempfile.mkdtemp(prefix="tripwire-serve-test-"))
     settings = load_settings(env={"TRIPWIRE_DATA__DIR": str(data),
-                                  "TRIPWIRE_RISK__MODE": "TWO_PHASE"})
+                                  "TRIPWIRE_RISK__MODE": "TWO_PHASE",
+                                  # every pushed incident is its own decision (no coalescing)
+                                  "TRIPWIRE_SIGNOFF__INCIDENT_COOLDOWN_S": "0.001"})
     token = secrets.token_hex(16)
     config = ServeConfig(port=free_port(), shards=2, heartbeat_s=0.2, triage_max_replicas=1)
     app = start(settings, dsn, SYMBOLS, config=config, token=token)

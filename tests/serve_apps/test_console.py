@@ -111,7 +111,7 @@ def test_a_pushed_incident_appears_live(console: Console, serve_app: Any) -> Non
     rows = console.page.locator("[data-testid=incident-row]")
     incident_id = serve_app.push_incident()
     row = rows.and_(console.page.locator(f"[data-incident-id='{incident_id}']"))
-    # No reload: the row can only come from the SSE stream or the page's own refresh.
+    # No reload, and incidents are not polled: the row can only come from the SSE stream.
     expect(row).to_have_count(1)
     incident = api(serve_app, "GET", f"/v1/incidents/{incident_id}")
     expect(row.locator("[data-testid=incident-symbol]")).to_have_text(incident["symbol"])

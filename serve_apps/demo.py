@@ -1,0 +1,458 @@
+"""`tripwire demo`: the whole system on a laptop, on the embedded defaults.
+
+It starts local Ray, the private PostgreSQL under the data directory, the chdb tick store
+and the Serve app on 127.0.0.1, and the watchdog as a separate process. It then replays the
+default labelled scenario (24 symbols, one simulated day, injected events and news) through
+``POST /v1/news`` and ``POST /v1/ticks`` (Arrow batches) as fast as the app takes them:
+detection -> triage -> sign-off -> paper execution, on market time (``[serve] clock =
+"market"``: price and verdict ages are measured on the ticks' clock, as in a backtest). When a
+batch trips, the replay waits for the decisions before it goes on, so the market does not
+outrun the agents. At the end it prints a summary (ticks, trips, incidents by verdict,
+detection precision/recall against the labels, decisions and outcomes, PnL, LLM calls and
+cost, where the console is) and writes the report (markdown + HTML + PNG plots).
+
+``--keep-running`` leaves the console up until Ctrl-C; ``--json`` prints the summary as one
+JSON object. LLM: the configured routes (the offline rules analyst when no key is set),
+``--llm rules`` to force it, ``--llm local`` for the bundled small model (llama.cpp). Ctrl-C
+stops gracefully: the replay stops, decisions in flight finish, the tick sink flushes,
+PostgreSQL stops. Exit codes: 0 done, 1 a failure, 2 bad input or a missing prerequisite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tripwire.config import Settings, load_settings
+from tripwire.feeds.scenario import Scenario, default_scenario_config
+from tripwire.model import NS_PER_SECOND, TickBatch
+
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+
+IDLE_WAIT_S = 120.0  # the longest the replay waits for the decisions of one batch
+WATCHDOG_TOML = """[watchdog]
+interval_s = 1.0
+heartbeats = ["shard:*"]
+heartbeat_max_age_s = 15.0
+max_drawdown = 0.05
+max_gross_exposure = {exposure}
+require_stops = true
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole system on the embedded defaults: Serve app, "
+                       "scenario replay, decisions, watchdog, report",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
+    p.add_argument("--seed", type=int, help="scenario seed (default: the default scenario)")
+    p.add_argument("--symbols", type=int, help="scenario symbols (default 24)")
+    p.add_argument("--hours", type=float, help="simulated hours to replay (default 24)")
+    p.add_argument("--mode", default="DIRECT",
+                   help="DIRECT (default: paper orders), TWO_PHASE or DRY_RUN")
+    p.add_argument("--llm", choices=("config", "rules", "local"), default="config",
+                   help="configured routes (default), the offline rules analyst, or the "
+                   "bundled small local model")
+    p.add_argument("--port", type=int, help="HTTP port (default [serve] port, 8000)")
+    p.add_argument("--batch", type=int, default=50_000, help="ticks per POST (<= 100000)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="leave the app and console up after the summary, until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    try:
+        settings, scenario = _prepare(args)
+    except ValueError as exc:
+        err.print(f"[red]tripwire demo: {exc}[/red]")
+        return 2
+    from tripwire.store.pg import PgError, PgNotInstalledError, database
+
+    try:
+        with database(settings.data_dir) as dsn:
+            summary = _Demo(settings, scenario, dsn, args, err).run()
+    except PgNotInstalledError as exc:
+        err.print(f"[red]tripwire demo: {exc}[/red]")
+        return 2
+    except (PgError, OSError, RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]tripwire demo: {type(exc).__name__}: {exc}[/red]")
+        return 1
+    _print(summary, args.json)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Settings, Scenario]:
+    from tripwire.risk.modes import parse_safety_mode
+
+    settings = load_settings(args.config)
+    mode = parse_safety_mode(args.mode, "--mode")
+    settings = dataclasses.replace(
+        settings, decisions=dataclasses.replace(settings.decisions, mode=mode))
+    if args.llm == "rules":
+        from tripwire.llm.config import load_llm_config
+
+        settings = dataclasses.replace(settings, llm=load_llm_config({}))
+    if not 1_000 <= args.batch <= 100_000:
+        raise ValueError(f"--batch must be in [1000, 100000], got {args.batch}")
+    cfg = default_scenario_config(args.seed)
+    changes: dict[str, Any] = {}
+    if args.symbols is not None:
+        changes["n_symbols"] = args.symbols
+    if args.hours is not None:
+        changes["duration_s"] = args.hours * 3600.0
+    if changes:
+        cfg = dataclasses.replace(cfg, **changes, warmup_s=None)
+    return settings, Scenario(cfg)
+
+
+class _Demo:
+    def __init__(self, settings: Settings, scenario: Scenario, dsn: str,
+                 args: argparse.Namespace, err: Console) -> None:
+        self.settings, self.scenario, self.dsn = settings, scenario, dsn
+        self.args, self.err = args, err
+        self.token = os.environ.get("TRIPWIRE_API_TOKEN") or secrets.token_urlsafe(24)
+        self.stopping = False
+        self.counts = collections.Counter()
+
+    def run(self) -> dict[str, Any]:
+        from ray import serve
+
+        from actors.runtime import ensure_ray
+        from serve_apps.app import start
+        from serve_apps.config import ServeConfig
+        from tripwire.store.migrate import migrate
+
+        t0 = time.perf_counter()
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the summary says it all
+        asyncio.run(migrate(self.dsn))
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        with contextlib.ExitStack() as stack:
+            settings = self._llm(stack)
+            with self.err.status("starting Ray and the Serve app", spinner="dots"):
+                ensure_ray()
+                stack.callback(_quiet(_ray_shutdown))
+                base = ServeConfig.from_settings(settings)
+                config = dataclasses.replace(base, clock="market",
+                                             port=self.args.port or base.port)
+                app = start(settings, self.dsn, self.scenario.symbols, config=config,
+                            token=self.token)
+                stack.callback(_quiet(serve.shutdown))
+            setup_s = time.perf_counter() - t0
+            watchdog, stop_watchdog = self._watchdog(app.url, stack)
+            self._warn_if_halted(app.url)
+            drained: dict[str, Any] = {}
+            try:
+                with _interrupts_as_stop(self):
+                    replay_s = self._replay(app)
+                    self._wait_idle(app)
+                    summary = self._summary(app, setup_s, replay_s, watchdog)
+                    if self.args.keep_running and not self.stopping:
+                        _print(summary, self.args.json)
+                        self.err.print(f"console: {app.url}/  (operator token: {self.token})"
+                                       " -- Ctrl-C stops")
+                        while not self.stopping:
+                            time.sleep(0.5)
+            finally:
+                stop_watchdog()  # first: the app going away is not a breach
+                with self.err.status("shutting down: decisions finish, the tick sink "
+                                     "flushes", spinner="dots"):
+                    drained = app.shutdown()
+            summary["shutdown"] = _shutdown_figures(drained, summary)
+            summary["wall_s"] = round(time.perf_counter() - t0, 1)
+            return summary
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _llm(self, stack: contextlib.ExitStack) -> Settings:
+        if self.args.llm != "local":
+            return self.settings
+        from tripwire.llm.config import load_llm_config
+        from tripwire.llm.local import LocalServer
+
+        with self.err.status("starting the local model (llama.cpp)", spinner="dots"):
+            server = stack.enter_context(LocalServer(threads=2))
+        llm = load_llm_config({"routes": [
+            {"name": "local", "provider": "openai-compatible", "model": server.model_id,
+             "base_url": server.base_url, "timeout_s": 120.0, "retries": 0},
+            {"name": "rules", "provider": "rules"}]})
+        return dataclasses.replace(self.settings, llm=llm)
+
+    def _watchdog(self, url: str, stack: contextlib.ExitStack) -> tuple[dict[str, Any], Any]:
+        """The watchdog: its own process, outside Ray and the graphs."""
+        data = Path(self.settings.data_dir)
+        cfg = data / "watchdog-demo.toml"
+        exposure = self.settings.decisions.limits.max_gross_exposure
+        cfg.write_text(WATCHDOG_TOML.format(exposure=exposure))
+        log = open(data / "watchdog-demo.log", "w")  # closed by the stack
+        stack.callback(log.close)
+        env = {**os.environ, "TRIPWIRE_API_TOKEN": self.token, "TRIPWIRE_WATCHDOG_DSN": self.dsn}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tripwire.cli", "watchdog", "--config", str(cfg),
+             "--api", url], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        stack.callback(stop)
+        info = {"pid": proc.pid, "log": str(data / "watchdog-demo.log"), "config": str(cfg)}
+        return info, stop
+
+    def _warn_if_halted(self, url: str) -> None:
+        import httpx
+
+        halt = httpx.get(f"{url}/v1/halt", timeout=30).json()
+        if halt["halted"]:
+            self.err.print(f"[yellow]trading is halted ({halt['reason']}); no order will be "
+                           f"placed until `tripwire resume --ack ...` names the reason[/yellow]")
+
+    def _replay(self, app: Any) -> float:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        t0 = time.perf_counter()
+        with httpx.Client(base_url=app.url, headers=headers, timeout=300) as client, Progress(
+                TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("minutes · {task.fields[ticks]:,} ticks · {task.fields[trips]} trips "
+                           "· {task.fields[incidents]} incidents"), TimeElapsedColumn(),
+                console=self.err, transient=True, disable=self.args.json) as bar:
+            minutes = int(self.scenario.config.duration_s // self.scenario.config.block_s)
+            task = bar.add_task("replay", total=minutes or None, ticks=0, trips=0, incidents=0)
+            pending: list[TickBatch] = []
+            for chunk in self.scenario.blocks():
+                if self.stopping:
+                    break
+                if chunk.news:  # news first: an incident only sees news older than itself
+                    self._news(client, chunk.news)
+                pending.append(chunk.ticks)
+                if sum(len(p) for p in pending) >= self.args.batch:
+                    self._post(app, client, TickBatch.concat(pending))
+                    pending = []
+                bar.update(task, advance=1, ticks=self.counts["accepted"],
+                           trips=self.counts["trips"], incidents=self.counts["incidents"])
+            if pending and not self.stopping:
+                self._post(app, client, TickBatch.concat(pending))
+        return time.perf_counter() - t0
+
+    def _post(self, app: Any, client: Any, ticks: TickBatch) -> None:
+        for lo in range(0, len(ticks), self.args.batch):
+            out = self._ticks(client, ticks.take(slice(lo, lo + self.args.batch)))
+            if out["incidents"]:
+                self._wait_idle(app)
+
+    def _news(self, client: Any, items: list) -> None:
+        body = {"items": [{"id": n.id, "ts_ns": n.ts_ns, "headline": n.headline[:500],
+                           "symbols": list(n.symbols), "source": n.source} for n in items]}
+        r = client.post("/v1/news", json=body)
+        r.raise_for_status()
+        self.counts["news"] += len(items)
+
+    def _ticks(self, client: Any, batch: TickBatch) -> dict[str, Any]:
+        r = client.post("/v1/ticks", content=_arrow(batch, self.scenario.symbols),
+                        headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+        if r.status_code != 200:
+            raise RuntimeError(f"POST /v1/ticks answered {r.status_code}: {r.text[:300]}")
+        out = r.json()
+        self.counts["sent"] += len(batch)
+        for key in ("accepted", "rejected", "trips"):
+            self.counts[key] += out[key]
+        self.counts["incidents"] += len(out["incidents"])
+        return out
+
+    def _wait_idle(self, app: Any) -> None:
+        deadline = time.monotonic() + IDLE_WAIT_S
+        while time.monotonic() < deadline and not self.stopping:
+            if app.signoff.idle.remote().result(timeout_s=60):
+                return
+            time.sleep(0.05)
+
+    # -- the summary -------------------------------------------------------------------------
+
+    def _summary(self, app: Any, setup_s: float, replay_s: float,
+                 watchdog: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        from tripwire.detect.evaluate import evaluate
+
+        sc = self.scenario
+        trips = app.dataplane.trips.remote().result(timeout_s=120)
+        quality = evaluate(trips, sc.labels, sc.symbols,
+                           duration_ns=int(sc.config.duration_s * 1e9))
+        with httpx.Client(base_url=app.url, timeout=60) as c:
+            pnl = c.get("/v1/pnl").json()
+            positions = c.get("/v1/positions").json()["positions"]
+            costs = c.get("/v1/llm/costs").json()
+            halt = c.get("/v1/halt").json()
+        counts, report = asyncio.run(self._report(quality))
+        return {
+            "ticks": {"sent": self.counts["sent"], "accepted": self.counts["accepted"],
+                      "rejected": self.counts["rejected"], "news": self.counts["news"]},
+            "trips": self.counts["trips"], "incidents": counts["incidents"],
+            "verdicts": counts["verdicts"], "decisions": counts["decisions"],
+            "orders": counts["orders"], "fills": counts["fills"],
+            "detection": {"precision": round(quality.precision, 4),
+                          "recall": {k: round(v, 4) for k, v in quality.recall.items()},
+                          "alarms": quality.alarms, "false_alarms": quality.false_alarms},
+            "pnl": {k: pnl[k] for k in ("equity", "realised_pnl", "unrealised_pnl", "fees",
+                                        "drawdown")},
+            "open_positions": len(positions),
+            "llm": {"calls": costs["calls"], "usd": round(costs["usd"], 6),
+                    "routes": sorted(costs["by_route"])},
+            "halt": halt, "mode": self.settings.decisions.mode.value,
+            "symbols": len(sc.symbols), "simulated_hours": sc.config.duration_s / 3600,
+            "setup_s": round(setup_s, 1), "replay_s": round(replay_s, 1),
+            "ticks_per_s": round(self.counts["accepted"] / replay_s) if replay_s else 0,
+            "console": f"{app.url}/", "api_docs": f"{app.url}/docs",
+            "ray_dashboard": _dashboard_url(), "watchdog": watchdog, "report": report,
+        }
+
+    async def _report(self, quality: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        from tripwire.llm.ledger import JsonlLedger
+        from tripwire.report import build_report, write_report
+        from tripwire.store.pg_decisions import PgDecisionStore
+
+        sc = self.scenario.config
+        start = sc.start_ns
+        store = await PgDecisionStore.connect(self.dsn)
+        try:
+            counts = await store.counts()
+            report = await build_report(
+                store, since_ns=start, until_ns=start + NS_PER_DAY * 366,
+                ledger=JsonlLedger(Path(self.settings.data_dir) / "llm_calls.jsonl"),
+                quality={"precision": quality.precision,
+                         **{f"recall_{k}": v for k, v in quality.recall.items()}})
+        finally:
+            await store.close()
+        paths = write_report(report, Path(self.settings.data_dir) / "reports" / "demo")
+        return counts, {k: str(v) for k, v in paths.items() if k in ("markdown", "html")}
+
+
+def _arrow(batch: TickBatch, symbols: Any) -> bytes:
+    import numpy as np
+    import pyarrow as pa
+
+    names = np.asarray(symbols.names, dtype=object)[batch.symbol_id]
+    table = pa.table({"symbol": pa.array(names, pa.string()), "ts_ns": batch.ts_ns,
+                      "price": batch.price, "qty": batch.qty, "side": batch.side,
+                      "trade_id": batch.trade_id})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+@contextlib.contextmanager
+def _interrupts_as_stop(demo: _Demo):
+    """Ctrl-C: stop the replay and go to the graceful shutdown (a second one is fatal)."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_int(signum, frame) -> None:
+        if demo.stopping:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        demo.stopping = True
+        demo.err.print("[yellow]stopping: finishing decisions and flushing ticks "
+                       "(Ctrl-C again to abort)[/yellow]")
+
+    signal.signal(signal.SIGINT, on_int)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _shutdown_figures(drained: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    stored = (drained.get("dataplane") or {}).get("ticks")
+    accepted = summary["ticks"]["accepted"]
+    return {"ticks_stored": stored, "ticks_lost": None if stored is None else accepted - stored,
+            "decisions_unfinished": (drained.get("signoff") or {}).get("unfinished_at_close")}
+
+
+def _dashboard_url() -> str:
+    try:
+        import ray
+
+        url = ray.get_runtime_context().gcs_address and ray.worker.get_dashboard_url()
+        return f"http://{url}" if url else "not started (start Ray with `ray start --head`)"
+    except Exception:
+        return "not started (start Ray with `ray start --head` for the dashboard)"
+
+
+def _ray_shutdown() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def _quiet(fn):
+    def call() -> None:
+        with contextlib.suppress(Exception):
+            fn()
+    return call
+
+
+def _print(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, default=str))
+        return
+    out = Console()
+    t = Table(title=f"Tripwire demo ({summary['mode']}, paper venue, "
+              f"{summary['symbols']} symbols, {summary['simulated_hours']:g} simulated h)",
+              show_header=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    ticks = summary["ticks"]
+    t.add_row("ticks", f"{ticks['accepted']:,} accepted, {ticks['rejected']:,} dead-lettered, "
+              f"{ticks['news']} news; {summary['ticks_per_s']:,} ticks/s via HTTP")
+    d = summary["detection"]
+    recall = ", ".join(f"{k} {v:.2f}" for k, v in sorted(d["recall"].items()))
+    t.add_row("detection", f"{summary['trips']:,} trips; precision {d['precision']:.2f}; "
+              f"recall {recall}")
+    t.add_row("incidents", _kv(summary["incidents"]))
+    t.add_row("verdicts", _kv(summary["verdicts"]))
+    t.add_row("decisions", _kv(summary["decisions"]))
+    t.add_row("orders/fills", f"{_kv(summary['orders'])}; {summary['fills']} fills")
+    p = summary["pnl"]
+    t.add_row("PnL", f"equity {p['equity']:,.2f} (realised {p['realised_pnl']:+,.2f}, "
+              f"unrealised {p['unrealised_pnl']:+,.2f}, fees {p['fees']:,.2f}); "
+              f"{summary['open_positions']} open position(s)")
+    t.add_row("LLM", f"{summary['llm']['calls']} calls, {summary['llm']['usd']:.4f} USD "
+              f"({', '.join(summary['llm']['routes']) or '-'})")
+    h = summary["halt"]
+    t.add_row("halt", f"HALTED: {h['reason']}" if h["halted"] else "not halted")
+    t.add_row("time", f"set-up {summary['setup_s']} s, replay {summary['replay_s']} s")
+    t.add_row("console", summary["console"])
+    t.add_row("Ray dashboard", summary["ray_dashboard"])
+    t.add_row("report", summary["report"].get("html", "-"))
+    if "shutdown" in summary:
+        s = summary["shutdown"]
+        t.add_row("shutdown", f"{s['ticks_stored']} ticks stored, {s['ticks_lost']} lost, "
+                  f"{s['decisions_unfinished']} decisions unfinished")
+    out.print(t)
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
