@@ -112,7 +112,7 @@ def _scenario_config(args: argparse.Namespace, seed: int | None):
     return replace(cfg, **over) if over else cfg
 
 
-def _feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable, SymbolTable]:
+def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable, SymbolTable]:
     """A picklable factory (the feed is built inside its actor) and the symbol table."""
     if args.source == "scenario":
         from tripwire.feeds.scenario import Scenario, ScenarioFeed
@@ -257,7 +257,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.source == "replay" and args.no_store:
             raise UsageError("--source replay reads the tick store; --no-store makes no sense")
         store = None if args.no_store else (args.store or settings.store_url)
-        make_feed, symbols = _feed_factory(args, settings)
+        make_feed, symbols = feed_factory(args, settings)
         cfg = _pipeline_config(args, settings, store_url=store,
                                store_ticks=args.source != "replay",
                                live=args.source == "binance")

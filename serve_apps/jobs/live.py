@@ -1,0 +1,150 @@
+"""The live service as a job: a feed into the Serve app, decisions on the paper venue.
+
+::
+
+    ray job submit --working-dir . -- python -m serve_apps.jobs.live \\
+        --source binance --streams btcusdt@trade,ethusdt@trade --run-for 3600
+    ray job submit --working-dir . -- python -m serve_apps.jobs.live --source scenario --speed 60
+
+It joins the Ray cluster (``RAY_ADDRESS``, set by ``ray job submit``; a local Ray
+otherwise), uses ``TRIPWIRE_PG_DSN`` or starts the private PostgreSQL under the data
+directory, deploys the Serve app (``[serve]``: host, port, scaling) and reads the feed —
+the same feeds as ``tripwire ingest`` (``--source scenario|binance``) — handing
+each chunk's ticks and news to the data plane deployment in order (each ingest is awaited:
+backpressure). The scenario runs on market time (its clock is 2026), a live exchange on
+wall time. The API and console stay up while it runs (the bearer token comes from
+``TRIPWIRE_API_TOKEN``; without it a random one is printed once). ``--run-for`` or Ctrl-C
+stops it: the feed stops, decisions in flight finish, the tick sink flushes. Exit codes:
+0 done, 1 a failure, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+
+from actors.cli import UsageError, feed_factory
+from tripwire.config import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.live",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--source", choices=("scenario", "binance"), default="scenario")
+    p.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@trade")
+    p.add_argument("--url", help="binance: WebSocket base URL (default: the exchange)")
+    p.add_argument("--seed", type=int, help="scenario seed")
+    p.add_argument("--symbols", type=int, help="scenario symbols")
+    p.add_argument("--days", type=float, help="scenario days")
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="scenario pacing: simulated seconds per second (0: unpaced)")
+    p.add_argument("--run-for", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        settings = load_settings(args.config)
+        if args.speed is not None and args.speed < 0:
+            raise UsageError(f"--speed must be >= 0, got {args.speed}")
+        args.speed = args.speed or None
+        args.files = []
+        make_feed, symbols = feed_factory(args, settings)
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]live: {exc}[/red]")
+        return 2
+    from tripwire.store.pg import PgError, PgNotInstalledError, database
+
+    try:
+        with database(settings.data_dir) as dsn:
+            summary = _run(settings, dsn, make_feed, symbols, args, err)
+    except PgNotInstalledError as exc:
+        err.print(f"[red]live: {exc}[/red]")
+        return 2
+    except (PgError, OSError, RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]live: {type(exc).__name__}: {exc}[/red]")
+        return 1
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        Console().print(summary)
+    return 0
+
+
+def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str, Any]:
+    from ray import serve
+
+    from actors.runtime import ensure_ray
+    from serve_apps.app import start
+    from serve_apps.config import ServeConfig
+    from tripwire.store.migrate import migrate
+
+    asyncio.run(migrate(dsn))
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ensure_ray(settings.ray_address)
+    token = os.environ.get("TRIPWIRE_API_TOKEN")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        err.print(f"operator token (set TRIPWIRE_API_TOKEN to choose it): {token}")
+    base = ServeConfig.from_settings(settings)
+    clock = "market" if args.source != "binance" else "system"
+    app = start(settings, dsn, symbols, config=dataclasses.replace(base, clock=clock),
+                token=token)
+    err.print(f"serving on {app.url} (console at /, API docs at /docs)")
+    stop = {"now": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    counts: dict[str, int] = {"chunks": 0, "ticks": 0, "accepted": 0, "rejected": 0,
+                              "trips": 0, "incidents": 0, "news": 0}
+    t0 = time.monotonic()
+    try:
+        asyncio.run(_pump(make_feed(), app, counts, stop, args.run_for, err))
+    finally:
+        drained = app.shutdown()
+        serve.shutdown()
+    return {"source": args.source, **counts, "wall_s": round(time.monotonic() - t0, 1),
+            "ticks_stored": (drained.get("dataplane") or {}).get("ticks"),
+            "decisions_unfinished": (drained.get("signoff") or {}).get("unfinished_at_close")}
+
+
+async def _pump(feed, app, counts: dict[str, int], stop: dict, run_for: float | None,
+                err: Console) -> None:
+    deadline = None if run_for is None else time.monotonic() + run_for
+    last = 0.0
+    async for chunk in feed.chunks():
+        if chunk.news:
+            await app.dataplane.news.remote(list(chunk.news))
+            counts["news"] += len(chunk.news)
+        if len(chunk.ticks):
+            out = await app.dataplane.ingest.remote(chunk.ticks)
+            counts["ticks"] += len(chunk.ticks)
+            for key in ("accepted", "rejected", "trips"):
+                counts[key] += out[key]
+            counts["incidents"] += len(out["incidents"])
+        counts["chunks"] += 1
+        if time.monotonic() - last > 10:
+            last = time.monotonic()
+            err.print(f"live: {counts['accepted']:,} ticks, {counts['trips']} trips, "
+                      f"{counts['incidents']} incidents")
+        if stop["now"] or (deadline is not None and time.monotonic() > deadline):
+            break
+    if hasattr(feed, "stop"):
+        feed.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
