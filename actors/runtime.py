@@ -21,6 +21,7 @@ def ensure_ray(
     num_cpus: int | None = None,
     object_store_memory: int | None = LOCAL_OBJECT_STORE_BYTES,
     quiet: bool = True,
+    dashboard: bool = False,
 ) -> dict[str, Any]:
     """Initialise Ray once per process; returns the cluster resources."""
     import ray
@@ -28,7 +29,7 @@ def ensure_ray(
     if ray.is_initialized():
         return ray.cluster_resources()
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": not quiet}
+    kwargs: dict[str, Any] = {"include_dashboard": dashboard, "log_to_driver": not quiet}
     if quiet:  # commands print their own progress and summary; Ray's banner is noise there
         kwargs["logging_level"] = logging.WARNING
     if address is None:

@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=50_000, help="ticks per POST (<= 100000)")
     p.add_argument("--keep-running", action="store_true",
                    help="leave the app and console up after the summary, until Ctrl-C")
+    p.add_argument("--no-dashboard", action="store_true",
+                   help="do not start the Ray dashboard (saves memory and a few seconds)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_demo)
 
@@ -149,7 +151,7 @@ class _Demo:
         with contextlib.ExitStack() as stack:
             settings = self._llm(stack)
             with self.err.status("starting Ray and the Serve app", spinner="dots"):
-                ensure_ray()
+                ensure_ray(dashboard=not self.args.no_dashboard)
                 stack.callback(_quiet(_ray_shutdown))
                 base = ServeConfig.from_settings(settings)
                 config = dataclasses.replace(base, clock="market",
@@ -392,13 +394,15 @@ def _shutdown_figures(drained: dict[str, Any], summary: dict[str, Any]) -> dict[
 
 
 def _dashboard_url() -> str:
-    try:
-        import ray
+    """Where Ray's dashboard is (its Serve and metrics pages show this app)."""
+    import ray
 
-        url = ray.get_runtime_context().gcs_address and ray.worker.get_dashboard_url()
-        return f"http://{url}" if url else "not started (start Ray with `ray start --head`)"
-    except Exception:
-        return "not started (start Ray with `ray start --head` for the dashboard)"
+    url = ray.get_runtime_context().dashboard_url if hasattr(
+        ray.get_runtime_context(), "dashboard_url") else None
+    if not url:
+        with contextlib.suppress(Exception):
+            url = ray._private.worker.get_dashboard_url()
+    return f"http://{url}" if url else "not started (--no-dashboard)"
 
 
 def _ray_shutdown() -> None:
