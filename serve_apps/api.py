@@ -407,7 +407,8 @@ async def _events(store: DecisionStore, request: Request) -> AsyncIterator[str]:
         for event, rows in await _latest(store):
             for row in reversed(rows):  # oldest first
                 key = f"{event}:{row.get('id', '')}"
-                state = row.get("status", row.get("outcome", row.get("halted")))
+                state = (row.get("status"), row.get("outcome"), row.get("halted"),
+                         row.get("awaiting_approval"))
                 if key in seen and seen[key] == state:
                     continue
                 seen[key] = state
@@ -424,8 +425,11 @@ async def _events(store: DecisionStore, request: Request) -> AsyncIterator[str]:
 
 async def _latest(store: DecisionStore) -> list[tuple[str, list[dict[str, Any]]]]:
     halt = await _halt(store)
+    waiting = {a.decision_id for a in await store.pending_approvals()}
+    decisions = [{**d, "awaiting_approval": d["id"] in waiting}
+                 for d in await store.decisions(20)]
     return [("incident", await store.incidents(20)), ("verdict", await store.verdicts(20)),
-            ("decision", await store.decisions(20)), ("halt", [{"id": "flag", **halt}])]
+            ("decision", decisions), ("halt", [{"id": "flag", **halt}])]
 
 
 def _jsonable(x: Any) -> Any:

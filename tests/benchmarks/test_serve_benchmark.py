@@ -36,7 +36,8 @@ def test_serve_quick_json_prints_one_object_for_both_hosts():
                                     "json": serve.CLIENTS * load.json}
         assert host["ticks_accepted"] == serve.BATCH_TICKS * serve.CLIENTS * (load.arrow
                                                                                + load.json)
-    assert set(result["serve_overhead_ms"]) == {k for k in result if k.endswith("_ms")}
+    assert set(result["serve_overhead_ms"]) == {
+        k for k in result if k.endswith("_ms") and k != "serve_overhead_ms"}
     assert result["machine"]["cpus"] >= 1
 
 
