@@ -34,7 +34,10 @@ def ensure_ray(
         kwargs["logging_level"] = logging.WARNING
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+        # "local": always a new private Ray, never a cluster that `ray start` left on this
+        # machine (ray.init() alone would join that one).
+        kwargs.update(address="local", num_cpus=num_cpus,
+                      object_store_memory=object_store_memory)
     else:
         kwargs["address"] = address
     ray.init(**kwargs)
