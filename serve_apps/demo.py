@@ -45,8 +45,6 @@ from tripwire.config import Settings, load_settings
 from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.model import NS_PER_SECOND, TickBatch
 
-NS_PER_DAY = 86_400 * NS_PER_SECOND
-
 IDLE_WAIT_S = 120.0  # the longest the replay waits for the decisions of one batch
 WATCHDOG_TOML = """[watchdog]
 interval_s = 1.0
@@ -342,7 +340,7 @@ class _Demo:
         try:
             counts = await store.counts()
             report = await build_report(
-                store, since_ns=start, until_ns=start + NS_PER_DAY * 366,
+                store, since_ns=start, until_ns=sc.end_ns + NS_PER_SECOND,
                 ledger=JsonlLedger(Path(self.settings.data_dir) / "llm_calls.jsonl"),
                 quality={"precision": quality.precision,
                          **{f"recall_{k}": v for k, v in quality.recall.items()}})
