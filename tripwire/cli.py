@@ -21,6 +21,7 @@ from rich.table import Table
 from tripwire.argtypes import int_in
 from tripwire.llm.cli import register as register_llm
 from tripwire.store.cli import register as register_db
+from tripwire.watchdog_cli import register as register_watchdog
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
     register_llm(sub)
     register_db(sub)
-    __import__("tripwire.watchdog_cli", fromlist=["register"]).register(sub)
+    register_watchdog(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()
