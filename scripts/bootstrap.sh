@@ -45,6 +45,16 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   fi
 fi
 
+# SLURM and munge: the scale-out tests start a real single-node SLURM (tests/slurm) by hand,
+# as root; the daemons are not enabled as services.
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing+=(slurm-wlm munge)
+  else
+    say "SLURM is missing: the SLURM tests need it (Debian/Ubuntu: sudo apt-get install -y slurm-wlm munge)"
+  fi
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing system packages: ${missing[*]}"
