@@ -44,11 +44,19 @@ class ServeConfig:
     # replay or the demo at accelerated speed: price and verdict ages, approval expiry and
     # cool-downs are then measured in market time, as in a backtest).
     clock: str = "system"
+    # The symbols `serve deploy` (serve_apps.deploy) serves when its args name none; the
+    # demo and the jobs take theirs from their feed.
+    symbols: tuple[str, ...] = ()
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> ServeConfig:
         known = {f.name: f for f in fields(cls)}
+        table = dict(table)
+        if "symbols" in table:
+            table["symbols"] = _symbols(table["symbols"])
         for key, value in table.items():
+            if key == "symbols":
+                continue
             if key not in known:
                 raise ValueError(f"serve.{key} is not a known key of [serve] (known: "
                                  f"{', '.join(sorted(known))})")
@@ -75,6 +83,15 @@ class ServeConfig:
         table = settings.table("serve")
         table.setdefault("shards", settings.pipeline.shards)
         return cls.from_table(table)
+
+
+def _symbols(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(
+            isinstance(v, str) and v for v in value):
+        raise ValueError(f"serve.symbols must be a list of symbol names, got {value!r}")
+    return tuple(value)
 
 
 def make_clock(config: ServeConfig) -> Clock:

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from tripwire.argtypes import int_in
 from tripwire.llm.cli import register as register_llm
+from tripwire.slurm_cli import register as register_slurm
 from tripwire.store.cli import register as register_db
 from tripwire.watchdog_cli import register as register_watchdog
 
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_llm(sub)
     register_db(sub)
     register_watchdog(sub)
+    register_slurm(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()
