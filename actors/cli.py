@@ -24,10 +24,9 @@ from rich.table import Table
 
 from actors.feed import FlowConfig
 from actors.pipeline import Pipeline, PipelineConfig, PipelineResult
-from tripwire.argtypes import int_in, positive_float
+from tripwire.argtypes import int_in, positive_float, time_ns
 from tripwire.config import Settings, load_settings
 from tripwire.model import SymbolTable
-from tripwire.timeparse import parse_time_ns
 
 SOURCES = ("scenario", "binance", "binance-csv", "replay")
 
@@ -37,14 +36,6 @@ class UsageError(ValueError):
 
 
 # ----------------------------------------------------------------------------- parsing
-
-
-def _time_ns(text: str) -> int:
-    """An ISO-8601 time (UTC unless it says otherwise) or integer nanoseconds."""
-    try:
-        return parse_time_ns(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--url", help="binance: WebSocket base URL (default: Binance spot)")
     ing.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
     ing.add_argument("--names", help="replay: comma-separated symbols (default: all)")
-    ing.add_argument("--start", type=_time_ns, help="replay: from (ISO time or ns)")
-    ing.add_argument("--end", type=_time_ns, help="replay: until (ISO time or ns)")
+    ing.add_argument("--start", type=time_ns, help="replay: from (ISO time or ns)")
+    ing.add_argument("--end", type=time_ns, help="replay: until (ISO time or ns)")
     ing.add_argument("--run-for", type=positive_float, metavar="SECONDS",
                      help="stop after this much wall time (live feeds run until stopped)")
     ing.set_defaults(func=cmd_ingest)

@@ -34,6 +34,7 @@ from tripwire.store.decisions import DecisionStore
 OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
 OnClean = Callable[[TickBatch], Awaitable[Any]]
 PING_TIMEOUT_S = 2.0
+SETTLE_TIMEOUT_S = 120.0  # the longest a replay waits for one incident's decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +65,14 @@ class IngestResult:
 class DataPlane:
     def __init__(self, symbols: SymbolTable, config: DataPlaneConfig, store: DecisionStore,
                  on_incidents: OnIncidents, *, on_clean: OnClean | None = None,
-                 settle: Callable[[], Awaitable[Any]] | None = None,
+                 idle: Callable[[], Awaitable[bool]] | None = None,
                  ray_metrics: Any = None) -> None:
         self.symbols = symbols
         self.config = config
         self.store = store
         self.on_incidents = on_incidents
         self.on_clean = on_clean  # the venue and prices see every clean tick, in order
-        self.settle = settle  # sync_decisions: returns once the handed-over ones are decided
+        self.idle = idle  # sync_decisions: True once the handed-over incidents are decided
         self.ray_metrics = ray_metrics
         self.validator = TickValidator(source=config.source, symbols=symbols)
         self.builder = IncidentBuilder(symbols)
@@ -180,8 +181,7 @@ class DataPlane:
             out.extend(built)
             if sync and built:
                 await self.on_incidents(built, self._trace or None)
-                if self.settle is not None:
-                    await self.settle()
+                await self._settle()
         await self._advance(clean, fed, None, sync)
         return out
 
@@ -192,7 +192,7 @@ class DataPlane:
         if not len(rows):
             return
         fed[rows] = True
-        part = clean.take(rows)
+        part = clean if len(rows) == len(clean) else clean.take(rows)  # no copy: no trips
         self.builder.on_ticks(part)
         if sync:
             await self.on_clean(part)
@@ -263,6 +263,23 @@ class DataPlane:
             self.sink.write_news.remote(list(items))
 
     # -- health ------------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Until everything handed over is decided (polled; bounded by SETTLE_TIMEOUT_S)."""
+        if self.idle is None:
+            return
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while not await self.idle() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def heartbeats(self, interval_s: float) -> None:
+        """Ping the shards and write their heartbeats every ``interval_s``, until cancelled."""
+        while True:
+            try:
+                await self.beat(time.time_ns())
+            except Exception:  # the database is down: the watchdog sees no heartbeat
+                pass
+            await asyncio.sleep(interval_s)
 
     async def beat(self, now_ns: int) -> dict[str, bool]:
         """Ping every shard; write the heartbeat of each that answers."""

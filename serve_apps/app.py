@@ -24,7 +24,6 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -34,9 +33,10 @@ from actors.ray_metrics import RayMetrics
 from serve_apps.api import build_app
 from serve_apps.config import ServeConfig, make_clock
 from serve_apps.lazy_store import LazyStore
-from serve_apps.orchestrator import Orchestrator, TriageService, ledger_file
+from serve_apps.orchestrator import Orchestrator, TriageService, metric_sections
 from tripwire import telemetry
 from tripwire.config import Settings
+from tripwire.llm.cli import ledger_path
 from tripwire.model import NewsItem, SimClock, SymbolTable, TickBatch
 
 APP_NAME = "tripwire"
@@ -166,31 +166,20 @@ class DataPlaneDeployment(_Lazy):
             sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
             sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
             sync_decisions=cfg.clock == "market"),
-            self.store, self._hand_over, on_clean=self._to_venue, settle=self._settle,
+            self.store, self._hand_over, on_clean=self._to_venue, idle=self._signoff_idle,
             ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None
 
     async def _start(self) -> None:
         telemetry.configure(settings=self.spec.settings.table("telemetry"))
         await asyncio.to_thread(self.plane.start)
-        self._beat = asyncio.create_task(self._heartbeats())
-
-    async def _heartbeats(self) -> None:
-        while True:
-            try:
-                await self.plane.beat(time.time_ns())
-            except Exception:  # the database is down: the watchdog sees no heartbeat
-                pass
-            await asyncio.sleep(self.spec.serve.heartbeat_s)
+        self._beat = asyncio.create_task(self.plane.heartbeats(self.spec.serve.heartbeat_s))
 
     async def _hand_over(self, incidents: list, trace: dict | None) -> None:
         await self.signoff.submit.remote([i.model_dump(mode="json") for i in incidents], trace)
 
-    async def _settle(self, timeout_s: float = 120.0) -> None:
-        """Until the sign-off deployment has decided everything handed to it (bounded)."""
-        deadline = time.monotonic() + timeout_s
-        while not await self.signoff.idle.remote() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+    async def _signoff_idle(self) -> bool:
+        return await self.signoff.idle.remote()
 
     async def _to_venue(self, batch: TickBatch) -> None:
         await self.signoff.on_ticks.remote(batch)
@@ -266,10 +255,7 @@ class HandleBackend:
     async def metrics(self) -> dict:
         plane, orch = await asyncio.gather(self.dataplane.stats.remote(),
                                            self.signoff.call.remote("metrics"))
-        flat = {k: v for k, v in plane.items() if isinstance(v, int | float)}
-        return {"dataplane": flat, "signoff": {**orch["counters"], "inflight": orch["inflight"],
-                                              "queued": orch["queued"]},
-                "otel": orch["otel"]}
+        return metric_sections(plane, orch)
 
     async def ready(self) -> dict[str, str]:
         await asyncio.gather(self.dataplane.stats.remote(), self.signoff.idle.remote())
@@ -287,7 +273,7 @@ class IngressDeployment:
     def __serve_build_asgi_app__(self):
         token = os.environ.get(self.spec.token_env, "")
         return build_app(self.backend, self.store, self.spec.table(), token=token,
-                         ledger_path=ledger_file(self.spec.settings))
+                         ledger_path=ledger_path(self.spec.settings))
 
 
 def application(spec: AppSpec) -> serve.Application:
@@ -353,7 +339,3 @@ def start(settings: Settings, dsn: str, symbols: SymbolTable | tuple[str, ...], 
     dataplane.stats.remote().result(timeout_s=timeout_s)  # starts shards, sink, heartbeats
     signoff.idle.remote().result(timeout_s=timeout_s)  # migrations, recovery, workers
     return ServeApp(f"http://{config.host}:{config.port}", spec, dataplane, signoff)
-
-
-def data_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir)

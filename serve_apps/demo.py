@@ -330,6 +330,7 @@ class _Demo:
         }
 
     async def _report(self, quality: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        from tripwire.llm.cli import ledger_path
         from tripwire.llm.ledger import JsonlLedger
         from tripwire.report import build_report, write_report
         from tripwire.store.pg_decisions import PgDecisionStore
@@ -341,7 +342,7 @@ class _Demo:
             counts = await store.counts()
             report = await build_report(
                 store, since_ns=start, until_ns=sc.end_ns + NS_PER_SECOND,
-                ledger=JsonlLedger(Path(self.settings.data_dir) / "llm_calls.jsonl"),
+                ledger=JsonlLedger(ledger_path(self.settings)),
                 quality={"precision": quality.precision,
                          **{f"recall_{k}": v for k, v in quality.recall.items()}})
         finally:

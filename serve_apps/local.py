@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from actors.dataplane import DataPlane, DataPlaneConfig
 from serve_apps.api import build_app
 from serve_apps.config import ServeConfig, make_clock
-from serve_apps.orchestrator import Orchestrator, ledger_file
+from serve_apps.orchestrator import Orchestrator, metric_sections
 from tripwire.config import Settings
+from tripwire.llm.cli import ledger_path
 from tripwire.model import NewsItem, SymbolTable, TickBatch
 from tripwire.store.pg_decisions import PgDecisionStore
 
@@ -45,30 +46,17 @@ class LocalServices:
             store_url=s.store_url if cfg.store_ticks else None,
             sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms,
             sync_decisions=cfg.clock == "market"),
-            self.store, self._hand_over, on_clean=self.orch.on_ticks, settle=self._settle)
+            self.store, self._hand_over, on_clean=self.orch.on_ticks, idle=self.orch.idle)
         await asyncio.to_thread(self.plane.start)
-        self._beat = asyncio.create_task(self._heartbeats())
+        self._beat = asyncio.create_task(self.plane.heartbeats(self.config.heartbeat_s))
         return self
-
-    async def _heartbeats(self) -> None:
-        while True:
-            try:
-                await self.plane.beat(time.time_ns())
-            except Exception:  # the database is down: the watchdog sees no heartbeat
-                pass
-            await asyncio.sleep(self.config.heartbeat_s)
-
-    async def _settle(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not await self.orch.idle() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
 
     async def _hand_over(self, incidents: list, trace: dict | None) -> None:
         await self.orch.submit([i.model_dump(mode="json") for i in incidents], trace)
 
     def app(self, token: str) -> FastAPI:
         return build_app(self, self.store, self.symbols, token=token,
-                         ledger_path=ledger_file(self.settings))
+                         ledger_path=ledger_path(self.settings))
 
     async def close(self) -> dict[str, Any]:
         if self._beat is not None:
@@ -113,12 +101,7 @@ class LocalServices:
         return self.orch.flatten()
 
     async def metrics(self) -> dict:
-        plane = await self.plane.stats()
-        orch = self.orch.metrics()
-        return {"dataplane": {k: v for k, v in plane.items() if isinstance(v, int | float)},
-                "signoff": {**orch["counters"], "inflight": orch["inflight"],
-                            "queued": orch["queued"]},
-                "otel": orch["otel"]}
+        return metric_sections(await self.plane.stats(), self.orch.metrics())
 
     async def ready(self) -> dict[str, str]:
         return {"data_plane": "ok", "signoff": "ok"}

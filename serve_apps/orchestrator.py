@@ -29,9 +29,9 @@ from graphs.runner import DecisionResult, DecisionRunner, postgres_checkpointer
 from graphs.signoff import sync_order, write_journal
 from graphs.triage import TRIAGED
 from tripwire.config import Settings
-from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.paper import PaperBroker
+from tripwire.llm.cli import ledger_path
 from tripwire.llm.factory import build_llm
 from tripwire.llm.incident import Incident
 from tripwire.llm.ledger import JsonlLedger
@@ -48,8 +48,12 @@ SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
 Triage = Callable[[Incident, Mapping[str, str] | None], Awaitable[dict[str, Any]]]
 
 
-def ledger_file(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "llm_calls.jsonl"
+def metric_sections(plane: dict[str, Any], orch: dict[str, Any]) -> dict[str, Any]:
+    """The data plane's stats and :meth:`Orchestrator.metrics` as ``/metrics`` sections."""
+    return {"dataplane": {k: v for k, v in plane.items() if isinstance(v, int | float)},
+            "signoff": {**orch["counters"], "inflight": orch["inflight"],
+                        "queued": orch["queued"]},
+            "otel": orch["otel"]}
 
 
 @dataclass
@@ -70,7 +74,7 @@ async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
     prices = LatestPrices(symbols)
     paper = PaperBroker(symbols, clock, cfg.paper)
     metrics, reader = DecisionMetrics.in_memory()
-    llm = build_llm(settings.llm, ledger=JsonlLedger(ledger_file(settings)))
+    llm = build_llm(settings.llm, ledger=JsonlLedger(ledger_path(settings)))
     deps = DecisionDeps(
         store=store, broker=InstrumentedBroker(paper, metrics, "paper"), backend="paper",
         router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
@@ -298,8 +302,6 @@ class Orchestrator:
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
-
-__all__ = ["AWAITING_APPROVAL", "Orchestrator", "Parts", "build_parts", "ledger_file"]
 
 
 class TriageService:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from tripwire.timeparse import parse_time_ns
+
 
 def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
     """An integer >= lo (and <= hi when given)."""
@@ -40,3 +42,11 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
+
+
+def time_ns(text: str) -> int:
+    """An ISO-8601 time (UTC unless it says otherwise) or integer nanoseconds."""
+    try:
+        return parse_time_ns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -66,9 +66,8 @@ from actors.backtest import (
     store_data,
     warm_start,
 )
-from actors.cli import _time_ns
 from actors.shard import shard_of
-from tripwire.argtypes import int_in, positive_float
+from tripwire.argtypes import int_in, positive_float, time_ns
 from tripwire.config import load_settings
 from tripwire.feeds.scenario import DAY_S, ScenarioConfig, default_scenario_config
 from tripwire.model import NS_PER_SECOND
@@ -89,21 +88,26 @@ class BadArgument(ValueError):
 # ----------------------------------------------------------------------------- arguments
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.backtest",
-                                description=__doc__.splitlines()[0])
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the ticks come from and how they are split (this job and the sweep's)."""
     src = p.add_mutually_exclusive_group()
     src.add_argument("--scenario-seed", type=int, metavar="N",
                      help="the default scenario with this seed (the default source)")
     src.add_argument("--scenario-config", metavar="FILE",
                      help="a scenario as JSON (ScenarioConfig fields)")
     src.add_argument("--store", metavar="URL", help="tick store: chdb:///path or http(s)://...")
-    p.add_argument("--start", type=_time_ns, help="--store: first instant (ISO time, UTC)")
-    p.add_argument("--end", type=_time_ns, help="--store: end instant, exclusive")
+    p.add_argument("--start", type=time_ns, help="--store: first instant (ISO time, UTC)")
+    p.add_argument("--end", type=time_ns, help="--store: end instant, exclusive")
     p.add_argument("--warmup-s", type=positive_float, default=10_800.0,
                    help="--store: seconds of ticks before each day to warm detectors up")
     p.add_argument("--symbols", help="comma-separated symbols (default: all)")
     p.add_argument("--groups", type=int_in(1, 1024), default=4, help="symbol groups")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.backtest",
+                                description=__doc__.splitlines()[0])
+    add_data_arguments(p)
     p.add_argument("--num-cpus", type=positive_float, default=0.5, help="CPUs per task")
     p.add_argument("--max-inflight", type=int_in(1, 1024), default=16,
                    help="tasks submitted at once")
@@ -141,9 +145,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
                          cassette_mode=args.cassette_mode)
     out = Path(args.out) if args.out else Path(settings.data_dir) / "backtest"
     if args.store:
-        specs, source = _store_specs(args)
+        specs, source = store_specs(args)
     else:
-        specs, source = _scenario_specs(args)
+        specs, source = scenario_specs(args)
     if len(specs) > MAX_TASKS:
         raise BadArgument(f"--groups/--start/--end: {len(specs)} tasks, more than {MAX_TASKS}")
     chdb = bool(args.store and args.store.startswith("chdb"))
@@ -167,7 +171,7 @@ def _cassette(path: str | None) -> str | None:
         raise BadArgument(f"--cassette: cannot read {path}: {exc.strerror}") from None
 
 
-def _scenario_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
+def scenario_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
     if args.start is not None or args.end is not None:
         raise BadArgument("--start/--end: only with --store (a scenario has its own period)")
     cfg = _scenario_config(args)
@@ -196,7 +200,7 @@ def _scenario_symbols(cfg: ScenarioConfig) -> tuple[str, ...]:
     return Scenario(cfg).symbols.names  # cheap: events and profiles only, no ticks yet
 
 
-def _store_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
+def store_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
     from tripwire.store.ticks import parse_store_url, redact_url
 
     if args.start is None or args.end is None:

@@ -60,9 +60,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from actors.backtest import ShardSpec, store_data, warm_start
-from actors.cli import _time_ns
 from actors.sweep import SLOW_TREND, run_sweep_task
-from serve_apps.jobs.backtest import BadArgument, _scenario_specs, _store_specs
+from serve_apps.jobs.backtest import BadArgument, add_data_arguments, scenario_specs, store_specs
 from tripwire.argtypes import int_in, positive_float
 from tripwire.config import load_settings
 from tripwire.detect import DetectorConfig
@@ -86,18 +85,7 @@ PG_ENV = "TRIPWIRE_PG_DSN"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.sweep",
                                 description=__doc__.splitlines()[0])
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--scenario-seed", type=int, metavar="N",
-                     help="the default scenario with this seed (the default source)")
-    src.add_argument("--scenario-config", metavar="FILE",
-                     help="a scenario as JSON (ScenarioConfig fields)")
-    src.add_argument("--store", metavar="URL", help="tick store: chdb:///path or http(s)://...")
-    p.add_argument("--start", type=_time_ns, help="--store: first instant (ISO time, UTC)")
-    p.add_argument("--end", type=_time_ns, help="--store: end instant, exclusive")
-    p.add_argument("--warmup-s", type=positive_float, default=10_800.0,
-                   help="--store: seconds of ticks before each day to warm detectors up")
-    p.add_argument("--symbols", help="comma-separated symbols (default: all)")
-    p.add_argument("--groups", type=int_in(1, 1024), default=4, help="symbol groups")
+    add_data_arguments(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                    help="a grid axis, e.g. returns.threshold=8,10,12 (repeatable)")
     for dest, key in SHORTCUTS.items():
@@ -146,7 +134,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if len(params) > MAX_CONFIGS:
         raise BadArgument(f"--param: {len(params)} configs, more than {MAX_CONFIGS}")
     detectors = [detector_for(settings.detector, p) for p in params]
-    specs, source = _store_specs(args) if args.store else _scenario_specs(args)
+    specs, source = store_specs(args) if args.store else scenario_specs(args)
     if len(specs) * len(detectors) > MAX_TASKS:
         raise BadArgument(f"--param/--groups/--start/--end: {len(specs) * len(detectors)} "
                           f"tasks, more than {MAX_TASKS}")

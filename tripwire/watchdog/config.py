@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tripwire.config import load_settings
 from tripwire.model import NS_PER_SECOND
 
 ENV_PREFIX = "TRIPWIRE_WATCHDOG__"
@@ -116,13 +116,6 @@ def load_watchdog_config(table: Mapping[str, Any]) -> WatchdogConfig:
     return WatchdogConfig(**values)
 
 
-def _scalar(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 @dataclass(frozen=True, slots=True)
 class WatchdogFile:
     config: WatchdogConfig
@@ -133,28 +126,14 @@ def load_watchdog_file(path: str | os.PathLike | None = None,
                        env: Mapping[str, str] | None = None) -> WatchdogFile:
     """The ``[watchdog]`` table of ``path`` (else ``$TRIPWIRE_CONFIG``; none: defaults) with
     ``TRIPWIRE_WATCHDOG__*`` overrides, and the data directory (``[data] dir``)."""
+    # The one settings loader reads the file and the TRIPWIRE_* overrides; [watchdog] is a
+    # table it keeps raw for this module to validate.
     env = os.environ if env is None else env
-    path = path or env.get("TRIPWIRE_CONFIG") or None
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ValueError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
-    table = dict(data.get("watchdog", {}))
-    origin: dict[str, str] = {}
-    for name, text in env.items():
-        if name.startswith(ENV_PREFIX):
-            key = name[len(ENV_PREFIX):].lower()
-            table[key], origin[key] = _scalar(text), name
+    settings = load_settings(path, env)
     try:
-        config = load_watchdog_config(table)
+        config = load_watchdog_config(settings.table("watchdog"))
     except ValueError as exc:
-        key = next((k for k in origin if str(exc).startswith(f"watchdog.{k} ")), None)
-        raise ValueError(f"{exc} (from {origin[key]})" if key else str(exc)) from None
-    data_dir = env.get("TRIPWIRE_DATA__DIR") or data.get("data", {}).get("dir", "data")
-    if not isinstance(data_dir, str):
-        raise ValueError(f"data.dir must be a string, got {data_dir!r}")
-    return WatchdogFile(config, Path(data_dir))
+        origin = next((n for n in env if n.startswith(ENV_PREFIX) and str(exc).startswith(
+            f"watchdog.{n[len(ENV_PREFIX):].lower()} ")), None)
+        raise ValueError(f"{exc} (from {origin})" if origin else str(exc)) from None
+    return WatchdogFile(config, Path(settings.data_dir))
