@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -104,14 +104,17 @@ class IncidentsBody(BaseModel):
 # -- the app -----------------------------------------------------------------------------
 
 
-def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *, token: str,
+def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *,
+              token: str | Callable[[bytes], bool],
               ledger_path: Path | None = None, title: str = "Tripwire") -> FastAPI:
     if not token:
         raise ValueError("the API needs a bearer token for its mutating routes (set "
                          "TRIPWIRE_API_TOKEN)")
     app = FastAPI(title=title, version="1", description=__doc__)
     _errors(app)
-    auth = _auth(token.encode())
+    # A callable is a verifier (serve_apps.bearer.TokenVerifier): the Serve ingress never
+    # holds the token itself, only a salted digest of it.
+    auth = _auth(token if callable(token) else _equals(token.encode()))
     _health_routes(app, backend, store)
     _read_routes(app, backend, store, ledger_path)
     _write_routes(app, backend, store, symbols, auth)
@@ -149,11 +152,15 @@ def _errors(app: FastAPI) -> None:
         return _error(exc.status_code, code, str(exc.detail))
 
 
-def _auth(token: bytes):
+def _equals(token: bytes) -> Callable[[bytes], bool]:
+    return lambda given: hmac.compare_digest(given, token)
+
+
+def _auth(check: Callable[[bytes], bool]):
     async def require(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        if scheme.lower() != "bearer" or not check(given.strip().encode()):
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
     return Depends(require)
 
