@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,8 @@ import numpy as np
 from actors.incidents import IncidentBuilder
 from actors.shard import DetectorShard, routing_table
 from tripwire import telemetry
-from tripwire.feeds.validate import TickValidator
+from tripwire.config import TimeSettings
+from tripwire.feeds.validate import TickValidator, TimeWindow
 from tripwire.llm.incident import Incident
 from tripwire.model import Anomaly, DeadLetter, NewsItem, SymbolTable, TickBatch, Trips
 from tripwire.store.decisions import DecisionStore
@@ -48,6 +49,9 @@ class DataPlaneConfig:
     source: str = "http"
     max_kept_trips: int = 1_000_000  # trips kept for evaluation; beyond it, counted only
     sync_decisions: bool = False  # a replay on market time: the ticks wait for decisions
+    # The time window of ticks and news ([time]); market time when None and sync_decisions.
+    time: TimeSettings = field(default_factory=TimeSettings)
+    market_time: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,10 @@ class DataPlane:
         self.on_clean = on_clean  # the venue and prices see every clean tick, in order
         self.idle = idle  # sync_decisions: True once the handed-over incidents are decided
         self.ray_metrics = ray_metrics
-        self.validator = TickValidator(source=config.source, symbols=symbols)
+        market = config.sync_decisions if config.market_time is None else config.market_time
+        self.validator = TickValidator(
+            source=config.source, symbols=symbols,
+            window=TimeWindow.from_settings(config.time, market=market))
         self.builder = IncidentBuilder(symbols)
         self.routing = routing_table(symbols, config.n_shards)
         self.shards: list[Any] = []
@@ -84,7 +91,8 @@ class DataPlane:
         self._trace: dict[str, str] = {}
         self._kept_trips = 0
         self._c = {"batches": 0, "ticks_in": 0, "accepted": 0, "dead_letters": 0, "trips": 0,
-                   "incidents": 0, "news": 0, "shard_errors": 0, "trips_not_kept": 0}
+                   "incidents": 0, "news": 0, "news_bad_time": 0, "shard_errors": 0,
+                   "trips_not_kept": 0}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -256,11 +264,24 @@ class DataPlane:
             await self.store.dead_letter(d.ts_ns, d.source, d.reason.value, d.symbol,
                                          d.detail, d.raw)
 
-    def on_news(self, items: Sequence[NewsItem]) -> None:
-        self._c["news"] += len(items)
-        self.builder.on_news(items)
-        if self.sink is not None and items:
-            self.sink.write_news.remote(list(items))
+    async def on_news(self, items: Sequence[NewsItem]) -> dict[str, int]:
+        """Take the headlines whose time is in the feed's window (the ticks' window: the
+        wall clock live, the ticks' market clock on a replay); the others are dead letters
+        ``bad_time``. How many were accepted and rejected."""
+        ok, late = [], []
+        for item in items:
+            why = self.validator.time_refusal(item.ts_ns)
+            (ok if why is None else late).append((item, why))
+        for item, why in late:
+            await self.store.dead_letter(time.time_ns(), f"{self.config.source}-news",
+                                         "bad_time", None, why, item.headline[:500])
+        accepted = [item for item, _ in ok]
+        self._c["news"] += len(accepted)
+        self._c["news_bad_time"] += len(late)
+        self.builder.on_news(accepted)
+        if self.sink is not None and accepted:
+            self.sink.write_news.remote(accepted)
+        return {"accepted": len(accepted), "rejected": len(late)}
 
     # -- health ------------------------------------------------------------------------------
 
@@ -299,7 +320,8 @@ class DataPlane:
 
     async def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self._c, **self.builder.stats(),
-                               "validator": self.validator.counters()}
+                               "validator": self.validator.counters(),
+                               "time_window": self.validator.time_stats()}
         if self.sink is not None:
             out["sink"] = await self.sink.stats.remote()
         return out

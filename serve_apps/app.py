@@ -165,7 +165,7 @@ class DataPlaneDeployment(_Lazy):
             store_url=spec.settings.store_url if cfg.store_ticks else None,
             sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
             sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market"),
+            sync_decisions=cfg.clock == "market", time=spec.settings.time),
             self.store, self._hand_over, on_clean=self._to_venue, idle=self._signoff_idle,
             ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None
@@ -188,10 +188,9 @@ class DataPlaneDeployment(_Lazy):
         await self.ensure()
         return (await self.plane.ingest(batch, time.time_ns())).to_dict()
 
-    async def news(self, items: list[NewsItem]) -> int:
+    async def news(self, items: list[NewsItem]) -> dict[str, int]:
         await self.ensure()
-        self.plane.on_news(items)
-        return len(items)
+        return await self.plane.on_news(items)  # {"accepted": n, "rejected": m}
 
     async def stats(self) -> dict:
         await self.ensure()
@@ -225,7 +224,7 @@ class HandleBackend:
     async def ingest(self, batch: TickBatch) -> dict:
         return await self.dataplane.ingest.remote(batch)
 
-    async def news(self, items: list[NewsItem]) -> int:
+    async def news(self, items: list[NewsItem]) -> dict[str, int]:
         return await self.dataplane.news.remote(items)
 
     async def submit(self, incidents: list[dict]) -> list[dict]:

@@ -45,7 +45,7 @@ class LocalServices:
             n_shards=cfg.shards, detector=s.detector.to_dict(),
             store_url=s.store_url if cfg.store_ticks else None,
             sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market"),
+            sync_decisions=cfg.clock == "market", time=s.time),
             self.store, self._hand_over, on_clean=self.orch.on_ticks, idle=self.orch.idle)
         await asyncio.to_thread(self.plane.start)
         self._beat = asyncio.create_task(self.plane.heartbeats(self.config.heartbeat_s))
@@ -72,9 +72,8 @@ class LocalServices:
     async def ingest(self, batch: TickBatch) -> dict:
         return (await self.plane.ingest(batch, time.time_ns())).to_dict()
 
-    async def news(self, items: list[NewsItem]) -> int:
-        self.plane.on_news(items)
-        return len(items)
+    async def news(self, items: list[NewsItem]) -> dict[str, int]:
+        return await self.plane.on_news(items)  # {"accepted": n, "rejected": m}
 
     async def submit(self, incidents: list[dict]) -> list[dict]:
         return await self.orch.submit(incidents)

@@ -31,6 +31,7 @@ from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.paper import PaperBroker
+from tripwire.feeds.validate import TimeWindow
 from tripwire.llm.cli import ledger_path
 from tripwire.llm.factory import build_llm
 from tripwire.llm.incident import Incident
@@ -90,6 +91,10 @@ class Orchestrator:
             raise ValueError(f"serve.signoff_workers must be >= 1, got {workers!r}")
         self.settings, self.dsn, self.symbols = settings, dsn, symbols
         self.clock = clock or SystemClock()
+        # Incidents' times must be in this window around the clock (market time when the
+        # clock is a SimClock the ticks move; the wall clock live).
+        self.window = TimeWindow.from_settings(settings.time,
+                                               market=isinstance(self.clock, SimClock))
         self._triage_remote = triage
         self._n_workers = workers
         self._stack = contextlib.AsyncExitStack()
@@ -100,7 +105,7 @@ class Orchestrator:
         self._tracked: dict[str, str] = {}  # client order id -> decision id, until flat
         self._fill_counts: dict[str, int] = {}
         self._c = {"submitted": 0, "decided": 0, "triage_failed": 0, "errors": 0,
-                   "tick_batches": 0, "paper_refused_batches": 0}
+                   "tick_batches": 0, "paper_refused_ticks": 0, "incidents_bad_time": 0}
         self._traces: dict[str, dict[str, str]] = {}  # incident id -> its trace carrier
         self.results: list[DecisionResult] = []  # bounded below
         self.max_results = 10_000
@@ -145,8 +150,8 @@ class Orchestrator:
         if self._closing:
             raise RuntimeError("the orchestrator is shutting down; incidents are not taken")
         out = []
-        for raw in incidents:
-            incident = Incident.model_validate(raw)
+        checked = [self._in_window(Incident.model_validate(raw)) for raw in incidents]
+        for incident in checked:  # all or nothing: one bad time refuses the whole request
             if not incident.id:
                 incident = incident.model_copy(update={"id": new_id(self.clock)})
             skipped = await self.runner.submit(incident)
@@ -156,6 +161,16 @@ class Orchestrator:
             out.append({"id": incident.id, "status": skipped.reason if skipped else "queued"})
         self._wake.set()
         return out
+
+    def _in_window(self, incident: Incident) -> Incident:
+        """The incident, or ValueError naming ``ts_ns`` when its time is outside the window
+        (a trip from the future, or from so long ago that its prices mean nothing now)."""
+        now = self.clock.now_ns()
+        why = self.window.refusal(incident.ts_ns, now, now)
+        if why is not None:
+            self._c["incidents_bad_time"] += 1
+            raise ValueError(f"ts_ns: {why}")
+        return incident
 
     async def _worker(self, n: int) -> None:
         while True:
@@ -233,18 +248,22 @@ class Orchestrator:
     # -- the venue ---------------------------------------------------------------------------
 
     async def on_ticks(self, batch: TickBatch) -> int:
-        """Move prices and the paper venue; copy new fills into the store. New fills."""
+        """Move prices and the paper venue; copy new fills into the store. New fills.
+
+        ``batch`` holds validated ticks (the data plane's). The venue skips and counts rows
+        late for their symbol and takes the rest, so one late row never stalls a stop; the
+        market clock follows only what the venue took."""
         if not len(batch):
             return 0
         self._c["tick_batches"] += 1
-        if isinstance(self.clock, SimClock):  # market time: the ticks move the clock
-            self.clock.set(max(self.clock.now_ns(), int(batch.ts_ns.max())))
         self.parts.prices.update(batch)
-        try:
-            fills = self.parts.paper.on_ticks(batch)
-        except ValueError:  # older than the venue's clock (a late batch): prices only
-            self._c["paper_refused_batches"] += 1
-            return 0
+        paper = self.parts.paper
+        refused = paper.refused_rows
+        fills = paper.on_ticks(batch)
+        self._c["paper_refused_ticks"] += paper.refused_rows - refused
+        venue_ns = paper.last_tick_ns
+        if isinstance(self.clock, SimClock) and venue_ns is not None:
+            self.clock.set(max(self.clock.now_ns(), venue_ns))  # market time: ticks move it
         if fills:
             await self._sync_fills({f.order_id for f in fills})
         return len(fills)
@@ -259,14 +278,19 @@ class Orchestrator:
             await write_journal(deps, decision_id)
 
     def account(self) -> dict[str, Any]:
-        snap = BrokerControl(self.parts.paper, self.parts.deps.equity).snapshot()
+        snap = BrokerControl(self.parts.paper, self.parts.deps.equity,
+                             self.clock).snapshot()
+        # clock_ns and each mark_ns let the watchdog judge how old a mark is (mark_stale).
         return {"equity": snap.equity, "peak_equity": snap.peak_equity,
                 "gross_exposure": snap.gross_exposure, "open_orders": snap.open_orders,
+                "clock_ns": snap.clock_ns,
                 "positions": [{"symbol": p.symbol, "qty": p.qty, "price": p.price,
-                               "stop_attached": p.stop_attached} for p in snap.positions]}
+                               "stop_attached": p.stop_attached, "mark_ns": p.mark_ns,
+                               "refused_ticks": p.refused_ticks} for p in snap.positions]}
 
     def positions(self) -> dict[str, Any]:
-        snap = {p.symbol: p for p in BrokerControl(self.parts.paper).snapshot().positions}
+        snap = {p.symbol: p for p in BrokerControl(self.parts.paper, clock=self.clock)
+                .snapshot().positions}
         rows = []
         for sym, p in sorted(self.parts.paper.positions().items()):
             if p.qty == 0:
@@ -274,7 +298,9 @@ class Orchestrator:
             rows.append({"symbol": sym, "qty": p.qty, "avg_price": _num(p.avg_price),
                          "mark": _num(p.mark_price), "unrealised_pnl": _num(p.unrealised_pnl),
                          "realised_pnl": _num(p.realised_pnl),
-                         "stop_attached": bool(snap.get(sym) and snap[sym].stop_attached)})
+                         "stop_attached": bool(snap.get(sym) and snap[sym].stop_attached),
+                         "mark_ns": snap[sym].mark_ns if sym in snap else None,
+                         "refused_ticks": snap[sym].refused_ticks if sym in snap else 0})
         return {"backend": "paper", "positions": rows}
 
     def pnl(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from tripwire.watchdog import (
     check_drawdown,
     check_exposure,
     check_heartbeats,
+    check_marks,
     check_stops,
     halt_code,
     load_watchdog_config,
@@ -631,3 +632,81 @@ def test_database_down_flattens_once_not_every_check(migrated_db: str) -> None:
         assert broker.positions()[SYM].qty == 0.0
 
     run(scenario())
+
+
+# -- mark_stale: a position whose stop is not being checked against the market -------------
+
+
+def _pos(mark_ns: int | None, refused: int = 0, qty: float = 1.0) -> PositionView:
+    return PositionView(SYM, qty, 100.0, True, mark_ns, refused)
+
+
+def _at(clock_ns: int | None, *positions: PositionView) -> AccountSnapshot:
+    return AccountSnapshot(100.0, 100.0, 100.0, 0, positions, clock_ns)
+
+
+def test_check_marks_at_the_bound_and_just_over() -> None:
+    cap = 60 * NS_PER_SECOND
+    assert check_marks(_at(T0 + cap, _pos(T0)), cap) is None  # exactly at the bound
+    breach = check_marks(_at(T0 + cap + 1, _pos(T0)), cap)
+    assert breach is not None and breach.code == "mark_stale"
+    assert breach.detail == f"{SYM}: mark 60.0 s old (max age 60 s)"
+    assert check_marks(_at(T0 + cap + 1, _pos(T0, qty=0.0)), cap) is None  # flat: no risk
+
+
+def test_check_marks_refused_ticks_future_marks_and_unknown_clocks() -> None:
+    cap = 60 * NS_PER_SECOND
+    refused = check_marks(_at(T0, _pos(T0, refused=3)), cap)
+    assert refused is not None and "3 tick(s) refused by the venue" in refused.detail
+    future = check_marks(_at(T0, _pos(T0 + cap + 1)), cap)  # marked by a tick from 2100
+    assert future is not None and "in the future" in future.detail
+    assert check_marks(_at(None, _pos(T0)), cap).code == "mark_stale"  # fail closed
+    assert check_marks(_at(None, _pos(None)), cap) is None  # a backend without mark times
+
+
+def test_mark_max_age_is_configurable_and_validated() -> None:
+    assert load_watchdog_config({"mark_max_age_s": 30}).mark_max_age_ns == 30 * NS_PER_SECOND
+    assert WatchdogConfig().mark_max_age_s == 900.0
+    with pytest.raises(ValueError, match="watchdog.mark_max_age_s must be a number"):
+        load_watchdog_config({"mark_max_age_s": 0})
+
+
+def test_a_stalled_mark_halts_and_flattens_where_configured(migrated_db: str) -> None:
+    """Issue 13 finding 1: the venue refused every tick of a long and the watchdog saw
+    nothing. Here its only ticks are late: mark_stale halts, and flatten_on_halt closes it."""
+    async def scenario(store: PgDecisionStore) -> None:
+        clock = SimClock(T0)
+        broker = paper(clock)
+        buy(broker, "tw-long", 10.0, stop=90.0)
+        tick(broker, clock, 100.0)
+        config = WatchdogConfig(heartbeats=(), mark_max_age_s=60.0, flatten_on_halt=True)
+        dog = Watchdog(store, BrokerControl(broker, clock=clock), config, clock, Alerts())
+        clock.advance(60 * NS_PER_SECOND)
+        assert await dog.check_once() == []  # 60 s old: at the bound
+        # A tick older than the venue has seen for the symbol: refused, counted.
+        broker.on_ticks(TickBatch.from_columns([0], [T0], [80.0], [1.0]))
+        snap_ = BrokerControl(broker, clock=clock).snapshot()
+        assert snap_.positions[0].refused_ticks == 1 and snap_.clock_ns == clock.now_ns()
+        breaches = await dog.check_once()
+        assert [b.code for b in breaches] == ["mark_stale"]
+        halt = await store.read_halt()
+        assert halt.halted and halt_code(halt.reason) == "mark_stale"
+        assert dog.stats["flattened"] == 1
+        [closing] = broker.orders(working_only=True)
+        assert closing.id.startswith(FLATTEN_PREFIX)
+
+    run(with_store(migrated_db, scenario))
+
+
+def test_an_old_mark_alone_halts(migrated_db: str) -> None:
+    async def scenario(store: PgDecisionStore) -> None:
+        clock = SimClock(T0)
+        broker = paper(clock)
+        buy(broker, "tw-long", 10.0, stop=90.0)
+        tick(broker, clock, 100.0)
+        config = WatchdogConfig(heartbeats=(), mark_max_age_s=60.0)
+        dog = Watchdog(store, BrokerControl(broker, clock=clock), config, clock, Alerts())
+        clock.advance(60 * NS_PER_SECOND + 1)
+        assert [b.code for b in await dog.check_once()] == ["mark_stale"]
+
+    run(with_store(migrated_db, scenario))

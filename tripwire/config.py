@@ -53,6 +53,38 @@ _PIPELINE_MIN = {"batch_ms": 0.0, "sink_flush_ms": 0}
 
 
 @dataclass(frozen=True, slots=True)
+class TimeSettings:
+    """``[time]``: the window a timestamp must fall in to be believed (ticks, news, incidents).
+
+    Live (wall clock): at most ``max_future_skew_s`` ahead of the wall clock and at most
+    ``max_age_s`` behind it. Market time (a replay, the demo, backtests): at most
+    ``market_max_skew_s`` ahead of the feed's market clock (see tripwire.feeds.validate for
+    the rule that keeps one outlier from moving that clock); no age bound on market time.
+    """
+
+    max_future_skew_s: float = 5.0  # exchange clocks and ours disagree by ms, not seconds
+    max_age_s: float = 86_400.0  # a day: older data is a backfill, not a live feed
+    # One POSTed replay batch spans minutes to hours of market time (50,000 ticks of the
+    # demo's quiet hours is ~80 min) and news is posted ahead of its block's ticks.
+    market_max_skew_s: float = 21_600.0
+
+
+def _time(table: Any) -> TimeSettings:
+    if not isinstance(table, dict):
+        raise ValueError(f"time must be a table ([time]), got {table!r}")
+    names = {f.name for f in fields(TimeSettings)}
+    for key, value in table.items():
+        if key not in names:
+            raise ValueError(f"time.{key} is not a known key of [time] "
+                             f"(known: {', '.join(sorted(names))})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 < value <= 10 * 365 * 86_400):
+            raise ValueError(f"time.{key} must be a number of seconds in (0, 315360000], "
+                             f"got {value!r}")
+    return TimeSettings(**{k: float(v) for k, v in table.items()})
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("data")
     store_url: str = ""  # "" -> chdb:///<data_dir>/ticks
@@ -61,6 +93,7 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     llm: LLMConfig = field(default_factory=lambda: load_llm_config({}))
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
+    time: TimeSettings = field(default_factory=TimeSettings)
     # Tables validated by the module that owns them ([serve] by serve_apps.config,
     # [watchdog] by tripwire.watchdog, [telemetry] by tripwire.telemetry): raw, as read.
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -124,7 +157,7 @@ def load_settings(
 
 
 def _build(data: dict[str, Any]) -> Settings:
-    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff",
+    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "time",
              *OWNED_TABLES}
     for section in data:
         if section not in known:
@@ -143,8 +176,9 @@ def _build(data: dict[str, Any]) -> Settings:
         if not isinstance(table, dict):
             raise ValueError(f"{name} must be a table ([{name}]), got {table!r}")
         tables[name] = table
+    time = _time(data.get("time", {}))
     return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions,
-                    tables)
+                    time, tables)
 
 
 def _get(data: dict[str, Any], section: str, key: str, typ: type, default: Any) -> Any:

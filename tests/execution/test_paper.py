@@ -23,6 +23,7 @@ from tripwire.execution import (
     Side,
     UnknownOrder,
 )
+from tripwire.execution.paper import MarkState
 from tripwire.model import SimClock, SymbolTable, TickBatch, client_order_id
 
 BTC, ETH = 0, 1
@@ -515,16 +516,54 @@ def test_ticks_with_bad_prices_are_skipped():
     assert fill.price == 100.0
 
 
-def test_ticks_going_back_in_time_raise_before_changing_anything():
+def test_a_late_row_is_skipped_and_counted_and_the_rest_of_its_batch_is_processed():
+    """Issue 13: one late row used to make the venue refuse the whole batch (ValueError)."""
+    broker, _ = make()
+    broker.place(market("a", Side.BUY, 1.0))
+    broker.on_ticks(ticks((BTC, 10, 5.0)))  # fills the buy at 5
+    [fill] = broker.fills()
+    assert fill.price == 5.0
+    broker.place(market("b", Side.SELL, 1.0))
+    # 9 is late for BTC (it saw 10); 12 and 11 follow: 11 is late after 12.
+    fills = broker.on_ticks(ticks((BTC, 9, 100.0), (BTC, 12, 7.0), (BTC, 11, 100.0)))
+    assert [(f.ts_ns, f.price) for f in fills] == [(12, 7.0)]
+    assert broker.refused_rows == 2
+    assert broker.positions()["BTCUSDT"].mark_price == 7.0
+    assert broker.last_tick_ns == 12
+
+
+def test_the_venue_clock_is_per_symbol_and_equal_time_is_in_order():
     broker, _ = make()
     broker.place(market("a", Side.BUY, 1.0))
     broker.on_ticks(ticks((ETH, 10, 5.0)))
-    with pytest.raises(ValueError, match="ts_ns"):
-        broker.on_ticks(ticks((BTC, 9, 100.0)))
-    with pytest.raises(ValueError, match="ts_ns"):
-        broker.on_ticks(ticks((BTC, 12, 100.0), (BTC, 11, 100.0)))
-    assert broker.fills() == []
-    assert len(broker.on_ticks(ticks((BTC, 10, 100.0)))) == 1  # equal time is fine
+    # Another stream's tick stamped a little earlier is not late for its own symbol.
+    [fill] = broker.on_ticks(ticks((BTC, 9, 100.0)))
+    assert fill.ts_ns == 9 and broker.refused_rows == 0
+    broker.on_ticks(ticks((BTC, 9, 101.0)))  # equal time is fine
+    assert broker.refused_rows == 0 and broker.last_tick_ns == 10
+
+
+def test_a_stop_fires_on_the_next_good_tick_after_a_late_row():
+    broker, _ = make()
+    broker.place(market("a", Side.BUY, 1.0, stop_loss=95.0))
+    broker.on_ticks(ticks((BTC, 100, 100.0)))
+    broker.on_ticks(ticks((BTC, 101, 100.0)))
+    assert broker.marks()["BTCUSDT"].mark_ns == 101
+    [stop] = broker.on_ticks(ticks((BTC, 50, 100.0), (BTC, 102, 90.0)))
+    assert stop.kind is FillKind.STOP_LOSS and (stop.ts_ns, stop.price) == (102, 90.0)
+    assert broker.positions()["BTCUSDT"].qty == 0
+
+
+def test_marks_count_refused_ticks_until_a_good_tick_marks_the_position():
+    broker, _ = make()
+    broker.place(market("a", Side.BUY, 1.0, stop_loss=95.0))
+    broker.on_ticks(ticks((BTC, 100, 100.0)))
+    assert broker.marks()["BTCUSDT"] == MarkState(100, 0)
+    broker.on_ticks(ticks((BTC, 90, 50.0), (BTC, 91, 50.0)))  # both late: no stop, counted
+    assert broker.marks()["BTCUSDT"] == MarkState(100, 2)
+    assert broker.positions()["BTCUSDT"].qty == 1.0
+    broker.on_ticks(ticks((BTC, 100, 99.0)))
+    assert broker.marks()["BTCUSDT"] == MarkState(100, 0)
 
 
 def test_empty_batch_changes_nothing():

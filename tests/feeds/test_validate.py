@@ -19,8 +19,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tripwire.feeds.validate import TickValidator
-from tripwire.model import DeadLetter, DeadReason, SimClock, SymbolTable, TickBatch
+from tripwire.config import load_settings
+from tripwire.feeds.validate import TickValidator, TimeWindow
+from tripwire.model import NS_PER_SECOND, DeadLetter, DeadReason, SimClock, SymbolTable, TickBatch
 
 NAN, INF = float("nan"), float("inf")
 
@@ -398,3 +399,107 @@ def test_gaps_are_not_reported_unless_asked():
 def test_n_symbols_is_the_larger_of_the_count_and_the_table():
     assert TickValidator(3, source="x", symbols=SymbolTable(["A"])).n_symbols == 3
     assert TickValidator(0, source="x", symbols=SymbolTable(["A", "B"])).n_symbols == 2
+
+
+# ----------------------------------------------------------------------------- time window
+
+S = NS_PER_SECOND
+NOW = 1_767_571_200 * S  # 2026-01-05, the wall clock of the live tests
+Y2100 = 4_102_444_800 * S  # 2100-01-01T00:00Z
+
+
+def live(**kw) -> TickValidator:
+    return TickValidator(2, source="live", clock=SimClock(NOW),
+                         window=TimeWindow(market=False, **kw))
+
+
+def test_live_a_tick_from_2100_is_bad_time_and_never_blocks_the_next_good_ticks():
+    """Issue 13 finding 1: the 2100 tick was accepted and every later tick was late."""
+    v = live()
+    v.validate(batch_of([(0, NOW - S, 1.0, 1.0, 1)]))
+    res = v.validate(batch_of([(0, Y2100, 1.0, 1.0, 2)]))
+    assert [d.reason for d in res.dead] == [DeadReason.BAD_TIME] and len(res.ticks) == 0
+    assert "ahead of the wall clock" in res.dead[0].detail
+    later = v.validate(batch_of([(0, NOW, 0.9, 1.0, 3), (0, NOW + 1, 0.9, 1.0, 4)]))
+    assert later.dead == [] and later.ticks.ts_ns.tolist() == [NOW, NOW + 1]
+    assert v.counters()["dead"] == {"bad_time": 1}
+    assert v.time_stats()["ahead"] == 1
+
+
+def test_live_bounds_are_inclusive_at_the_skew_and_the_age():
+    v = live(max_future_skew_ns=5 * S, max_age_ns=60 * S)
+    rows = [(0, NOW + 5 * S, 1.0, 1.0, -1), (1, NOW - 60 * S, 1.0, 1.0, -1),
+            (0, NOW + 5 * S + 1, 1.0, 1.0, -1), (1, NOW - 60 * S - 1, 1.0, 1.0, -1)]
+    res = v.validate(batch_of(rows))
+    assert res.ticks.ts_ns.tolist() == [NOW + 5 * S, NOW - 60 * S]
+    assert [d.reason.value for d in res.dead] == ["bad_time", "bad_time"]
+    assert v.time_stats() == {"ahead": 1, "behind": 1, "market_clock_ns": NOW + 5 * S}
+
+
+def market(**kw) -> TickValidator:
+    return TickValidator(2, source="replay", clock=SimClock(0),
+                         window=TimeWindow(market=True, market_max_skew_ns=60 * S, **kw))
+
+
+def test_market_one_outlier_in_a_batch_cannot_move_the_clock():
+    v = market()
+    rows = [(0, NOW + i * S, 1.0, 1.0, -1) for i in range(5)]
+    rows.insert(2, (1, Y2100, 1.0, 1.0, -1))
+    res = v.validate(batch_of(rows))
+    assert [d.reason.value for d in res.dead] == ["bad_time"] and len(res.ticks) == 5
+    assert v.market_clock_ns == NOW + 4 * S
+    # Symbol 1 was not blocked by its absurd tick.
+    assert len(v.validate(batch_of([(1, NOW + 5 * S, 1.0, 1.0, -1)])).ticks) == 1
+
+
+def test_market_a_lone_outlier_in_its_own_batch_is_bad_time():
+    v = market()
+    v.validate(batch_of([(0, NOW, 1.0, 1.0, -1), (0, NOW + S, 1.0, 1.0, -1)]))
+    res = v.validate(batch_of([(0, Y2100, 1.0, 1.0, -1)]))
+    assert [d.reason.value for d in res.dead] == ["bad_time"]
+    assert "ahead of the market clock" in res.dead[0].detail
+    assert v.market_clock_ns == NOW + S
+    # at the skew exactly is fine, one ns past it is not
+    edge = v.validate(batch_of([(0, NOW + 61 * S, 1.0, 1.0, -1)]))
+    assert len(edge.ticks) == 1
+    assert v.validate(batch_of([(0, NOW + 121 * S + 1, 1.0, 1.0, -1)])).dead[0].reason.value \
+        == "bad_time"
+
+
+def test_market_a_genuine_jump_is_followed_once_a_batch_agrees_on_it():
+    v = market()
+    v.validate(batch_of([(0, NOW, 1.0, 1.0, -1)]))
+    later = NOW + 3_600 * S  # the replay restarts an hour on
+    res = v.validate(batch_of([(0, later, 1.0, 1.0, -1), (1, later + S, 1.0, 1.0, -1)]))
+    assert res.dead == [] and v.market_clock_ns == later + S
+
+
+def test_market_the_sources_period_bounds_the_first_batch_too():
+    v = market(start_ns=NOW, end_ns=NOW + 3_600 * S)
+    res = v.validate(batch_of([(0, Y2100, 1.0, 1.0, -1)]))
+    assert [d.reason.value for d in res.dead] == ["bad_time"]
+    assert "after the source's end" in res.dead[0].detail
+    assert v.validate(batch_of([(0, NOW - 1, 1.0, 1.0, -1)])).dead[0].detail.endswith(
+        "(before the source's start)")
+    assert v.market_clock_ns is None  # nothing accepted: no clock yet
+
+
+def test_a_headlines_time_is_judged_against_the_feeds_clock():
+    v = live()
+    assert v.time_refusal(NOW) is None
+    assert "ahead of the wall clock" in v.time_refusal(Y2100)
+    m = market()
+    assert m.time_refusal(Y2100) is None  # no market clock yet: nothing to judge against
+    m.validate(batch_of([(0, NOW, 1.0, 1.0, -1)]))
+    assert m.time_refusal(NOW + 60 * S) is None
+    assert m.time_refusal(Y2100) is not None
+
+
+def test_time_settings_come_from_the_config_with_errors_naming_the_key():
+    s = load_settings(env={"TRIPWIRE_TIME__MAX_FUTURE_SKEW_S": "2.5"})
+    w = TimeWindow.from_settings(s.time, market=False)
+    assert (w.max_future_skew_ns, w.max_age_ns) == (2_500_000_000, 86_400 * S)
+    with pytest.raises(ValueError, match=r"time\.max_age_s must be .* \(from TRIPWIRE_TIME"):
+        load_settings(env={"TRIPWIRE_TIME__MAX_AGE_S": "-1"})
+    with pytest.raises(ValueError, match=r"time\.skew is not a known key of \[time\]"):
+        load_settings(env={"TRIPWIRE_TIME__SKEW": "1"})

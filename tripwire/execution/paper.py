@@ -11,6 +11,11 @@ Fill rules (chosen to be simple and slightly pessimistic, never flattering):
     at or beyond its level, closing at that tick's price with slippage and taker fee, at most
     the quantity still held on that side; the other leg of the bracket is then dropped;
   * ticks with a non-finite or non-positive price are skipped (the feeds dead-letter them).
+  * a tick older than the last tick the venue took *of its symbol* is late: it is skipped and
+    counted (``refused_rows``, and per position in :meth:`marks` until the next good tick
+    marks it), and the rest of its batch is processed, so one late row never stalls stops.
+    The clock is per symbol because separate streams interleave with jitter; each symbol's
+    own ticks must still go forward, or fills would be matched against a rewound market.
 Prices and PnL are plain float64 with no rounding to a tick size; a position whose quantity
 comes within ``QTY_EPSILON`` (relative) of zero is flat. One broker serves one thread.
 
@@ -88,6 +93,16 @@ class _Book:
     avg_price: float = math.nan
     realised: float = 0.0
     mark: float = math.nan
+    mark_ns: int | None = None  # time of the tick that set ``mark``
+    refused: int = 0  # late ticks of the symbol refused since that mark
+
+
+@dataclass(frozen=True, slots=True)
+class MarkState:
+    """How current a position's mark is: its tick's time and the late ticks refused since."""
+
+    mark_ns: int | None
+    refused: int
 
 
 class PaperBroker:
@@ -112,7 +127,9 @@ class PaperBroker:
         self._cash = float(self.config.initial_cash)
         self._fees = 0.0
         self._curve: list[EquityPoint] = []
-        self._last_ts = np.iinfo(np.int64).min
+        self._last_ts = np.iinfo(np.int64).min  # the venue's clock: latest tick taken
+        self._symbol_ts: dict[int, int] = {}  # symbol id -> time of its latest tick taken
+        self._refused_rows = 0
 
     # ------------------------------------------------------------------ orders
 
@@ -205,6 +222,20 @@ class PaperBroker:
             fees=self._fees,
         )
 
+    def marks(self) -> dict[str, MarkState]:
+        """Per symbol with a book: when its mark was set and the late ticks refused since."""
+        return {s: MarkState(b.mark_ns, b.refused) for s, b in self._books.items()}
+
+    @property
+    def refused_rows(self) -> int:
+        """Ticks refused as late (older than their symbol's latest tick taken), ever."""
+        return self._refused_rows
+
+    @property
+    def last_tick_ns(self) -> int | None:
+        """The time of the latest tick the venue took; None before any."""
+        return None if self._last_ts == np.iinfo(np.int64).min else int(self._last_ts)
+
     def equity_curve(self) -> list[EquityPoint]:
         """One point per :meth:`on_ticks` call that saw a valid tick (at its last tick time)."""
         return list(self._curve)
@@ -214,28 +245,58 @@ class PaperBroker:
     def on_ticks(self, batch: TickBatch) -> list[Fill]:
         """Match working orders and brackets against ``batch``; return the new fills.
 
-        Raises ValueError, before changing anything, when the batch goes back in time.
+        Late rows (older than their symbol's latest tick taken) are skipped and counted;
+        the others are processed in order.
         """
         if len(batch) == 0:
             return []
-        self._check_time_order(batch)
+        late = self._late_rows(batch)
+        if late is not None:
+            self._refuse(batch, late)
+            batch = batch.take(np.flatnonzero(~late))
+            if len(batch) == 0:
+                return []
         start = len(self._fills)
         valid = np.isfinite(batch.price) & (batch.price > 0)
         interesting = valid & self._symbols_with_work(batch.symbol_id)
         for i in np.flatnonzero(interesting):
             self._on_tick(int(batch.symbol_id[i]), int(batch.ts_ns[i]), float(batch.price[i]))
         self._mark_last_prices(batch, valid)
-        self._last_ts = int(batch.ts_ns[-1])
+        self._advance_clocks(batch)
         if valid.any():
             self._curve.append(EquityPoint(self._last_ts, self._cash, self._equity()))
         return self._fills[start:]
 
-    def _check_time_order(self, batch: TickBatch) -> None:
-        ts = batch.ts_ns
-        if ts[0] < self._last_ts or (len(ts) > 1 and bool(np.any(np.diff(ts) < 0))):
-            raise ValueError(
-                f"ts_ns must not go back in time (last seen {self._last_ts}, batch starts {ts[0]})"
-            )
+    def _late_rows(self, batch: TickBatch) -> np.ndarray | None:
+        """Rows older than their symbol's latest tick taken before them; None when none are."""
+        sid, ts = batch.symbol_id, batch.ts_ns
+        if ts[0] >= self._last_ts and (len(ts) == 1 or bool(np.all(np.diff(ts) >= 0))):
+            return None  # in time order and not behind the venue: the common case
+        late = np.zeros(len(batch), dtype=bool)
+        for s in np.unique(sid).tolist():
+            rows = np.flatnonzero(sid == s)
+            t = ts[rows]
+            prev = np.int64(self._symbol_ts.get(s, np.iinfo(np.int64).min))
+            # The latest time before each row; a late row is below it, so cannot raise it.
+            before = np.maximum.accumulate(np.concatenate(([prev], t[:-1])))
+            late[rows] = t < before
+        return late if late.any() else None
+
+    def _refuse(self, batch: TickBatch, late: np.ndarray) -> None:
+        self._refused_rows += int(late.sum())
+        uniq, counts = np.unique(batch.symbol_id[late], return_counts=True)
+        for s, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+            book = self._books.get(self._symbols.name(s)) if 0 <= s < len(self._symbols) else None
+            if book is not None:
+                book.refused += n
+
+    def _advance_clocks(self, batch: TickBatch) -> None:
+        # Each symbol's rows are in time order now: its last row is its latest.
+        uniq, rev_idx = np.unique(batch.symbol_id[::-1], return_index=True)
+        ts = batch.ts_ns[::-1]
+        for s, j in zip(uniq.tolist(), rev_idx.tolist(), strict=True):
+            self._symbol_ts[s] = int(ts[j])
+        self._last_ts = max(int(self._last_ts), int(batch.ts_ns.max()))
 
     def _symbols_with_work(self, symbol_id: np.ndarray) -> np.ndarray:
         """Rows whose symbol has a working order or a bracket (the rest only move marks)."""
@@ -245,7 +306,7 @@ class PaperBroker:
         return np.isin(symbol_id, np.asarray(ids, dtype=np.int32))
 
     def _mark_last_prices(self, batch: TickBatch, valid: np.ndarray) -> None:
-        sid, price = batch.symbol_id[valid], batch.price[valid]
+        sid, price, ts = batch.symbol_id[valid], batch.price[valid], batch.ts_ns[valid]
         if len(sid) == 0:
             return
         # The last occurrence of each symbol: unique on the reversed array finds it first.
@@ -253,12 +314,12 @@ class PaperBroker:
         for s, j in zip(uniq.tolist(), rev_idx.tolist(), strict=True):
             book = self._books.get(self._symbols.name(s)) if 0 <= s < len(self._symbols) else None
             if book is not None:  # only symbols ever traded have a book to mark
-                book.mark = float(price[::-1][j])
+                _set_mark(book, float(price[::-1][j]), int(ts[::-1][j]))
 
     def _on_tick(self, symbol_id: int, ts: int, price: float) -> None:
         symbol = self._symbols.name(symbol_id)
         if symbol in self._books:  # stops and PnL see the price as it was at this tick
-            self._books[symbol].mark = price
+            _set_mark(self._books[symbol], price, ts)
         # Brackets first: only those armed by fills on earlier ticks may trigger here.
         # (a fill on this tick arms its bracket below, after this loop has run).
         for bracket in [b for b in self._brackets.values() if b.symbol == symbol]:
@@ -391,6 +452,10 @@ class PaperBroker:
     def _equity(self) -> float:
         held = sum(b.qty * b.mark for b in self._books.values() if b.qty != 0)
         return self._cash + held
+
+
+def _set_mark(book: _Book, price: float, ts: int) -> None:
+    book.mark, book.mark_ns, book.refused = price, ts, 0
 
 
 def apply_fill(book: _Book, signed_qty: float, price: float) -> None:

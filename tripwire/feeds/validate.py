@@ -9,11 +9,34 @@ Rules, in the order they are applied (a row gets the first reason that fits):
 
 * ``unknown_symbol``: the symbol id is outside the feed's symbol table (parsers map an
   unknown name to -1);
-* ``bad_price``: NaN, inf or <= 0; ``bad_qty``: NaN, inf or < 0; ``bad_time``: ts <= 0;
+* ``bad_price``: NaN, inf or <= 0; ``bad_qty``: NaN, inf or < 0; ``bad_time``: ts <= 0,
+  or ts outside the feed's :class:`TimeWindow` (below);
 * per symbol, against the ticks *accepted* before it: ``duplicate`` when the trade id is
   not above the highest accepted one (a replay after a reconnect), else ``out_of_order``
   when the time is before the last accepted tick's. Rows without a trade id (-1) are
   checked on time only and leave the highest trade id as it was.
+
+Time window (``[time]`` in the settings, :class:`tripwire.config.TimeSettings`). A row
+outside it is dead-lettered ``bad_time`` before the order checks, so it never becomes a
+symbol's last time: one absurd tick cannot make the later good ones ``out_of_order``.
+
+* live (``TimeWindow.market`` false, the feed's clock is the wall clock): ts must be in
+  ``[now - max_age, now + max_future_skew]``;
+* market time (a replay, the demo, a backtest; the default): the feed's *market clock* is
+  the highest time of any tick accepted so far (the watermark ``W``). Each batch is judged
+  against an anchor ``A = max(W, lower median of {W} + the batch's otherwise valid times)``
+  and must be at most ``A + market_max_skew``. There is no age bound on market time (the
+  per-symbol order checks refuse what goes back, and a watermark pushed too far by a bad
+  first batch must not make every later tick "too old"). The median keeps one outlier from
+  moving the anchor: a lone tick of 2100 in its own batch has the median ``W`` (the lower
+  of two), in a bigger batch the median is one of the good rows. Only accepted rows move
+  ``W``, so ``W`` grows by at most ``market_max_skew`` past a batch's median. A genuine jump
+  (a replay restarting later) is followed as soon as a batch of two or more rows agrees on
+  it. Before the first accepted tick only the source's own period bounds apply (a driver
+  that knows it passes ``start_ns``/``end_ns``); with neither, the first batch's median is
+  the anchor.
+
+Both bounds are inclusive; the refusals are counted by side (:meth:`TickValidator.time_stats`).
 
 Accepted rows keep their arrival order. With ``detect_gaps`` an accepted trade id more than
 one above the symbol's highest accepted id is reported as a :class:`Gap` (Binance ids are
@@ -38,9 +61,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tripwire._native_loader import load
-from tripwire.model import Clock, DeadLetter, DeadReason, SymbolTable, SystemClock, TickBatch
+from tripwire.config import TimeSettings
+from tripwire.model import (
+    NS_PER_SECOND,
+    Clock,
+    DeadLetter,
+    DeadReason,
+    SymbolTable,
+    SystemClock,
+    TickBatch,
+)
 
 _feedcheck = load("_feedcheck")
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 RawFn = Callable[[int], str]
 
@@ -69,6 +102,76 @@ class Validated:
     gaps: list[Gap] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Where a timestamp must lie to be believed (see the module docstring for the rule).
+
+    >>> w = TimeWindow(market=False)
+    >>> w.refusal(10 * NS_PER_SECOND, wall_ns=10 * NS_PER_SECOND + 1) is None
+    True
+    >>> w.refusal(16 * NS_PER_SECOND, wall_ns=10 * NS_PER_SECOND)
+    'ts_ns=16000000000 is after 15000000000 (more than 5 s ahead of the wall clock)'
+    """
+
+    market: bool = True
+    max_future_skew_ns: int = 5 * NS_PER_SECOND
+    max_age_ns: int = 86_400 * NS_PER_SECOND
+    market_max_skew_ns: int = 21_600 * NS_PER_SECOND
+    start_ns: int | None = None  # the source's own period, when the driver knows it
+    end_ns: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: TimeSettings, *, market: bool,
+                      start_ns: int | None = None, end_ns: int | None = None) -> TimeWindow:
+        def ns(s: float) -> int:
+            return round(s * NS_PER_SECOND)
+
+        return cls(market, ns(settings.max_future_skew_s), ns(settings.max_age_s),
+                   ns(settings.market_max_skew_s), start_ns, end_ns)
+
+    @property
+    def skew_ns(self) -> int:
+        return self.market_max_skew_ns if self.market else self.max_future_skew_ns
+
+    def bounds(self, wall_ns: int, market_ns: int | None = None) -> tuple[int, int]:
+        """Inclusive ``(lo, hi)``: around ``wall_ns`` live; on market time at most the skew
+        after ``market_ns`` (no bound while it is unknown); within the source's period."""
+        lo, hi = 1, INT64_MAX
+        if not self.market:
+            lo, hi = max(lo, wall_ns - self.max_age_ns), min(hi, wall_ns + self.skew_ns)
+        elif market_ns is not None:  # no age bound: a bad watermark must not refuse all
+            hi = min(hi, market_ns + self.skew_ns)
+        if self.start_ns is not None:
+            lo = max(lo, self.start_ns)
+        if self.end_ns is not None:
+            hi = min(hi, self.end_ns)
+        return lo, hi
+
+    def refusal(self, ts_ns: int, wall_ns: int, market_ns: int | None = None) -> str | None:
+        """None when ``ts_ns`` is inside the window, else a sentence saying where it is."""
+        lo, hi = self.bounds(wall_ns, market_ns)
+        if lo <= ts_ns <= hi:
+            return None
+        return self.explain(ts_ns, lo, hi)
+
+    def explain(self, ts_ns: int, lo: int, hi: int) -> str:
+        clock = "market" if self.market else "wall"
+        if ts_ns > hi:
+            why = ("after the source's end" if self.end_ns is not None and hi == self.end_ns
+                   else f"more than {self.skew_ns / NS_PER_SECOND:g} s ahead of the {clock} "
+                        f"clock")
+            return f"ts_ns={ts_ns} is after {hi} ({why})"
+        why = ("before the source's start" if self.start_ns is not None and lo == self.start_ns
+               else f"more than {self.max_age_ns / NS_PER_SECOND:g} s behind the {clock} clock")
+        return f"ts_ns={ts_ns} is before {lo} ({why})"
+
+
+def lower_median(values: np.ndarray) -> int:
+    """The lower median (an element of ``values``, O(n)); one outlier cannot choose it."""
+    k = (len(values) - 1) // 2
+    return int(np.partition(values, k)[k])
+
+
 class TickValidator:
     """Per-feed validation state. Not thread-safe (one per feed, like the feed itself)."""
 
@@ -80,9 +183,14 @@ class TickValidator:
         clock: Clock | None = None,
         symbols: SymbolTable | None = None,
         detect_gaps: bool = False,
+        window: TimeWindow | None = None,
     ) -> None:
         self.source = source
-        self.clock = clock or SystemClock()
+        self.clock = clock or SystemClock()  # stamps dead letters; the wall clock when live
+        self.window = window or TimeWindow()
+        self._market_ns: int | None = None  # the watermark: highest accepted time
+        self._bounds = (1, INT64_MAX)  # the last batch's time bounds (for dead-letter details)
+        self._time_refused = {"ahead": 0, "behind": 0}
         self.symbols = symbols
         self.detect_gaps = detect_gaps
         self._last_ts = np.zeros(0, dtype=np.int64)
@@ -114,6 +222,20 @@ class TickValidator:
             "missing_trade_ids": self._missing,
         }
 
+    def time_stats(self) -> dict:
+        """``bad_time`` refusals of the window by side, and the feed's market clock."""
+        return {**self._time_refused, "market_clock_ns": self._market_ns}
+
+    @property
+    def market_clock_ns(self) -> int | None:
+        """The feed's market clock: the highest accepted time (None before any)."""
+        return self._market_ns
+
+    def time_refusal(self, ts_ns: int) -> str | None:
+        """Whether a single timestamp (a headline's) is in the feed's window now; None if so,
+        else why not. Market time: judged against the watermark itself."""
+        return self.window.refusal(ts_ns, self.clock.now_ns(), self._market_ns)
+
     def count_dead(self, reason: DeadReason | str, n: int = 1) -> None:
         """Count dead letters a parser made itself (e.g. malformed JSON before any batch)."""
         self._dead[DeadReason(reason).value] += n
@@ -131,12 +253,16 @@ class TickValidator:
         if n == 0:
             return Validated(batch)
         reason = self._value_reasons(batch)
+        self._time_reasons(batch, reason)
         order_reason, gaps = self._order_and_gaps(batch, reason == 0)
         reason = np.where(reason == 0, order_reason, reason)
         ok = reason == 0
         bad_rows = np.flatnonzero(~ok)
         clean = batch if len(bad_rows) == 0 else batch.take(np.flatnonzero(ok))
         self._accepted += len(clean)
+        if len(clean):
+            top = int(clean.ts_ns.max())
+            self._market_ns = top if self._market_ns is None else max(self._market_ns, top)
         return Validated(clean, self._dead_letters(batch, bad_rows, reason, raw), gaps)
 
     _REASONS = (
@@ -161,6 +287,24 @@ class TickValidator:
         for code in range(len(checks), 0, -1):  # last assignment wins: first reason applies
             reason[checks[code - 1]] = code
         return reason
+
+    def _time_reasons(self, b: TickBatch, reason: np.ndarray) -> None:
+        """Mark rows outside the time window ``bad_time`` (only rows that passed so far)."""
+        ok = reason == 0
+        if not ok.any():
+            return
+        ts = b.ts_ns
+        anchor = self._market_ns
+        if self.window.market:  # the robust anchor of the module docstring
+            pool = ts[ok] if anchor is None else np.append(ts[ok], np.int64(anchor))
+            median = lower_median(pool)
+            anchor = median if anchor is None else max(anchor, median)
+        lo, hi = self.window.bounds(self.clock.now_ns(), anchor)
+        self._bounds = (lo, hi)
+        ahead, behind = ok & (ts > hi), ok & (ts < lo)
+        reason[ahead | behind] = self._REASONS.index(DeadReason.BAD_TIME)
+        self._time_refused["ahead"] += int(ahead.sum())
+        self._time_refused["behind"] += int(behind.sum())
 
     def _order_and_gaps(self, b: TickBatch, eligible: np.ndarray) -> tuple[np.ndarray, list]:
         """Duplicate / out-of-order codes for rows that passed the value checks, and gaps.
@@ -211,7 +355,8 @@ class TickValidator:
             case DeadReason.BAD_QTY:
                 return f"qty={float(b.qty[r])!r}"
             case DeadReason.BAD_TIME:
-                return f"ts_ns={int(b.ts_ns[r])}"
+                ts = int(b.ts_ns[r])
+                return f"ts_ns={ts}" if ts <= 0 else self.window.explain(ts, *self._bounds)
             case DeadReason.UNKNOWN_SYMBOL:
                 return f"symbol_id={sid} not in a table of {self.n_symbols}"
             case DeadReason.DUPLICATE:

@@ -17,6 +17,7 @@ from tripwire.watchdog.checks import (
     check_drawdown,
     check_exposure,
     check_heartbeats,
+    check_marks,
     check_stops,
 )
 from tripwire.watchdog.config import (
@@ -55,6 +56,7 @@ __all__ = [
     "check_drawdown",
     "check_exposure",
     "check_heartbeats",
+    "check_marks",
     "check_stops",
     "halt_code",
     "load_watchdog_config",

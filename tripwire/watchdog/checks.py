@@ -23,6 +23,7 @@ from tripwire.watchdog.reasons import (
     DRAWDOWN_CAP,
     EXPOSURE_CAP,
     HEARTBEAT_STALE,
+    MARK_STALE,
     STOP_MISSING,
     Breach,
 )
@@ -38,6 +39,8 @@ class PositionView:
     qty: float
     price: float
     stop_attached: bool
+    mark_ns: int | None = None  # time of the tick that marked it; None: not tracked
+    refused_ticks: int = 0  # its ticks the venue refused (late) since that mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class AccountSnapshot:
     gross_exposure: float
     open_orders: int
     positions: tuple[PositionView, ...]
+    clock_ns: int | None = None  # the execution side's clock (market time on a replay)
 
     @property
     def drawdown(self) -> float:
@@ -108,3 +112,34 @@ def check_stops(snap: AccountSnapshot) -> Breach | None:
     if not naked:
         return None
     return Breach(STOP_MISSING, f"no live stop guards the position in {_listed(naked)}")
+
+
+def check_marks(snap: AccountSnapshot, max_age_ns: int) -> Breach | None:
+    """Every open position's mark is at most ``max_age_ns`` old on the execution side's own
+    clock (market time on a replay), not from that clock's future, and no tick of it was
+    refused since: otherwise its stop is not being checked against the market.
+
+    Positions whose backend tracks no mark time (``mark_ns`` None) are not judged; a
+    tracked mark without a clock to judge it by is (fail closed).
+    """
+    problems: list[str] = []
+    for p in snap.positions:
+        if p.qty == 0:
+            continue
+        if p.refused_ticks > 0:
+            problems.append(f"{p.symbol}: {p.refused_ticks} tick(s) refused by the venue")
+            continue
+        if p.mark_ns is None:
+            continue
+        if snap.clock_ns is None:
+            problems.append(f"{p.symbol}: mark age unknown (no venue clock)")
+            continue
+        age = snap.clock_ns - p.mark_ns
+        if age > max_age_ns:
+            problems.append(f"{p.symbol}: mark {age / NS_PER_SECOND:.1f} s old")
+        elif age < -max_age_ns:
+            problems.append(f"{p.symbol}: mark {-age / NS_PER_SECOND:.1f} s in the future")
+    if not problems:
+        return None
+    cap = max_age_ns / NS_PER_SECOND
+    return Breach(MARK_STALE, f"{_listed(problems)} (max age {cap:g} s)")

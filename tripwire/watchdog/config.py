@@ -37,6 +37,9 @@ class WatchdogConfig:
     max_drawdown: float = 0.10  # fraction of peak equity
     max_gross_exposure: float = 50_000.0  # quote currency
     require_stops: bool = True
+    # A position's mark older than this on the execution side's clock (or with ticks the
+    # venue refused) halts: its stop is not being checked. Generous for quiet symbols.
+    mark_max_age_s: float = 900.0
     flatten_on_halt: bool = False
     webhook_url: str | None = None
     webhook_timeout_s: float = 5.0
@@ -46,6 +49,10 @@ class WatchdogConfig:
     @property
     def heartbeat_max_age_ns(self) -> int:
         return int(self.heartbeat_max_age_s * NS_PER_SECOND)
+
+    @property
+    def mark_max_age_ns(self) -> int:
+        return int(self.mark_max_age_s * NS_PER_SECOND)
 
 
 def _number(key: str, value: Any, lo: float, hi: float = math.inf, *,
@@ -94,6 +101,7 @@ _PARSERS = {
     "max_drawdown": lambda v: _number("max_drawdown", v, 0.0, 1.0),
     "max_gross_exposure": lambda v: _number("max_gross_exposure", v, 0.0, lo_open=False),
     "require_stops": lambda v: _bool("require_stops", v),
+    "mark_max_age_s": lambda v: _number("mark_max_age_s", v, 0.0),
     "flatten_on_halt": lambda v: _bool("flatten_on_halt", v),
     "webhook_url": _optional_url,
     "webhook_timeout_s": lambda v: _number("webhook_timeout_s", v, 0.0),

@@ -71,15 +71,24 @@ class BrokerControl:
             self.tracker.observe(equity, self.clock.now_ns())
             self._peak = max(self._peak, self.tracker.peak)
         views, gross = [], 0.0
+        # Mark times: only a backend that tracks them (paper) has marks(); others are not
+        # judged on mark age (their venue marks the position itself).
+        marks_fn = getattr(self.broker, "marks", None)
+        marks = marks_fn() if callable(marks_fn) else {}
         for symbol, pos in self.broker.positions().items():
             if pos.qty == 0:
                 continue
             price = _mark(pos)
             gross += abs(pos.qty * price) if math.isfinite(price) else math.inf
-            views.append(PositionView(symbol, pos.qty, price, self._protected(symbol, pos.qty)))
+            mark = marks.get(symbol)
+            views.append(PositionView(
+                symbol, pos.qty, price, self._protected(symbol, pos.qty),
+                mark.mark_ns if mark is not None else None,
+                mark.refused if mark is not None else 0))
         opened = [o for o in self.broker.orders(working_only=True)
                   if not o.id.startswith(FLATTEN_PREFIX)]
-        return AccountSnapshot(equity, self._peak, gross, len(opened), tuple(views))
+        return AccountSnapshot(equity, self._peak, gross, len(opened), tuple(views),
+                               self.clock.now_ns())
 
     def _protected(self, symbol: str, qty: float) -> bool:
         side = Side.BUY if qty > 0 else Side.SELL
@@ -125,6 +134,8 @@ class _PositionBody(BaseModel):
     qty: float
     price: float
     stop_attached: bool
+    mark_ns: int | None = None
+    refused_ticks: int = Field(default=0, ge=0)
 
 
 class _AccountBody(BaseModel):
@@ -134,6 +145,7 @@ class _AccountBody(BaseModel):
     gross_exposure: float
     open_orders: int = Field(ge=0)
     positions: list[_PositionBody]
+    clock_ns: int | None = None
 
 
 class HttpControl:
@@ -160,10 +172,10 @@ class HttpControl:
 
     def snapshot(self) -> AccountSnapshot:
         body = _AccountBody.model_validate(self._json("GET", "/v1/account"))
-        views = tuple(PositionView(p.symbol, p.qty, p.price, p.stop_attached)
-                      for p in body.positions)
+        views = tuple(PositionView(p.symbol, p.qty, p.price, p.stop_attached, p.mark_ns,
+                                   p.refused_ticks) for p in body.positions)
         return AccountSnapshot(body.equity, body.peak_equity, body.gross_exposure,
-                               body.open_orders, views)
+                               body.open_orders, views, body.clock_ns)
 
     def cancel_open_orders(self) -> int:
         return int(self._json("POST", "/v1/orders/cancel-all")["cancelled"])

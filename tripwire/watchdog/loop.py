@@ -23,6 +23,7 @@ from tripwire.watchdog.checks import (
     check_drawdown,
     check_exposure,
     check_heartbeats,
+    check_marks,
     check_stops,
 )
 from tripwire.watchdog.config import WatchdogConfig
@@ -124,7 +125,8 @@ class Watchdog:
             found.append(check_heartbeats(beats, c.heartbeats, c.heartbeat_max_age_ns, now))
         if snap is not None:
             found += [check_drawdown(snap, c.max_drawdown),
-                      check_exposure(snap, c.max_gross_exposure)]
+                      check_exposure(snap, c.max_gross_exposure),
+                      check_marks(snap, c.mark_max_age_ns)]
             if c.require_stops:
                 found.append(check_stops(snap))
         return [b for b in found if b is not None]

@@ -25,11 +25,14 @@ HEARTBEAT_STALE = "heartbeat_stale"
 DRAWDOWN_CAP = "drawdown_cap"
 EXPOSURE_CAP = "exposure_cap"
 STOP_MISSING = "stop_missing"
+# A position's mark is older than the bound, or its venue refused its ticks: its stop is
+# not being checked against the market, so nothing limits its loss.
+MARK_STALE = "mark_stale"
 DATABASE_UNREACHABLE = "database_unreachable"
 ACCOUNT_UNREADABLE = "account_unreadable"
 OPERATOR = "operator"
-CODES = (HEARTBEAT_STALE, DRAWDOWN_CAP, EXPOSURE_CAP, STOP_MISSING, DATABASE_UNREACHABLE,
-         ACCOUNT_UNREADABLE, OPERATOR)
+CODES = (HEARTBEAT_STALE, DRAWDOWN_CAP, EXPOSURE_CAP, STOP_MISSING, MARK_STALE,
+         DATABASE_UNREACHABLE, ACCOUNT_UNREADABLE, OPERATOR)
 
 
 @dataclass(frozen=True, slots=True)
