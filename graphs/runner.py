@@ -40,6 +40,7 @@ from tripwire.model import new_id
 
 DURABILITY = "sync"  # a checkpoint is written before the next node starts: crash-safe
 MAX_PAUSED_TRACES = 10_000  # carriers of decisions awaiting approval kept for their resume
+DUPLICATE = "duplicate"  # the answer to a trip already claimed by an incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +96,23 @@ class DecisionRunner:
     # -- intake ---------------------------------------------------------------------------
 
     async def submit(self, incident: Incident) -> DecisionResult | None:
-        """Queue an incident (coalesced or refused ones are recorded, never dropped)."""
+        """Queue an incident (coalesced or refused ones are recorded, never dropped).
+
+        An incident is its trip: the first to claim (symbol, trip time, lead metric) in the
+        store owns it; the same trip again -- another id, a later arrival, another replica,
+        after a restart -- is answered ``duplicate`` with the owner's id and never decided.
+        The claim precedes the intake, whose coalescing is by time since the symbol's last
+        admitted trip and so cannot see an old trip posted again."""
         incident = incident if incident.id else incident.model_copy(update={"id": new_id()})
+        trip = (incident.symbol, incident.ts_ns, incident.metric)
+        owner, claimed = await self.deps.store.claim_trip(*trip, incident.id,
+                                                          self.deps.clock.now_ns())
+        if not claimed:
+            self.deps.metrics.incident_skipped(DUPLICATE)
+            return DecisionResult(owner, incident.symbol, "SKIPPED", DUPLICATE)
         admission = self.intake.offer(incident.id, incident.symbol, incident.ts_ns)
-        if admission.status == OVERLOAD:
+        if admission.status == OVERLOAD:  # refused before any work: it may be posted again
+            await self.deps.store.release_trip(*trip, incident.id)
             return await self._skip(incident, SKIPPED_OVERLOAD, "overload")
         if admission.into is not None:
             return await self._skip(incident, f"coalesced into {admission.into}", "coalesced")

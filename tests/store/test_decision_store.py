@@ -153,6 +153,35 @@ def test_incident_status_changes_and_an_unknown_incident_is_refused(store: Backe
     store.run(body)
 
 
+def test_a_trip_is_claimed_once_whatever_the_incident_id(store: Backend) -> None:
+    """An incident is its trip (symbol, trip time, lead metric): the first claim owns it; the
+    same trip under another id, or again under its own, is answered with the owner."""
+    async def body(s: DecisionStore) -> None:
+        assert await s.claim_trip("BTCUSDT", T0, "RETURN", "i-1", T0) == ("i-1", True)
+        assert await s.claim_trip("BTCUSDT", T0, "RETURN", "i-2", T0 + 99) == ("i-1", False)
+        assert await s.claim_trip("BTCUSDT", T0, "RETURN", "i-1", T0 + 99) == ("i-1", False)
+        # Another metric, time or symbol is another trip.
+        assert await s.claim_trip("BTCUSDT", T0, "VOLUME", "i-3", T0) == ("i-3", True)
+        assert await s.claim_trip("BTCUSDT", T0 + 1, "RETURN", "i-4", T0) == ("i-4", True)
+        assert await s.claim_trip("ETHUSDT", T0, "RETURN", "i-5", T0) == ("i-5", True)
+        # Only the owner releases; a released trip can be claimed again.
+        assert await s.release_trip("BTCUSDT", T0, "RETURN", "i-2") is False
+        assert await s.release_trip("BTCUSDT", T0, "RETURN", "i-1") is True
+        assert await s.claim_trip("BTCUSDT", T0, "RETURN", "i-6", T0) == ("i-6", True)
+
+    store.run(body)
+
+
+def test_pg_concurrent_claims_of_one_trip_have_one_owner(pg_store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        claims = await asyncio.gather(*(s.claim_trip("BTCUSDT", T0, "PRICE", f"i-{n}", T0)
+                                        for n in range(8)))
+        owners = {owner for owner, _ in claims}
+        assert len(owners) == 1 and [c for _, c in claims].count(True) == 1
+
+    pg_store.run(body)
+
+
 def test_verdict_insert_is_idempotent_and_must_name_a_known_incident(store: Backend) -> None:
     async def body(s: DecisionStore) -> None:
         with pytest.raises(StoreError, match="unknown incident 'i-1'"):

@@ -106,6 +106,19 @@ class DecisionStore(abc.ABC):
     async def set_incident_status(self, incident_id: str, status: str) -> None: ...
 
     @abc.abstractmethod
+    async def claim_trip(self, symbol: str, ts_ns: int, metric: str, incident_id: str,
+                         now_ns: int) -> tuple[str, bool]:
+        """Make ``incident_id`` the owner of the trip (symbol, trip time, lead metric) unless
+        an incident owns it already: (owner id, True when this call claimed it). Atomic
+        across processes: of two concurrent claims exactly one wins."""
+
+    @abc.abstractmethod
+    async def release_trip(self, symbol: str, ts_ns: int, metric: str,
+                           incident_id: str) -> bool:
+        """Give up a claim this incident holds (it was refused before any work, e.g. an
+        overload), so the trip may be posted again; True when released."""
+
+    @abc.abstractmethod
     async def incident(self, incident_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
@@ -349,6 +362,7 @@ class MemoryDecisionStore(DecisionStore):
 
     def __init__(self) -> None:
         self._incidents: dict[str, dict[str, Any]] = {}
+        self._trips: dict[tuple[str, int, str], str] = {}  # trip -> the incident owning it
         self._verdicts: dict[str, dict[str, Any]] = {}
         self._proposals: dict[str, dict[str, Any]] = {}
         self._signatures: dict[str, list[Signature]] = {}
@@ -373,6 +387,20 @@ class MemoryDecisionStore(DecisionStore):
         if incident_id not in self._incidents:
             raise StoreError(f"no incident {incident_id!r}")
         self._incidents[incident_id]["status"] = status
+
+    async def claim_trip(self, symbol, ts_ns, metric, incident_id, now_ns):
+        key = (symbol, ts_ns, metric)
+        if key in self._trips:
+            return self._trips[key], False
+        self._trips[key] = incident_id
+        return incident_id, True
+
+    async def release_trip(self, symbol, ts_ns, metric, incident_id):
+        key = (symbol, ts_ns, metric)
+        if self._trips.get(key) != incident_id:
+            return False
+        del self._trips[key]
+        return True
 
     async def incident(self, incident_id):
         return copy.deepcopy(self._incidents.get(incident_id))

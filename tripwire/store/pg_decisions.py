@@ -174,6 +174,28 @@ class PgDecisionStore(DecisionStore):
         if done == "UPDATE 0":
             raise StoreError(f"no incident {incident_id!r}")
 
+    async def claim_trip(self, symbol, ts_ns, metric, incident_id, now_ns):
+        # The primary key decides between concurrent claims; the loser reads the winner.
+        async with self._pool.acquire() as conn:
+            claimed = await conn.fetchval(
+                "INSERT INTO incident_trips (symbol, ts_ns, metric, incident_id, claimed_ns) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING incident_id",
+                symbol, ts_ns, metric, incident_id, now_ns)
+            if claimed is not None:
+                return claimed, True
+            owner = await conn.fetchval(
+                "SELECT incident_id FROM incident_trips "
+                "WHERE symbol = $1 AND ts_ns = $2 AND metric = $3", symbol, ts_ns, metric)
+        if owner is None:  # released between the two statements: claim again
+            return await self.claim_trip(symbol, ts_ns, metric, incident_id, now_ns)
+        return owner, False
+
+    async def release_trip(self, symbol, ts_ns, metric, incident_id):
+        done = await self._pool.execute(
+            "DELETE FROM incident_trips WHERE symbol = $1 AND ts_ns = $2 AND metric = $3 "
+            "AND incident_id = $4", symbol, ts_ns, metric, incident_id)
+        return done != "DELETE 0"
+
     async def incident(self, incident_id):
         row = await self._pool.fetchrow(f"{_INCIDENT} WHERE id = $1", incident_id)
         return None if row is None else dict(row)
