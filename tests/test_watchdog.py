@@ -634,6 +634,104 @@ def test_database_down_flattens_once_not_every_check(migrated_db: str) -> None:
     run(scenario())
 
 
+# -- a database outage: halt when it returns -----------------------------------------------
+
+
+def test_database_outage_is_halted_when_the_database_returns(pg_root: Any, capsys: Any,
+                                                            no_config: str,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Regression: after the database came back from an outage the watchdog had seen, no
+    halt was written and trading resumed without anyone's acknowledgement. Now the first
+    thing the watchdog does on the database's return is set ``database_outage: ...``, and a
+    resume must name that code. A real server is stopped and started on the same port."""
+    from tripwire.store import pg as pg_module
+    from tripwire.store.migrate import migrate
+    from tripwire.store.pg import PrivateCluster
+    from tripwire.watchdog_cli import ReconnectingStore
+
+    cluster = PrivateCluster(pg_root / "outage", durable=False)
+    dsn = cluster.start()
+    port = cluster.port
+    try:
+        run(migrate(dsn))
+
+        async def scenario() -> None:
+            store = ReconnectingStore(dsn)  # what `tripwire watchdog` runs on
+            clock = SimClock(T0)
+            broker = paper(clock)
+            alerts = Alerts()
+            dog = Watchdog(store, BrokerControl(broker, clock=clock), ACCOUNT_ONLY, clock,
+                           alerts)
+            try:
+                assert await dog.check_once() == []
+                await asyncio.to_thread(cluster.stop)
+                resting_limit(broker, "tw-during")  # an order appears while nobody can halt
+                for _ in range(2):
+                    clock.advance(NS_PER_SECOND)
+                    codes = [b.code for b in await dog.check_once()]
+                    assert codes == ["database_unreachable"] and dog.in_outage
+                assert broker.get_order("tw-during").status is OrderStatus.CANCELLED
+                monkeypatch.setattr(pg_module, "_free_port", lambda: port)  # same address
+                await asyncio.to_thread(cluster.start)
+                clock.advance(NS_PER_SECOND)
+                assert await dog.check_once() == []  # every invariant holds again...
+                halt = await store.read_halt()  # ...and the outage is a halt all the same
+                assert halt.halted and halt.by == "watchdog", halt
+                assert halt_code(halt.reason) == "database_outage", halt.reason
+                assert "2.0 s" in halt.reason and "2 check(s)" in halt.reason, halt.reason
+                assert not dog.in_outage and dog.stats["outage_halts"] == 1
+                assert alerts.events[-1]["action"] == "halt"
+                assert alerts.events[-1]["reason"] == halt.reason
+                clock.advance(NS_PER_SECOND)
+                await dog.check_once()  # written once: the next check leaves it be
+                assert dog.stats["outage_halts"] == 1
+            finally:
+                await store.close()
+
+        run(scenario())
+        db = ["--dsn", dsn, "--config", no_config]
+        code, _, err = cli(capsys, "resume", "--ack", "all fine again", "--by", "ana", *db)
+        assert code == 2 and "'database_outage'" in err and "refused" in err, err
+        code, out, _ = cli(capsys, "resume", "--ack", "database_outage reviewed: no order "
+                           "left during it", "--by", "ana", "--json", *db)
+        assert code == 0 and json.loads(out)["resumed"], out
+    finally:
+        cluster.stop()
+
+
+def test_a_restart_reported_in_a_heartbeat_is_logged_once(migrated_db: str) -> None:
+    import logging
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    async def scenario(store: PgDecisionStore) -> None:
+        clock = SimClock(T0)
+        alerts = Alerts()
+        dog = Watchdog(store, None, WatchdogConfig(heartbeats=("shard:*",)), clock, alerts)
+        await store.heartbeat("shard:0", T0, "ping ok restarts=0")
+        assert await dog.check_once() == [] and dog.stats["restarts_seen"] == 0
+        await store.heartbeat("shard:0", T0, "ping ok restarts=1 restored batch 7")
+        assert await dog.check_once() == []
+        await dog.check_once()  # the same restart is not reported twice
+        assert dog.stats["restarts_seen"] == 1
+        assert [e["component"] for e in alerts.events
+                if e["action"] == "component_restarted"] == ["shard:0"]
+
+    logger = logging.getLogger("tripwire.watchdog")
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        run(with_store(migrated_db, scenario))
+    finally:
+        logger.removeHandler(handler)
+    assert sum("watchdog_component_restarted" in line for line in lines) == 1, lines
+
+
 # -- mark_stale: a position whose stop is not being checked against the market -------------
 
 

@@ -143,6 +143,8 @@ async def _watch(args: argparse.Namespace, wd: WatchdogFile, dsn: str) -> dict[s
     return {"checks": dog.stats["checks"], "breaches": dog.stats["breaches"],
             "halts": dog.stats["halts"], "cancelled": dog.stats["cancelled"],
             "flattened": dog.stats["flattened"], "alerts": dog.stats["alerts"],
+            "outages": dog.stats["outages"], "outage_halts": dog.stats["outage_halts"],
+            "restarts_seen": dog.stats["restarts_seen"],
             "last_breaches": [{"code": b.code, "detail": b.detail} for b in last],
             "halted": None if halt is None else halt.halted,
             "halt_reason": None if halt is None else halt.reason,

@@ -32,6 +32,9 @@ DSN_ENV = "TRIPWIRE_WATCHDOG_DSN"
 @dataclass(frozen=True, slots=True)
 class WatchdogConfig:
     interval_s: float = 5.0
+    # While the database is unreachable the watchdog retries this often, so the
+    # database_outage halt is written at most this long after the database is back.
+    outage_retry_s: float = 0.5
     heartbeats: tuple[str, ...] = ("feed:*", "shard:*")  # fnmatch patterns of components
     heartbeat_max_age_s: float = 30.0
     max_drawdown: float = 0.10  # fraction of peak equity
@@ -96,6 +99,7 @@ def _name(key: str, value: Any) -> str:
 
 _PARSERS = {
     "interval_s": lambda v: _number("interval_s", v, 0.0),
+    "outage_retry_s": lambda v: _number("outage_retry_s", v, 0.0, 60.0),
     "heartbeats": _patterns,
     "heartbeat_max_age_s": lambda v: _number("heartbeat_max_age_s", v, 0.0),
     "max_drawdown": lambda v: _number("max_drawdown", v, 0.0, 1.0),

@@ -4,8 +4,15 @@ On a breach the watchdog sets the halt flag (the store NOTIFYs ``tripwire_halt``
 open orders, flattens positions when configured, and alerts (a structured log line and an
 optional webhook POST). While the flag is up it sets nothing again and alerts nothing again,
 but keeps cancelling any open order that appears. When the database is unreachable it cannot
-set the flag: it still cancels orders and alerts (readers of an unreadable flag halt anyway).
+set the flag: it still cancels orders and alerts (readers of an unreadable flag halt anyway),
+retries every ``outage_retry_s``, and the first thing it does when the database answers again
+is set the flag to ``database_outage: <how long, first error>`` -- before reading anything --
+so trading resumes only after an operator's acknowledgement names that code.
 Only an operator resumes; this module has no code path that clears the flag.
+
+It also notices components that report a restart in their heartbeat detail
+(``restarts=<n>``, e.g. a detector shard actor Ray restarted): one log line and an alert per
+new restart, counted in ``stats["restarts_seen"]``.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tripwire.model import Clock
+from tripwire.model import NS_PER_SECOND, Clock
 from tripwire.watchdog.checks import (
     AccountSnapshot,
     check_drawdown,
@@ -30,6 +38,7 @@ from tripwire.watchdog.config import WatchdogConfig
 from tripwire.watchdog.control import ExecutionControl
 from tripwire.watchdog.reasons import (
     ACCOUNT_UNREADABLE,
+    DATABASE_OUTAGE,
     DATABASE_UNREACHABLE,
     Breach,
     reason_for,
@@ -38,12 +47,29 @@ from tripwire.watchdog.reasons import (
 log = logging.getLogger("tripwire.watchdog")
 WATCHDOG = "watchdog"  # set_by of the halts it sets, and its own heartbeat component
 MAX_DETAIL = 300  # characters of an exception kept in a breach detail
+RESTARTS = re.compile(r"\brestarts=(\d+)\b")  # in a heartbeat's detail
 
 Alert = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_DETAIL]
+
+
+class _Outage:
+    """The database as this watchdog saw it unreachable: since when, how often, why first."""
+
+    def __init__(self, now_ns: int, error: str, halted_before: str) -> None:
+        self.since_ns, self.error, self.checks = now_ns, error, 1
+        self.halted_before = halted_before  # the flag's reason when last read, "" if clear
+
+    def reason(self, now_ns: int) -> str:
+        seconds = max(0, now_ns - self.since_ns) / NS_PER_SECOND
+        text = (f"{DATABASE_OUTAGE}: the database was unreachable for {seconds:.1f} s "
+                f"({self.checks} check(s)); first error: {self.error}")
+        if self.halted_before:
+            text += f"; halted before it: {self.halted_before}"
+        return text[:2 * MAX_DETAIL]
 
 
 class Alerter:
@@ -92,6 +118,37 @@ class Watchdog:
         # Flattened in this episode already: with the database down every check "halts" again,
         # and a second round of closing orders would flip the positions it meant to close.
         self._flattened = False
+        self._outage: _Outage | None = None  # seen unreachable, outage halt not yet written
+        self._last_reason = ""  # the halt reason at the last successful read
+        self._restarts: dict[str, int] = {}  # component -> restarts=<n> last seen
+
+    @property
+    def in_outage(self) -> bool:
+        """True from the first failed database call until the outage halt is written."""
+        return self._outage is not None
+
+    def _note_outage(self, now: int, exc: BaseException) -> None:
+        if self._outage is None:
+            self._outage = _Outage(now, _error(exc), self._last_reason)
+            self.stats["outages"] += 1
+            log.error(json.dumps({"event": "watchdog_database_unreachable",
+                                  "error": self._outage.error}))
+        else:
+            self._outage.checks += 1
+
+    async def _end_outage(self, now: int) -> None:
+        """The database answers again: set the outage halt before anything else reads or
+        writes (raises if it is still down, and the outage goes on)."""
+        outage = self._outage
+        assert outage is not None
+        reason = outage.reason(now)
+        await self.store.set_halt(reason, WATCHDOG, now)
+        self._outage = None
+        self.stats["halts"] += 1
+        self.stats["outage_halts"] += 1
+        await self._send({"action": "halt", "reason": reason, "ts_ns": now, "cancelled": 0,
+                          "flattened": 0, "breaches": [{"code": DATABASE_OUTAGE,
+                                                        "detail": reason}]})
 
     async def _control(self, method: str) -> Any:
         # Blocking adapters (HTTP, ccxt) run in a thread; the paper broker is pure arithmetic.
@@ -102,12 +159,34 @@ class Watchdog:
 
     async def _database(self, now: int) -> tuple[Any, dict[str, tuple[int, str]], Breach | None]:
         try:
+            if self._outage is not None:
+                await self._end_outage(now)
             halt = await self.store.read_halt()
             beats = await self.store.heartbeats()
             await self.store.heartbeat(WATCHDOG, now, "alive")
         except Exception as exc:  # whatever the driver raises, the flag is unusable
+            self._note_outage(now, exc)
             return None, {}, Breach(DATABASE_UNREACHABLE, _error(exc))
+        self._last_reason = halt.reason if halt is not None and halt.halted else ""
+        await self._restarted(beats, now)
         return halt, beats, None
+
+    async def _restarted(self, beats: dict[str, tuple[int, str]], now: int) -> None:
+        """Log and alert each component restart its heartbeat reports (``restarts=<n>``)."""
+        for component, (_ts, detail) in sorted(beats.items()):
+            m = RESTARTS.search(detail or "")
+            if m is None:
+                continue
+            n, seen = int(m.group(1)), self._restarts.get(component)
+            self._restarts[component] = n
+            if n <= (seen or 0):  # nothing new (a first sighting of restarts=0 included)
+                continue
+            self.stats["restarts_seen"] += n - (seen or 0)
+            event = {"action": "component_restarted", "component": component,
+                     "restarts": n, "detail": detail, "ts_ns": now}
+            log.warning(json.dumps({"event": "watchdog_component_restarted", **event},
+                                   sort_keys=True))
+            await self._send(event)
 
     async def _account(self) -> tuple[AccountSnapshot | None, Breach | None]:
         if self.control is None:
@@ -161,6 +240,7 @@ class Watchdog:
                 flag_set = True
                 self.stats["halts"] += 1
             except Exception as exc:  # lost between the read and the write
+                self._note_outage(now, exc)
                 breaches = [*breaches, Breach(DATABASE_UNREACHABLE, _error(exc))]
         cancelled = await self._act("cancel_open_orders")
         flattened = 0
@@ -213,7 +293,12 @@ class Watchdog:
             else:
                 log.info(json.dumps({"event": "watchdog_check", "checks": self.stats["checks"],
                                      "breaches": [b.reason for b in breaches]}))
+            # While the database is down, look again sooner: the outage halt must be written
+            # as soon as it answers, before a decision can read a clear flag.
+            wait = self.config.interval_s
+            if self._outage is not None:
+                wait = min(wait, self.config.outage_retry_s)
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.config.interval_s)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
             except TimeoutError:
                 pass

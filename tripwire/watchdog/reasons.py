@@ -29,10 +29,14 @@ STOP_MISSING = "stop_missing"
 # not being checked against the market, so nothing limits its loss.
 MARK_STALE = "mark_stale"
 DATABASE_UNREACHABLE = "database_unreachable"
+# Written when the database comes back after the watchdog saw it unreachable: whatever ran
+# (or did not) while nobody could read the flag is reviewed before trading resumes.
+DATABASE_OUTAGE = "database_outage"
 ACCOUNT_UNREADABLE = "account_unreadable"
 OPERATOR = "operator"
 CODES = (HEARTBEAT_STALE, DRAWDOWN_CAP, EXPOSURE_CAP, STOP_MISSING, MARK_STALE,
-         DATABASE_UNREACHABLE, ACCOUNT_UNREADABLE, OPERATOR)
+         DATABASE_UNREACHABLE,
+         DATABASE_OUTAGE, ACCOUNT_UNREADABLE, OPERATOR)
 
 
 @dataclass(frozen=True, slots=True)
