@@ -30,17 +30,21 @@ from langgraph.types import Command
 
 from graphs.deps import DecisionDeps
 from graphs.guard import DECISION_ID, INCIDENT_ID
-from graphs.signoff import build_signoff_graph, initial_state
+from graphs.signoff import build_signoff_graph, initial_state, write_journal
 from graphs.triage import TRIAGED, build_triage_graph, triage_input
 from tripwire import telemetry
 from tripwire.decisions.intake import OVERLOAD, SKIPPED_OVERLOAD, IncidentIntake
-from tripwire.decisions.outcome import AWAITING_APPROVAL
+from tripwire.decisions.outcome import AWAITING_APPROVAL, Outcome
 from tripwire.llm.incident import Incident
-from tripwire.model import new_id
+from tripwire.model import client_order_id, new_id
+from tripwire.store.decisions import StoreError
 
 DURABILITY = "sync"  # a checkpoint is written before the next node starts: crash-safe
 MAX_PAUSED_TRACES = 10_000  # carriers of decisions awaiting approval kept for their resume
 DUPLICATE = "duplicate"  # the answer to a trip already claimed by an incident
+ABANDONED = "abandoned"  # the final incident status prefix of work a fault interrupted
+MAX_STATUS = 300  # characters of an incident status
+RESTART_WHY = "interrupted before its verdict; still unfinished at a restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +223,78 @@ class DecisionRunner:
     async def recover(self) -> list[DecisionResult]:
         """After a restart: resume every undecided decision that is not waiting for a person
         from its last checkpoint. One without a checkpoint never got past its first step
-        and is closed REJECTED (no order can have been placed)."""
+        and is closed REJECTED (no order can have been placed). Then every incident still
+        unfinished (``triaging``: its triage was cut off, by a crash or a database outage,
+        before a verdict) is closed ``abandoned: <why>`` with a bus message: a triage is not
+        resumed after a restart -- the market moment it judged has passed, and no decision
+        can follow an incident without a verdict."""
+        results = await self._resume_undecided()
+        await self.close_unfinished(RESTART_WHY)
+        return results
+
+    async def close_unfinished(self, why: str, incident_ids: set[str] | None = None
+                               ) -> list[str]:
+        """Close unfinished incidents (all, or those in ``incident_ids``) not queued here as
+        ``abandoned: <why>``; the ids closed. Each close is conditional in the store (one
+        that finished meanwhile keeps its status) and told on the bus."""
+        store, closed, done = self.deps.store, [], set()
+        while True:
+            rows = await store.unfinished_incidents(limit=1_000)
+            todo = [r for r in rows if r["id"] not in self._queued
+                    and (incident_ids is None or r["id"] in incident_ids)
+                    and r["id"] not in done]
+            for row in todo:
+                done.add(row["id"])
+                if await self.abandon(row["id"], why, was=row["status"]):
+                    closed.append(row["id"])
+            if len(rows) < 1_000 or not todo:  # a full page of nothing to do: done
+                return closed
+
+    async def abandon(self, incident_id: str, why: str, *, was: str = "") -> bool:
+        """Close one incident ``abandoned: <why>`` if it is still unfinished (True), with a
+        bus message; False when it had finished (its own status stands) or is unknown."""
+        store = self.deps.store
+        status = f"{ABANDONED}: {why}"[:MAX_STATUS]
+        try:
+            if not await store.close_incident(incident_id, status):
+                return False
+        except StoreError:  # never recorded: the fault came before its first write
+            return False
+        self.deps.metrics.incident_skipped(ABANDONED)
+        await store.append_message(incident_id, "recovery", "journal", "incident_abandoned",
+                                   {"status": status, "was": was}, self.deps.clock.now_ns())
+        return True
+
+    async def settle_failed(self, decision_id: str, why: str) -> DecisionResult | None:
+        """A decision whose run raised (its store or its checkpointer failed mid-way: the
+        database went down) is never left half-done. If the venue holds its order, the run
+        resumes from its checkpoint and adopts that order (EXECUTED); otherwise it is closed
+        REJECTED ``failed mid-decision: <why>``, told on the bus and in its journal. None
+        when there is nothing to settle (never recorded -- then no order can exist -- or
+        decided already). Raises while the database is still unreachable: retry later."""
+        d = self.deps
+        row = await d.store.proposal(decision_id)
+        if row is None or row["outcome"] is not None:
+            return None
+        try:
+            order = await d.broker_call(d.broker.get_order, client_order_id(decision_id, 0))
+        except Exception:  # unknown to the venue: no order was placed for it
+            order = None
+        if order is not None:
+            return await self.resume(decision_id)
+        reason = f"failed mid-decision: {why}"[:500]
+        now = d.clock.now_ns()
+        if not await d.store.set_outcome(decision_id, Outcome.REJECTED.value, reason, now):
+            return None
+        d.metrics.decision(Outcome.REJECTED.value)
+        await d.store.append_message(decision_id, "recovery", "journal", "outcome",
+                                     {"outcome": Outcome.REJECTED.value, "reason": reason},
+                                     now)
+        await write_journal(d, decision_id)
+        return DecisionResult(row.get("incident_id") or "", row.get("symbol") or "",
+                              Outcome.REJECTED.value, reason, decision_id)
+
+    async def _resume_undecided(self) -> list[DecisionResult]:
         results = []
         waiting = {a.decision_id for a in await self.deps.store.pending_approvals()}
         for row in await self.deps.store.decisions(limit=10_000, undecided_only=True):

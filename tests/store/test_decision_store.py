@@ -182,6 +182,33 @@ def test_pg_concurrent_claims_of_one_trip_have_one_owner(pg_store: Backend) -> N
     pg_store.run(body)
 
 
+def test_unfinished_incidents_are_listed_and_closed_once(store: Backend) -> None:
+    """Recovery closes incidents a fault left in flight (``triaging``) with a final status;
+    one that finished meanwhile keeps its own."""
+
+    async def body(s: DecisionStore) -> None:
+        await s.record_incident("i-b", "BTCUSDT", T0 + 2, "triaging", {})
+        await s.record_incident("i-a", "BTCUSDT", T0 + 1, "triaging", {})
+        await s.record_incident("i-q", "ETHUSDT", T0 + 3, "queued", {})
+        await s.record_incident("i-done", "BTCUSDT", T0, "triaged", {})
+        assert [r["id"] for r in await s.unfinished_incidents()] == ["i-a", "i-b", "i-q"]
+        assert [r["id"] for r in await s.unfinished_incidents(limit=1)] == ["i-a"]
+        assert await s.close_incident("i-a", "abandoned: database outage") is True
+        assert (await s.incident("i-a"))["status"] == "abandoned: database outage"
+        assert await s.close_incident("i-a", "abandoned: again") is False  # final already
+        assert await s.close_incident("i-done", "abandoned: x") is False
+        assert (await s.incident("i-done"))["status"] == "triaged"
+        assert [r["id"] for r in await s.unfinished_incidents()] == ["i-b", "i-q"]
+        with pytest.raises(StoreError, match="i-nope"):
+            await s.close_incident("i-nope", "abandoned: x")
+        for bad in ("triaging", "", "  "):
+            with pytest.raises(StoreError, match="final status"):
+                await s.close_incident("i-b", bad)
+        assert (await s.incident("i-b"))["status"] == "triaging"
+
+    store.run(body)
+
+
 def test_verdict_insert_is_idempotent_and_must_name_a_known_incident(store: Backend) -> None:
     async def body(s: DecisionStore) -> None:
         with pytest.raises(StoreError, match="unknown incident 'i-1'"):

@@ -36,6 +36,9 @@ from tripwire.execution.base import Fill, Order, Position
 from tripwire.risk.gates import HaltStatus
 
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+# Incident statuses of work still in flight; every other status is final (triaged,
+# failed: ..., coalesced into ..., skipped: ..., abandoned: ...).
+UNFINISHED_INCIDENT = ("open", "queued", "triaging")
 MAX_LIMIT = 10_000  # the most rows one list call returns; page with ``offset`` past it
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -117,6 +120,17 @@ class DecisionStore(abc.ABC):
                            incident_id: str) -> bool:
         """Give up a claim this incident holds (it was refused before any work, e.g. an
         overload), so the trip may be posted again; True when released."""
+
+    @abc.abstractmethod
+    async def unfinished_incidents(self, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Incidents whose status is not final (:data:`UNFINISHED_INCIDENT`), oldest first."""
+
+    @abc.abstractmethod
+    async def close_incident(self, incident_id: str, status: str) -> bool:
+        """Give an unfinished incident the final ``status`` (e.g. ``abandoned: <why>``);
+        True when set, False when it had finished meanwhile (its status is kept). One
+        conditional write, so a triage finishing at the same moment is never overwritten.
+        StoreError for an unknown incident or a ``status`` that is not final."""
 
     @abc.abstractmethod
     async def incident(self, incident_id: str) -> dict[str, Any] | None: ...
@@ -315,6 +329,14 @@ def check_range(since_ns: int | None, until_ns: int | None) -> None:
             raise StoreError(f"{name} must be an int64 nanosecond time or None, got {value!r}")
 
 
+def check_final_status(status: object) -> str:
+    """``status`` if it is a non-empty final incident status, else StoreError."""
+    if not isinstance(status, str) or not status.strip() or status in UNFINISHED_INCIDENT:
+        raise StoreError(f"an incident is closed with a final status (not one of "
+                         f"{UNFINISHED_INCIDENT}), got {status!r}")
+    return status
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -400,6 +422,23 @@ class MemoryDecisionStore(DecisionStore):
         if self._trips.get(key) != incident_id:
             return False
         del self._trips[key]
+        return True
+
+    async def unfinished_incidents(self, limit=1_000):
+        check_page(limit)
+        rows = sorted((r for r in self._incidents.values()
+                       if r["status"] in UNFINISHED_INCIDENT),
+                      key=lambda r: (r["ts_ns"], r["id"]))
+        return copy.deepcopy(rows[:limit])
+
+    async def close_incident(self, incident_id, status):
+        check_final_status(status)
+        row = self._incidents.get(incident_id)
+        if row is None:
+            raise StoreError(f"no incident {incident_id!r}")
+        if row["status"] not in UNFINISHED_INCIDENT:
+            return False
+        row["status"] = status
         return True
 
     async def incident(self, incident_id):

@@ -26,11 +26,13 @@ from tripwire.execution.base import Fill, Order, Position
 from tripwire.risk.gates import HaltStatus
 from tripwire.store.decisions import (
     APPROVAL_STATUSES,
+    UNFINISHED_INCIDENT,
     Approval,
     DecisionStore,
     StoreError,
     _decided,
     _require_ack,
+    check_final_status,
     check_page,
     check_range,
     fill_row,
@@ -195,6 +197,27 @@ class PgDecisionStore(DecisionStore):
             "DELETE FROM incident_trips WHERE symbol = $1 AND ts_ns = $2 AND metric = $3 "
             "AND incident_id = $4", symbol, ts_ns, metric, incident_id)
         return done != "DELETE 0"
+
+    async def unfinished_incidents(self, limit=1_000):
+        check_page(limit)
+        rows = await self._pool.fetch(
+            f"{_INCIDENT} WHERE status = ANY($1::text[]) ORDER BY ts_ns, id {_C} LIMIT $2",
+            list(UNFINISHED_INCIDENT), limit)
+        return [dict(r) for r in rows]
+
+    async def close_incident(self, incident_id, status):
+        check_final_status(status)
+        # One statement: a triage that finishes concurrently either wins (then this changes
+        # nothing) or loses to this final status, never half of each.
+        closed = await self._pool.fetchval(
+            "WITH up AS (UPDATE incidents SET status = $2 WHERE id = $1 "
+            "AND status = ANY($3::text[]) RETURNING 1) "
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM up) THEN 1 "
+            "WHEN EXISTS (SELECT 1 FROM incidents WHERE id = $1) THEN 0 END",
+            incident_id, status, list(UNFINISHED_INCIDENT))
+        if closed is None:
+            raise StoreError(f"no incident {incident_id!r}")
+        return closed == 1
 
     async def incident(self, incident_id):
         row = await self._pool.fetchrow(f"{_INCIDENT} WHERE id = $1", incident_id)
