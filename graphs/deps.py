@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +48,9 @@ class DecisionDeps:
     equity: EquityTracker = field(default_factory=EquityTracker)
     # Test hook: called with the node's name before each node runs (fault injection).
     before_node: Callable[[str, dict[str, Any]], Any] | None = None
+    # Awaited after every backend call: the paper venue writes the changes of its book to
+    # PostgreSQL here (tripwire.store.paper_book), before the graph records the order.
+    after_broker_call: Callable[[], Awaitable[Any]] | None = None
 
     def __post_init__(self) -> None:
         s = self.config.signoff
@@ -62,8 +65,12 @@ class DecisionDeps:
     async def broker_call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Call the backend: directly for in-memory ones, in a thread for network ones."""
         if self.blocking_broker:
-            return await asyncio.to_thread(fn, *args, **kw)
-        return fn(*args, **kw)
+            result = await asyncio.to_thread(fn, *args, **kw)
+        else:
+            result = fn(*args, **kw)
+        if self.after_broker_call is not None:
+            await self.after_broker_call()
+        return result
 
     async def read_halt(self) -> HaltStatus | None:
         """The halt flag, or None when it cannot be read (callers treat None as halted)."""

@@ -265,7 +265,7 @@ class SignoffNodes:
 
     async def fact_checker(self, s: SignoffState) -> dict[str, Any]:
         p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
-        fc = fact_check(p, await self._facts(p), self.d.config.fact_policy)
+        fc = fact_check(p, await self._facts(s, p), self.d.config.fact_policy)
         facts = [dataclasses.asdict(f) for f in fc.facts]
         if fc.passed:
             await self._sign(s, FACT_CHECKER, h, SignVerdict.APPROVE, "all facts hold: " +
@@ -275,15 +275,19 @@ class SignoffNodes:
         await self._sign(s, FACT_CHECKER, h, SignVerdict.VETO, why)
         return {"facts": facts, **rejected(f"fact_checker: {why}")}
 
-    async def _facts(self, p: Proposal, halt: Any = ...) -> Facts:
-        """The facts now (``halt``: the flag if the caller has just read it)."""
+    async def _facts(self, s: SignoffState, p: Proposal, halt: Any = ...) -> Facts:
+        """The facts now (``halt``: the flag if the caller has just read it), with the
+        verdict's class and the incident's headlines for the news-provenance fact."""
         latest = self.d.prices.get(p.symbol)
+        verdict, incident = s.get("verdict") or {}, s.get("incident") or {}
         return Facts(
             now_ns=self.now(), latest_price=latest[0] if latest else None,
             latest_price_ns=latest[1] if latest else None,
             allowed_symbols=self.d.config.limits.allowed_symbols,
             halt=await self.d.read_halt() if halt is ... else halt,
-            position_qty=await self.d.position_qty(p.symbol))
+            position_qty=await self.d.position_qty(p.symbol),
+            classification=verdict.get("classification"),
+            news=tuple(incident.get("news") or ()))
 
     async def double_checker(self, s: SignoffState) -> dict[str, Any]:
         p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
@@ -410,7 +414,7 @@ class SignoffNodes:
             a = await self.d.store.approval(s["decision_id"])
             if a is None or a.status != "approved" or a.proposal_hash != h:
                 return "no approval of this proposal hash"
-        fc = fact_check(p, await self._facts(p, halt), self.d.config.fact_policy)
+        fc = fact_check(p, await self._facts(s, p, halt), self.d.config.fact_policy)
         return "" if fc.passed else "facts changed since signing: " + "; ".join(fc.reasons)
 
     async def _place(self, s: SignoffState, p: Proposal) -> dict[str, Any]:

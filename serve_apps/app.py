@@ -116,7 +116,8 @@ class SignOffDeployment(_Lazy):
         await self.ensure()
         if name not in ("account", "positions", "pnl", "cancel_all", "flatten", "metrics"):
             raise ValueError(f"unknown call {name!r}")
-        return getattr(self.orch, name)()
+        result = getattr(self.orch, name)()
+        return await result if asyncio.iscoroutine(result) else result  # controls are async
 
     async def idle(self) -> bool:
         await self.ensure()

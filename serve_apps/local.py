@@ -94,10 +94,10 @@ class LocalServices:
         return self.orch.pnl()
 
     async def cancel_all(self) -> int:
-        return self.orch.cancel_all()
+        return await self.orch.cancel_all()
 
     async def flatten(self) -> int:
-        return self.orch.flatten()
+        return await self.orch.flatten()
 
     async def metrics(self) -> dict:
         return metric_sections(await self.plane.stats(), self.orch.metrics())

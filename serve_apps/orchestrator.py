@@ -2,10 +2,12 @@
 
 :class:`Orchestrator` hosts what must live in one place: the sign-off
 :class:`~graphs.runner.DecisionRunner` with its PostgreSQL checkpointer, the execution
-backend (the paper venue's book is in memory) and the latest prices the fact-checker
-reads. Incidents are queued through the runner's intake (coalescing, a bounded queue);
-``workers`` tasks take them, get a verdict from ``triage`` (the autoscaled triage
-deployment in the Serve app, the local runner otherwise) and run the sign-off graph.
+backend (the paper venue, its book rebuilt from PostgreSQL at start by
+:mod:`tripwire.store.paper_book` and refusing orders when it cannot be) and the latest
+prices the fact-checker reads. Incidents are queued through the runner's intake
+(coalescing, a bounded queue); ``workers`` tasks take them, get a verdict from ``triage``
+(the autoscaled triage deployment in the Serve app, the local runner otherwise) and run the
+sign-off graph.
 Ticks move the paper venue; fills are copied into the store and the journal rewritten.
 
 It knows nothing of Serve: :mod:`serve_apps.app` wraps it in a deployment, tests and the
@@ -30,6 +32,7 @@ from graphs.signoff import sync_order, write_journal
 from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
+from tripwire.execution.base import OrderStatus
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
 from tripwire.llm.cli import ledger_path
@@ -39,8 +42,10 @@ from tripwire.llm.ledger import JsonlLedger
 from tripwire.llm.skills import SkillLoader
 from tripwire.metrics import DecisionMetrics, InstrumentedBroker, snapshot
 from tripwire.model import Clock, SimClock, SymbolTable, SystemClock, TickBatch, new_id
+from tripwire.store.decisions import StoreError
 from tripwire.store.journal import journal_root
 from tripwire.store.migrate import migrate
+from tripwire.store.paper_book import PaperBookLog, rebuild
 from tripwire.store.pg_decisions import PgDecisionStore
 from tripwire.watchdog import BrokerControl
 
@@ -69,11 +74,11 @@ class Parts:
 
 
 async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
-                      clock: Clock) -> Parts:
+                      clock: Clock, paper: PaperBroker | None = None) -> Parts:
     store = await PgDecisionStore.connect(dsn)
     cfg = settings.decisions
     prices = LatestPrices(symbols)
-    paper = PaperBroker(symbols, clock, cfg.paper)
+    paper = paper if paper is not None else PaperBroker(symbols, clock, cfg.paper)
     metrics, reader = DecisionMetrics.in_memory()
     llm = build_llm(settings.llm, ledger=JsonlLedger(ledger_path(settings)))
     deps = DecisionDeps(
@@ -111,22 +116,70 @@ class Orchestrator:
         self.max_results = 10_000
         self.parts: Parts | None = None
         self.runner: DecisionRunner | None = None
+        self.book: PaperBookLog | None = None
+        self.book_refusal = ""  # why the book was not rebuilt ("" when it was)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, *, recover: bool = True) -> Orchestrator:
         await migrate(self.dsn)
-        self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock)
+        paper, rebuilt = await self._rebuild_book()
+        self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock, paper)
         self._stack.push_async_callback(self.parts.store.close)
         self._stack.push_async_callback(self.parts.deps.router.aclose)
+        if self.book is not None:
+            self.parts.deps.after_broker_call = self._book_flush
+        if rebuilt is not None:
+            await self._resume_book(rebuilt)
         saver = await self._stack.enter_async_context(postgres_checkpointer(self.dsn))
         self.runner = DecisionRunner(self.parts.deps, saver)
-        if recover:
+        if recover:  # after the book: a resumed decision sees the venue as it was
             for r in await self.runner.recover():
                 self._remember(r)
         self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self._n_workers)]
         self._tasks.append(asyncio.create_task(self._expiry_loop()))
         return self
+
+    async def _rebuild_book(self) -> tuple[PaperBroker, Any]:
+        """The paper venue rebuilt from its log, or an empty one that refuses orders."""
+        cfg = self.settings.decisions.paper
+        try:
+            self.book = await PaperBookLog.open(self.dsn)
+            self._stack.push_async_callback(self._close_book)
+            rebuilt = await rebuild(self.book, self.symbols, cfg, self.clock)
+            return rebuilt.broker, rebuilt
+        except Exception as exc:  # fail closed: never trade from a flat book that was not
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("the paper book was not rebuilt; the venue refuses orders: %s", reason)
+            self.book_refusal = reason
+            if self.book is not None:
+                self.book.fail(reason)
+            paper = PaperBroker(self.symbols, self.clock, cfg)
+            paper.refusal = lambda: f"the paper book could not be rebuilt: {reason}"
+            return paper, None
+
+    async def _resume_book(self, rebuilt: Any) -> None:
+        """Re-track open orders, bring lagging store rows up to the book, restore the peak."""
+        deps = self.parts.deps
+        self._tracked.update(rebuilt.track)
+        for point in rebuilt.broker.equity_curve():
+            deps.equity.observe(point.equity, point.ts_ns)
+        deps.equity.peak = max(deps.equity.peak, rebuilt.peak)
+        await self._sync_orders(rebuilt.lagging)
+        log.info("paper book rebuilt: %d events, %d orders tracked, %d store rows synced, "
+                 "%d legacy orders", rebuilt.events, len(rebuilt.track), len(rebuilt.lagging),
+                 rebuilt.legacy)
+
+    async def _book_flush(self) -> None:
+        """Write the venue's new events (never raises: a failure makes the venue refuse)."""
+        if self.book is not None:
+            await self.book.flush()
+
+    async def _close_book(self) -> None:
+        if self.book is not None:
+            if self.parts is not None:
+                self.book.checkpoint(self.parts.paper)
+            await self.book.close()
 
     async def close(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Stop taking incidents; let queued and in-flight decisions finish, then close."""
@@ -158,7 +211,9 @@ class Orchestrator:
             self._c["submitted"] += 1
             if skipped is None:
                 self._traces[incident.id] = dict(trace or {})
-            out.append({"id": incident.id, "status": skipped.reason if skipped else "queued"})
+            # A duplicate trip answers with the id of the incident that owns the trip.
+            out.append({"id": skipped.incident_id if skipped else incident.id,
+                        "status": skipped.reason if skipped else "queued"})
         self._wake.set()
         return out
 
@@ -260,6 +315,7 @@ class Orchestrator:
         paper = self.parts.paper
         refused = paper.refused_rows
         fills = paper.on_ticks(batch)
+        await self._book_flush()  # the book's changes reach PostgreSQL before the store's
         self._c["paper_refused_ticks"] += paper.refused_rows - refused
         venue_ns = paper.last_tick_ns
         if isinstance(self.clock, SimClock) and venue_ns is not None:
@@ -267,6 +323,19 @@ class Orchestrator:
         if fills:
             await self._sync_fills({f.order_id for f in fills})
         return len(fills)
+
+    async def _sync_orders(self, order_ids: Any) -> None:
+        """Copy orders' venue state into the store (those it has: a watchdog's flatten
+        order belongs to no decision and has no row)."""
+        deps = self.parts.deps
+        for order_id in order_ids:
+            try:
+                await sync_order(deps, order_id)
+            except StoreError:
+                continue
+            decision_id = self._tracked.get(order_id)
+            if decision_id is not None:
+                await write_journal(deps, decision_id)
 
     async def _sync_fills(self, order_ids: set[str]) -> None:
         deps = self.parts.deps
@@ -312,17 +381,34 @@ class Orchestrator:
                 "realised_pnl": a.realised_pnl, "unrealised_pnl": a.unrealised_pnl,
                 "fees": a.fees, "peak_equity": peak, "drawdown": drawdown}
 
-    def cancel_all(self) -> int:
-        return BrokerControl(self.parts.paper).cancel_open_orders()
+    async def cancel_all(self) -> int:
+        """Cancel every working order (the watchdog's closing ones excepted); the store's
+        rows follow the venue."""
+        paper = self.parts.paper
+        working = [o.id for o in paper.orders(working_only=True)]
+        n = BrokerControl(paper).cancel_open_orders()
+        await self._book_flush()
+        await self._sync_orders([i for i in working
+                                 if paper.get_order(i).status is OrderStatus.CANCELLED])
+        return n
 
-    def flatten(self) -> int:
-        return BrokerControl(self.parts.paper).flatten()
+    async def flatten(self) -> int:
+        n = BrokerControl(self.parts.paper).flatten()
+        await self._book_flush()
+        return n
 
     # -- observation -------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
         return {"counters": dict(self._c), "inflight": self._inflight,
-                "queued": self.runner.queued(), "otel": snapshot(self.parts.reader)}
+                "queued": self.runner.queued(), "otel": snapshot(self.parts.reader),
+                "book": self.book_status()}
+
+    def book_status(self) -> dict[str, Any]:
+        """The paper book's log: events, pending writes, and why orders are refused."""
+        if self.book is None:
+            return {"refusal": self.parts.paper.refusal() if self.parts else self.book_refusal}
+        return self.book.status()
 
 
 def _num(x: float) -> float | None:

@@ -157,8 +157,8 @@ def load_settings(
 
 
 def _build(data: dict[str, Any]) -> Settings:
-    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "time",
-             *OWNED_TABLES}
+    known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
+             "time", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -169,7 +169,8 @@ def _build(data: dict[str, Any]) -> Settings:
     detector = DetectorConfig.from_dict(data.get("detector", {}))
     pipeline = _pipeline(data.get("pipeline", {}))
     llm = load_llm_config(data.get("llm", {}))
-    decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}))
+    decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}),
+                                     data.get("news", {}))
     tables = {}
     for name in OWNED_TABLES:
         table = data.get(name, {})

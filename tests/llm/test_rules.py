@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from tripwire.feeds.news import SOURCE as TRUSTED_WIRE  # trusted by the default [news]
 from tripwire.llm.base import LLMRequest, Message, Provider, ProviderError
 from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.rules import (
@@ -45,9 +46,11 @@ def make(
     price: float = 100.0,
     news: list[tuple[str, bool]] = (),
     market: dict[str, float] | None = None,
+    source: str = TRUSTED_WIRE,
     **recent: Any,
 ) -> Incident:
-    """An incident from the few numbers a rule looks at (a quiet market by default)."""
+    """An incident from the few numbers a rule looks at (a quiet market by default); its
+    headlines come from ``source`` (a trusted one by default)."""
     tripped = tripped or {"RETURN": -30.0}
     metric = max(tripped, key=lambda k: abs(tripped[k]))
     rec = {"ticks": 200, "span_s": 120.0, "ret_1_pct": 0.0, "ret_10_pct": 0.0,
@@ -58,7 +61,8 @@ def make(
             "value": 0.0, "price": price, "tripped": tripped, "recent": rec,
             "market": market,
             "news": [
-                {"id": f"n{i}", "age_s": 30.0 + i, "headline": h, "about_symbol": about}
+                {"id": f"n{i}", "age_s": 30.0 + i, "headline": h, "about_symbol": about,
+                 "source": source}
                 for i, (h, about) in enumerate(news)
             ],
         }

@@ -1,5 +1,6 @@
-"""Settings of the decision core: ``[risk]`` (safety mode and hard limits) and ``[signoff]``
-(fact-check tolerances, approvals, breakers, sizing, intake bounds, the paper venue).
+"""Settings of the decision core: ``[risk]`` (safety mode and hard limits), ``[signoff]``
+(fact-check tolerances, approvals, breakers, sizing, intake bounds, the paper venue) and
+``[news]`` (which sources' headlines may support a trade, :mod:`tripwire.decisions.provenance`).
 
 Defaults are deliberately timid: DRY_RUN (no order is ever sent until an operator chooses
 another mode), 1 % of equity at risk per trade, small notional caps, and only the majors
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tripwire.decisions.factcheck import FactPolicy
+from tripwire.decisions.provenance import NewsTrust
 from tripwire.execution.paper import PaperConfig
 from tripwire.model import NS_PER_SECOND
 from tripwire.risk.limits import RiskLimits
@@ -79,11 +81,13 @@ class DecisionConfig:
     mode: SafetyMode = DEFAULT_SAFETY_MODE
     limits: RiskLimits = field(default_factory=lambda: RiskLimits.from_mapping(DEFAULT_LIMITS))
     signoff: SignoffSettings = field(default_factory=SignoffSettings)
+    news: NewsTrust = field(default_factory=NewsTrust)
 
     @property
     def fact_policy(self) -> FactPolicy:
         s = self.signoff
-        return FactPolicy(s.price_tolerance_pct, s.max_price_age_s, s.max_verdict_age_s)
+        return FactPolicy(s.price_tolerance_pct, s.max_price_age_s, s.max_verdict_age_s,
+                          self.news)
 
     @property
     def paper(self) -> PaperConfig:
@@ -113,10 +117,13 @@ def _signoff(table: Mapping[str, Any]) -> SignoffSettings:
     return SignoffSettings(**table)
 
 
-def load_decision_config(risk: Mapping[str, Any], signoff: Mapping[str, Any]) -> DecisionConfig:
-    """``[risk]`` (``mode`` plus any limit; unset limits keep their defaults) and
-    ``[signoff]``."""
+def load_decision_config(risk: Mapping[str, Any], signoff: Mapping[str, Any],
+                         news: Mapping[str, Any] | None = None) -> DecisionConfig:
+    """``[risk]`` (``mode`` plus any limit; unset limits keep their defaults), ``[signoff]``
+    and ``[news]``."""
     risk = dict(risk)
     mode = parse_safety_mode(risk.pop("mode", DEFAULT_SAFETY_MODE))
     limits = RiskLimits.from_mapping({**DEFAULT_LIMITS, **risk})
-    return DecisionConfig(mode, limits, _signoff(signoff))
+    if news is not None and not isinstance(news, Mapping):
+        raise ValueError(f"news must be a table ([news]), got {news!r}")
+    return DecisionConfig(mode, limits, _signoff(signoff), NewsTrust.from_table(news or {}))

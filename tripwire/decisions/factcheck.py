@@ -10,7 +10,10 @@ value, the bound and a sentence of reason, so a veto explains itself. Plain arit
 * ``symbol``: the symbol is allowed;
 * ``halt``: the halt flag reads clear (an unreadable flag counts as halted);
 * ``position``: the position in the symbol is what the proposal assumed (a fill or another
-  decision in between changes what this order would do).
+  decision in between changes what this order would do);
+* ``news``: the incident's headlines may carry this trade: none of them carries
+  instructions, and a NEWS_DRIVEN verdict has a headline from a trusted source
+  (:mod:`tripwire.decisions.provenance`).
 
 A missing fact (no price at all) fails its check: fail closed.
 
@@ -22,7 +25,7 @@ A missing fact (no price at all) fails its check: fail closed.
 ...     allowed_symbols=frozenset({"BTCUSDT"}), halt=HaltStatus(False), position_qty=0.0)
 >>> r = fact_check(p, facts, FactPolicy(price_tolerance_pct=0.5))
 >>> r.passed, [f.name for f in r.facts]
-(True, ['price', 'verdict_age', 'symbol', 'halt', 'position'])
+(True, ['price', 'verdict_age', 'symbol', 'halt', 'position', 'news'])
 >>> fact_check(p, facts, FactPolicy(price_tolerance_pct=0.25)).reasons
 ('price: latest 100.4 is 0.4% from the reference 100 (tolerance 0.25%)',)
 """
@@ -30,9 +33,12 @@ A missing fact (no price at all) fails its check: fail closed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from tripwire.decisions.proposal import Proposal
+from tripwire.decisions.provenance import NewsTrust, check_news
 from tripwire.model import NS_PER_SECOND
 from tripwire.risk.gates import HaltStatus
 
@@ -44,6 +50,7 @@ class FactPolicy:
     price_tolerance_pct: float = 1.0
     max_price_age_s: float = 60.0
     max_verdict_age_s: float = 300.0
+    news: NewsTrust = field(default_factory=NewsTrust)
 
     def __post_init__(self) -> None:
         for name in ("price_tolerance_pct", "max_price_age_s", "max_verdict_age_s"):
@@ -62,6 +69,8 @@ class Facts:
     allowed_symbols: frozenset[str]
     halt: HaltStatus | None  # None: the flag could not be read
     position_qty: float | None  # None: the position could not be read
+    classification: str | None = None  # the triage verdict's class
+    news: tuple[Mapping[str, Any], ...] = ()  # the incident's headlines (headline, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +134,13 @@ def check_position(p: Proposal, facts: Facts, policy: FactPolicy) -> Fact:
     return Fact("position", ok, f"position {now:.10g} (proposal assumed {p.position_qty:.10g})")
 
 
-FACT_CHECKS = (check_price, check_verdict_age, check_symbol, check_halt_clear, check_position)
+def check_news_support(p: Proposal, facts: Facts, policy: FactPolicy) -> Fact:
+    c = check_news(policy.news, facts.classification, facts.news)
+    return Fact("news", c.passed, c.reason)
+
+
+FACT_CHECKS = (check_price, check_verdict_age, check_symbol, check_halt_clear, check_position,
+               check_news_support)
 
 
 def fact_check(p: Proposal, facts: Facts, policy: FactPolicy) -> FactCheck:

@@ -37,15 +37,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tripwire.execution.base import (
     Account,
+    BackendUnavailable,
     Bracket,
     DuplicateClientOrderId,
     EquityPoint,
+    ExecutionError,
     Fill,
     FillKind,
     Liquidity,
@@ -130,6 +134,12 @@ class PaperBroker:
         self._last_ts = np.iinfo(np.int64).min  # the venue's clock: latest tick taken
         self._symbol_ts: dict[int, int] = {}  # symbol id -> time of its latest tick taken
         self._refused_rows = 0
+        # Persistence hook (tripwire.store.paper_book): called with (kind, data) in the same
+        # step as every change of the book, so a log of them replays into this book again.
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None
+        # Why the venue takes no new or amended order now ("" when it does): a book that
+        # could not be rebuilt or persisted must not trade (cancels stay allowed).
+        self.refusal: Callable[[], str] | None = None
 
     # ------------------------------------------------------------------ orders
 
@@ -139,6 +149,7 @@ class PaperBroker:
             if self._original[request.client_order_id] != request:
                 raise DuplicateClientOrderId(request.client_order_id)
             return self.get_order(existing.id)
+        self._check_open("place")
         request = validate_request(request, self._symbols)
         now = self.clock.now_ns()
         order = Order(
@@ -152,11 +163,15 @@ class PaperBroker:
         self._orders[order.id] = order
         self._working_ids[order.id] = request.symbol
         self._original[order.id] = request
+        self._emit("place", {"request": request_dict(request), "now_ns": now})
         return order
 
     def cancel(self, order_id: str) -> Order:
         order = self._working(order_id)
-        return self._store(order, status=OrderStatus.CANCELLED, updated_ns=self.clock.now_ns())
+        now = self.clock.now_ns()
+        cancelled = self._store(order, status=OrderStatus.CANCELLED, updated_ns=now)
+        self._emit("cancel", {"order_id": order_id, "now_ns": now})
+        return cancelled
 
     def replace(
         self,
@@ -168,18 +183,23 @@ class PaperBroker:
         take_profit: float | None = None,
     ) -> Order:
         order = self._working(order_id)
+        self._check_open("replace")
         request = amend_request(order.request, self._symbols, qty=qty, limit_price=limit_price,
                                 stop_loss=stop_loss, take_profit=take_profit)
         now = self.clock.now_ns()
         # An amended order goes through the venue's latency again, as a new one would.
         active = now + self.config.latency_ns
-        return self._store(
+        replaced = self._store(
             order,
             request=request,
             status=self._pending_or_open(active),
             active_ns=active,
             updated_ns=now,
         )
+        self._emit("replace", {"order_id": order_id, "now_ns": now, "qty": qty,
+                               "limit_price": limit_price, "stop_loss": stop_loss,
+                               "take_profit": take_profit})
+        return replaced
 
     def get_order(self, order_id: str) -> Order:
         try:
@@ -233,7 +253,7 @@ class PaperBroker:
 
     @property
     def last_tick_ns(self) -> int | None:
-        """The time of the latest tick the venue took; None before any."""
+        """The time of the latest tick the venue took (or replayed); None before any."""
         return None if self._last_ts == np.iinfo(np.int64).min else int(self._last_ts)
 
     def equity_curve(self) -> list[EquityPoint]:
@@ -265,6 +285,7 @@ class PaperBroker:
         self._advance_clocks(batch)
         if valid.any():
             self._curve.append(EquityPoint(self._last_ts, self._cash, self._equity()))
+            self._emit_marks(filled=len(self._fills) > start)
         return self._fills[start:]
 
     def _late_rows(self, batch: TickBatch) -> np.ndarray | None:
@@ -354,6 +375,8 @@ class PaperBroker:
             self._brackets[order.id] = Bracket(
                 order.id, req.symbol, req.side, req.qty, req.stop_loss, req.take_profit, ts
             )
+        self._emit("tick", {"via": "order", "order_id": order.id, "ts": ts, "price": price,
+                            "fill": fill_dict(fill)})
 
     def _maybe_trigger(self, bracket: Bracket, ts: int, price: float) -> None:
         long = bracket.side is Side.BUY
@@ -368,11 +391,13 @@ class PaperBroker:
         del self._brackets[bracket.order_id]
         held = self._books[bracket.symbol].qty * (1 if long else -1)
         qty = min(bracket.qty, held)
+        event = {"via": "bracket", "order_id": bracket.order_id, "ts": ts, "price": price}
         if qty <= 0:  # the position was closed or flipped by other orders meanwhile
+            self._emit("tick", {**event, "fill": None})  # dropped: a change of the book too
             return
         side = Side.SELL if long else Side.BUY
         kind = FillKind.STOP_LOSS if hit_stop else FillKind.TAKE_PROFIT
-        self._execute(
+        fill = self._execute(
             bracket.order_id,
             bracket.symbol,
             side,
@@ -382,6 +407,7 @@ class PaperBroker:
             kind,
             ts,
         )
+        self._emit("tick", {**event, "fill": fill_dict(fill)})
 
     def _slipped(self, side: Side, price: float) -> float:
         return price * (1.0 + int(side) * self.config.slippage_bps * BPS)
@@ -420,6 +446,108 @@ class PaperBroker:
         apply_fill(self._books.setdefault(symbol, _Book()), int(side) * qty, price)
         return fill
 
+    # ------------------------------------------------------------------ persistence
+
+    def _check_open(self, operation: str) -> None:
+        reason = self.refusal() if self.refusal is not None else ""
+        if reason:
+            raise BackendUnavailable(f"paper venue refuses orders: {reason}", venue="paper",
+                                     operation=operation)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+    def _emit_marks(self, *, filled: bool) -> None:
+        if self.on_event is None:
+            return
+        marked = {s: b for s, b in self._books.items() if math.isfinite(b.mark)}
+        self.on_event("marks", {"ts": int(self._last_ts),
+                                "marks": {s: b.mark for s, b in marked.items()},
+                                "mark_ns": {s: b.mark_ns for s, b in marked.items()},
+                                "filled": filled, "equity": self._equity(),
+                                "held": self._holds()})
+
+    def _holds(self) -> bool:
+        return any(b.qty != 0 for b in self._books.values())
+
+    def apply_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Replay one logged change (see :attr:`on_event`) through this broker's own code.
+
+        Placing, replacing and cancelling run at the logged time; a logged tick re-runs the
+        matching of that one order or bracket at the logged price, and the fill it makes must
+        equal the logged one. Raises :class:`ReplayMismatch` when the log does not fit this
+        book (a gap, an unknown order, a different fill), so a caller never trades on a book
+        that differs from the one that was.
+        """
+        hook, self.on_event = self.on_event, None  # replaying records nothing new
+        clock = self.clock
+        try:
+            if kind in ("place", "cancel", "replace"):
+                self.clock = _FixedClock(int(data["now_ns"]))
+                if kind == "place":
+                    self.place(request_from_dict(data["request"]))
+                elif kind == "cancel":
+                    self.cancel(data["order_id"])
+                else:
+                    fields = ("qty", "limit_price", "stop_loss", "take_profit")
+                    self.replace(data["order_id"], **{f: data.get(f) for f in fields})
+            elif kind == "tick":
+                self._replay_tick(data)
+            elif kind == "marks":
+                self._replay_marks(data)
+            else:
+                raise ReplayMismatch(f"unknown event kind {kind!r}")
+        except ReplayMismatch:
+            raise
+        except (KeyError, TypeError, ValueError, ExecutionError) as exc:
+            raise ReplayMismatch(f"{kind} event does not apply: {exc!r}") from exc
+        finally:
+            self.clock, self.on_event = clock, hook
+
+    def _replay_tick(self, data: dict[str, Any]) -> None:
+        ts, price, order_id = int(data["ts"]), float(data["price"]), data["order_id"]
+        before = len(self._fills)
+        if data["via"] == "order":
+            order = self._orders[order_id]
+            if not (order.status.working and order.active_ns <= ts):
+                raise ReplayMismatch(f"order {order_id!r} cannot fill at {ts}: {order.status}")
+            symbol = order.request.symbol
+            if symbol in self._books:
+                _set_mark(self._books[symbol], price, ts)
+            self._maybe_fill(order, ts, price)
+        elif data["via"] == "bracket":
+            bracket = self._brackets[order_id]
+            symbol = bracket.symbol
+            _set_mark(self._books[symbol], price, ts)
+            self._maybe_trigger(bracket, ts, price)
+            if order_id in self._brackets:
+                raise ReplayMismatch(f"the bracket of {order_id!r} did not trigger at {price}")
+        else:
+            raise ReplayMismatch(f"unknown tick source {data['via']!r}")
+        made = [fill_dict(f) for f in self._fills[before:]]
+        want = [] if data.get("fill") is None else [data["fill"]]
+        if not _same_fills(made, want):
+            raise ReplayMismatch(f"replayed fill of {order_id!r} is {made}, logged {want}")
+        self._replayed_time(symbol, ts)
+
+    def _replayed_time(self, symbol: str, ts: int) -> None:
+        """A replayed tick of ``symbol`` at ``ts``: later ticks older than it are late."""
+        sid = self._symbols.id(symbol)
+        self._symbol_ts[sid] = max(self._symbol_ts.get(sid, ts), ts)
+        self._last_ts = max(int(self._last_ts), ts)
+
+    def _replay_marks(self, data: dict[str, Any]) -> None:
+        mark_ns = data.get("mark_ns", {})
+        for symbol, mark in data["marks"].items():
+            if symbol in self._books:
+                at = mark_ns.get(symbol)
+                at = int(data["ts"]) if at is None else int(at)
+                _set_mark(self._books[symbol], float(mark), at)
+                self._replayed_time(symbol, at)
+        self._last_ts = max(int(self._last_ts), int(data["ts"]))
+        self._curve.append(EquityPoint(int(data["ts"]), self._cash, self._equity()))
+
     # ------------------------------------------------------------------ helpers
 
     def _working(self, order_id: str) -> Order:
@@ -452,6 +580,48 @@ class PaperBroker:
     def _equity(self) -> float:
         held = sum(b.qty * b.mark for b in self._books.values() if b.qty != 0)
         return self._cash + held
+
+
+class ReplayMismatch(ValueError):
+    """A logged event does not fit the book being rebuilt (see PaperBroker.apply_event)."""
+
+
+class _FixedClock:
+    """The time a logged event happened at, while it is replayed."""
+
+    def __init__(self, now_ns: int) -> None:
+        self._now = now_ns
+
+    def now_ns(self) -> int:
+        return self._now
+
+
+def request_dict(r: OrderRequest) -> dict[str, Any]:
+    """An order request as plain JSON (enums by name/value), for the book's event log."""
+    return {"client_order_id": r.client_order_id, "symbol": r.symbol, "side": Side(r.side).name,
+            "qty": r.qty, "order_type": OrderType(r.order_type).value,
+            "limit_price": r.limit_price, "stop_loss": r.stop_loss,
+            "take_profit": r.take_profit}
+
+
+def request_from_dict(d: dict[str, Any]) -> OrderRequest:
+    return OrderRequest(d["client_order_id"], d["symbol"], Side[d["side"]], d["qty"],
+                        OrderType(d["order_type"]), d.get("limit_price"), d.get("stop_loss"),
+                        d.get("take_profit"))
+
+
+def fill_dict(f: Fill) -> dict[str, Any]:
+    return {"fill_id": f.fill_id, "order_id": f.order_id, "symbol": f.symbol,
+            "side": f.side.name, "qty": f.qty, "price": f.price, "fee": f.fee,
+            "liquidity": f.liquidity.value, "kind": f.kind.value, "ts_ns": f.ts_ns}
+
+
+def _same_fills(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    def same(x: dict[str, Any], y: dict[str, Any]) -> bool:
+        return x.keys() == y.keys() and all(
+            math.isclose(x[k], y[k], rel_tol=1e-12, abs_tol=1e-12)
+            if isinstance(x[k], float) else x[k] == y[k] for k in x)
+    return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _set_mark(book: _Book, price: float, ts: int) -> None:

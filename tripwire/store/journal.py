@@ -125,10 +125,22 @@ def payload_of(row: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return payload if isinstance(payload, Mapping) else {}
 
 
+def inert(text: str) -> str:
+    """Outside text (headlines, an LLM's reasoning) made inert in markdown: no raw HTML
+    (angle brackets become entities) and no links or images (brackets escaped), so a
+    journal viewer shows the text instead of running or fetching it.
+
+    >>> inert('<img src=x onerror=alert(1)> [win](http://x)')
+    '&lt;img src=x onerror=alert(1)&gt; \\\\[win\\\\](http://x)'
+    """
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("[", "\\[").replace("]", "\\]"))
+
+
 def _cell(x: Any) -> str:
-    """A table cell: one line, pipes escaped (a reason may contain either)."""
+    """A table cell: one line, pipes escaped (a reason may contain either), inert."""
     text = fmt_num(x) if not isinstance(x, str) else (x or MISSING)
-    return " ".join(text.split()).replace("|", "\\|")
+    return inert(" ".join(text.split())).replace("|", "\\|")
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -144,7 +156,7 @@ def _fields(pairs: Iterable[tuple[str, Any]]) -> str:
 
 def _quote(text: Any) -> str:
     """Free text (reasoning, rationale) as a blockquote, so it cannot break the layout."""
-    lines = str(text or "").strip().splitlines()
+    lines = inert(str(text or "")).strip().splitlines()
     return "\n".join(f"> {line}".rstrip() for line in lines)
 
 
