@@ -215,3 +215,13 @@ def test_a_book_that_cannot_be_rebuilt_refuses_orders(migrated_db: str,
             await orch.close()
 
     asyncio.run(body())
+
+
+def test_the_venue_controls_answer_over_http(serve_app) -> None:
+    """cancel-all and flatten are coroutines now (they write the book and sync the store);
+    the SignOff replica awaits them, so the routes answer counts, not a 500."""
+    for path, key in (("/v1/orders/cancel-all", "cancelled"), ("/v1/positions/flatten",
+                                                               "orders")):
+        r = serve_app.post(path, {})
+        assert r.status_code == 200, (path, r.text)
+        assert isinstance(r.json()[key], int)
