@@ -10,12 +10,26 @@ time (a lock): validation and the detectors depend on arrival order.
 
 Heartbeats: ``feed:<source>`` on every batch, and ``shard:<i>`` from :meth:`beat` only when
 that shard actor answers a ping, so a dead shard's heartbeat goes stale and the watchdog
-halts trading.
+halts trading. The shard heartbeat's detail carries ``restarts=<n>``; the watchdog logs each
+new restart.
+
+Self-healing: shard actors are created with ``max_restarts`` (bounded). Every
+``checkpoint_every_batches`` batches or ``checkpoint_every_s`` seconds (whichever first) a
+shard returns its detector bank's checkpoint with a batch's result, and the plane keeps the
+latest one per shard. A restarted shard refuses to score until it is restored; the plane
+(on the next batch, or on the next heartbeat, whichever comes first) hands it that
+checkpoint, counts the restart, and writes a ``shard_unavailable`` dead letter and a bus
+message saying how many ticks scored after the checkpoint are missing from its windows
+(they are stored; only their scoring state is lost). The batch in flight when the actor died
+is dead-lettered ``shard_unavailable`` as before. Process calls are never retried by Ray
+(``max_task_retries=0``): a retry could reach the new incarnation before its restore; the
+shard also ignores a batch sequence number it has applied already.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from actors.incidents import IncidentBuilder
-from actors.shard import DetectorShard, routing_table
+from actors.shard import DetectorShard, ShardNotRestored, routing_table
 from tripwire import telemetry
 from tripwire.config import TimeSettings
 from tripwire.feeds.validate import TickValidator, TimeWindow
@@ -52,6 +66,39 @@ class DataPlaneConfig:
     # The time window of ticks and news ([time]); market time when None and sync_decisions.
     time: TimeSettings = field(default_factory=TimeSettings)
     market_time: bool | None = None
+    shard_max_restarts: int = 3  # Ray restarts of one shard actor; then it stays dead
+    checkpoint_every_batches: int = 20  # per shard; 1 = after every batch
+    checkpoint_every_s: float = 5.0  # per shard: at most this old when a batch arrives
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shard_max_restarts, bool) or not (
+                isinstance(self.shard_max_restarts, int) and 0 <= self.shard_max_restarts
+                <= 1_000):
+            raise ValueError(f"shard_max_restarts must be an integer in [0, 1000], got "
+                             f"{self.shard_max_restarts!r}")
+        if isinstance(self.checkpoint_every_batches, bool) or not (
+                isinstance(self.checkpoint_every_batches, int)
+                and self.checkpoint_every_batches >= 1):
+            raise ValueError(f"checkpoint_every_batches must be an integer >= 1, got "
+                             f"{self.checkpoint_every_batches!r}")
+        if not (isinstance(self.checkpoint_every_s, int | float)
+                and 0 < self.checkpoint_every_s < float("inf")):
+            raise ValueError(f"checkpoint_every_s must be a number > 0, got "
+                             f"{self.checkpoint_every_s!r}")
+
+
+@dataclass
+class _ShardState:
+    """The plane's memory of one shard: its last checkpoint and what came after it."""
+
+    next_seq: int = 0
+    checkpoint: bytes | None = None
+    checkpoint_seq: int = -1
+    checkpoint_at: float = 0.0  # time.monotonic() when it was taken
+    batches_since: int = 0  # batches applied after the checkpoint
+    ticks_since: int = 0  # ticks scored after the checkpoint (lost to the windows on a crash)
+    restarts: int = 0
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +139,11 @@ class DataPlane:
         self._kept_trips = 0
         self._c = {"batches": 0, "ticks_in": 0, "accepted": 0, "dead_letters": 0, "trips": 0,
                    "incidents": 0, "news": 0, "news_bad_time": 0, "shard_errors": 0,
-                   "trips_not_kept": 0}
+                   "trips_not_kept": 0,
+                   "shard_restarts": 0, "shard_restores_empty": 0,
+                   "ticks_lost_to_restarts": 0, "checkpoints": 0, "checkpoint_bytes": 0}
+        self._state: list[_ShardState] = []
+        self._restore_lock = asyncio.Lock()  # ingest and the heartbeat both may restore
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -100,9 +151,15 @@ class DataPlane:
         import ray
 
         cfg = self.config
-        shard_cls = ray.remote(DetectorShard).options(num_cpus=0, max_concurrency=1)
+        # max_task_retries=0: a process call in flight when the actor dies fails (its ticks
+        # are dead-lettered); a retry could reach the new incarnation before its restore.
+        shard_cls = ray.remote(DetectorShard).options(
+            num_cpus=0, max_concurrency=1, max_restarts=cfg.shard_max_restarts,
+            max_task_retries=0)
         self.shards = [shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector)
                        for i in range(cfg.n_shards)]
+        self._state = [_ShardState(checkpoint_at=time.monotonic())
+                       for _ in range(cfg.n_shards)]
         if cfg.store_url is not None:
             from actors.sink import TickSink
 
@@ -224,9 +281,8 @@ class DataPlane:
         if not len(clean):
             return []
         parts = self._split(clean)
-        results = await asyncio.gather(
-            *(self.shards[s].process.remote(part, self.config.source) for s, part in parts),
-            return_exceptions=True)
+        results = await asyncio.gather(*(self._process(s, part) for s, part in parts),
+                                       return_exceptions=True)
         anomalies: list[Anomaly] = []
         for (s, part), res in zip(parts, results, strict=True):
             if isinstance(res, BaseException):
@@ -240,6 +296,66 @@ class DataPlane:
             anomalies.extend(res.anomalies)
             self._keep(res.trips)
         return anomalies
+
+    async def _process(self, s: int, part: TickBatch) -> Any:
+        """One shard's part of a batch, restoring the shard first if Ray restarted it."""
+        st = self._state[s]
+        for _ in range(2):  # at most one restore per batch: a second refusal is a failure
+            cfg = self.config
+            due = (st.batches_since + 1 >= cfg.checkpoint_every_batches
+                   or time.monotonic() - st.checkpoint_at >= cfg.checkpoint_every_s)
+            try:
+                res = await self.shards[s].process.remote(part, cfg.source, st.next_seq, due)
+            except Exception as exc:
+                if not _is_not_restored(exc):
+                    raise
+                await self.recover_shard(s)
+                continue
+            st.next_seq += 1
+            if res.checkpoint is not None:
+                self._checkpointed(st, res.checkpoint, st.next_seq - 1)
+            else:
+                st.batches_since += 1
+                st.ticks_since += res.ticks
+            return res
+        raise ShardNotRestored(f"shard {s} still refuses to score after a restore")
+
+    def _checkpointed(self, st: _ShardState, blob: bytes, seq: int) -> None:
+        st.checkpoint, st.checkpoint_seq = blob, seq
+        st.checkpoint_at, st.batches_since, st.ticks_since = time.monotonic(), 0, 0
+        self._c["checkpoints"] += 1
+        self._c["checkpoint_bytes"] = len(blob)  # the latest one's size (bounded by the bank)
+
+    async def recover_shard(self, s: int) -> bool:
+        """Hand shard ``s`` its last checkpoint if it is a restarted incarnation waiting for
+        one; record the restart. True when this call restored it."""
+        async with self._restore_lock:
+            st = self._state[s]
+            if not await self.shards[s].recover.remote(st.checkpoint):
+                return False
+            st.restarts += 1
+            lost, st.ticks_since, st.batches_since = st.ticks_since, 0, 0
+            st.checkpoint_at = time.monotonic()
+            self._c["shard_restarts"] += 1
+            self._c["ticks_lost_to_restarts"] += lost
+            if st.checkpoint is None:
+                self._c["shard_restores_empty"] += 1
+            what = (f"restored the checkpoint after batch {st.checkpoint_seq}"
+                    if st.checkpoint is not None else "no checkpoint yet: started empty")
+            detail = (f"shard {s} was restarted (restart {st.restarts} of at most "
+                      f"{self.config.shard_max_restarts}); {what}; {lost} tick(s) scored "
+                      f"after it are missing from its windows (stored, not re-scored)")
+            now = time.time_ns()
+            with contextlib.suppress(Exception):  # the database may be the reason: keep going
+                await self.store.dead_letter(now, self.config.source, "shard_unavailable",
+                                             None, detail, f"{lost} ticks")
+            with contextlib.suppress(Exception):
+                await self.store.append_message(None, f"shard:{s}", "watchdog",
+                                                "shard_restarted",
+                                                {"shard": s, "restarts": st.restarts,
+                                                 "checkpoint_seq": st.checkpoint_seq,
+                                                 "ticks_lost": lost}, now)
+            return True
 
     def _keep(self, trips: Trips) -> None:
         if not len(trips.ts_ns):
@@ -303,13 +419,18 @@ class DataPlane:
             await asyncio.sleep(interval_s)
 
     async def beat(self, now_ns: int) -> dict[str, bool]:
-        """Ping every shard; write the heartbeat of each that answers."""
+        """Ping every shard (restoring one Ray restarted); write the heartbeat of each that
+        answers and is restored. The detail says how often it was restarted."""
         alive = {}
         for i, s in enumerate(self.shards):
             try:
-                await asyncio.wait_for(s.ping.remote(), PING_TIMEOUT_S)
+                waiting = await asyncio.wait_for(s.waiting_for_restore.remote(),
+                                                 PING_TIMEOUT_S)
+                if waiting:
+                    await asyncio.wait_for(self.recover_shard(i), PING_TIMEOUT_S)
                 alive[f"shard:{i}"] = True
-                await self.store.heartbeat(f"shard:{i}", now_ns, "ping ok")
+                await self.store.heartbeat(f"shard:{i}", now_ns,
+                                           f"ping ok restarts={self._state[i].restarts}")
             except Exception:  # dead or stuck: no heartbeat, so it goes stale
                 alive[f"shard:{i}"] = False
         return alive
@@ -318,6 +439,13 @@ class DataPlane:
         if self.sink is not None:
             await self.sink.flush.remote()
 
+    def shard_states(self) -> list[dict[str, Any]]:
+        """Per shard: restarts, the checkpoint's batch and size, what came after it."""
+        return [{"shard": i, "restarts": st.restarts, "checkpoint_seq": st.checkpoint_seq,
+                 "checkpoint_bytes": len(st.checkpoint or b""), "next_seq": st.next_seq,
+                 "batches_since_checkpoint": st.batches_since,
+                 "ticks_since_checkpoint": st.ticks_since} for i, st in enumerate(self._state)]
+
     async def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self._c, **self.builder.stats(),
                                "validator": self.validator.counters(),
@@ -325,3 +453,16 @@ class DataPlane:
         if self.sink is not None:
             out["sink"] = await self.sink.stats.remote()
         return out
+
+
+def _is_not_restored(exc: BaseException) -> bool:
+    """A shard's ShardNotRestored, as Ray delivers it (a RayTaskError subclassing it, or
+    wrapping it as its cause)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, ShardNotRestored):
+            return True
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return False

@@ -9,6 +9,15 @@ the trip's own z and window stats, and every metric's window as of the end of th
 
 The class is plain Python (tested without Ray); the pipeline hosts it as a Ray actor with
 ``num_cpus=0``. Its state checkpoints through the bank's pickle support.
+
+Restarts: the data plane hosts it with ``max_restarts`` so Ray re-creates a killed shard by
+re-running ``__init__`` -- with an empty bank. A shard that knows it is such a restarted
+incarnation (Ray's ``was_current_actor_reconstructed``) refuses to score
+(:class:`ShardNotRestored`) until its owner hands it the last checkpoint through
+:meth:`DetectorShard.restore` (or :meth:`DetectorShard.start_empty` when there is none), so no
+tick is ever scored against a bank that silently forgot its windows. ``process`` takes the
+batch's sequence number: a batch already applied (a retry) is answered empty and counted,
+never applied twice.
 """
 
 from __future__ import annotations
@@ -52,6 +61,27 @@ def routing_table(symbols: SymbolTable, n_shards: int) -> np.ndarray:
     return np.array([shard_of(n, n_shards) for n in symbols.names], dtype=np.int32)
 
 
+class ShardNotRestored(RuntimeError):
+    """A restarted shard asked to score before its owner restored its checkpoint."""
+
+
+def _reconstructed() -> bool:
+    """True inside a Ray actor that Ray has restarted (False outside Ray, or on any doubt
+    about the API: a plain shard, as in the tests, is never waiting for a restore)."""
+    try:
+        import warnings
+
+        import ray
+
+        if not ray.is_initialized():
+            return False
+        with warnings.catch_warnings():  # Ray's own property uses a deprecated accessor
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class ShardResult:
     """What one batch produced on one shard. Trip symbol ids are global."""
@@ -62,6 +92,8 @@ class ShardResult:
     anomalies: list[Anomaly] = field(default_factory=list)
     rejected: int = 0  # ticks the bank refused (upstream validation should leave none)
     processed_ns: int = 0  # wall time when the batch was done
+    duplicate: bool = False  # the batch's sequence number was applied already: nothing done
+    checkpoint: bytes | None = None  # the state right after this batch, when asked for
 
 
 class DetectorShard:
@@ -95,13 +127,29 @@ class DetectorShard:
         self._batches = 0
         self._rejected = 0
         self._anomalies = 0
+        self._seq = -1  # the last batch sequence number applied (-1: none)
+        self._duplicates = 0
+        # A Ray restart re-ran __init__: the bank is empty, the owner must restore it first.
+        self.awaiting_restore = _reconstructed()
 
     @property
     def owned(self) -> tuple[str, ...]:
         return tuple(self.symbols.name(int(g)) for g in self._local_to_global)
 
-    def process(self, ticks: TickBatch, source: str = "") -> ShardResult:
-        """Score a batch of this shard's ticks; trips come back as events with snapshots."""
+    def process(self, ticks: TickBatch, source: str = "", seq: int | None = None,
+                checkpoint: bool = False) -> ShardResult:
+        """Score a batch of this shard's ticks; trips come back as events with snapshots.
+
+        ``seq``: the batch's sequence number (rising per shard); one at or below the last
+        applied is a retry and is answered empty (``duplicate``). ``checkpoint``: return the
+        state after this batch too (one round trip instead of two)."""
+        if self.awaiting_restore:
+            raise ShardNotRestored(f"shard {self.index} was restarted and has not been "
+                                   "restored from its checkpoint; nothing scored")
+        if seq is not None and seq <= self._seq:
+            self._duplicates += 1
+            return ShardResult(self.index, 0, Trips.concat([]), [], 0, self.clock.now_ns(),
+                               duplicate=True)
         local = self._localise(ticks.symbol_id)
         before = self._rings_of_busy_symbols(local)
         res = self.bank.push_batch(local, ticks.ts_ns, ticks.price, ticks.qty)
@@ -115,8 +163,11 @@ class DetectorShard:
         )
         anomalies = self._anomalies_of(glob, ticks, local, res.rejected.row, source, before)
         self._anomalies += len(anomalies)
+        if seq is not None:
+            self._seq = seq
         return ShardResult(
-            self.index, len(ticks), glob, anomalies, len(res.rejected), self.clock.now_ns()
+            self.index, len(ticks), glob, anomalies, len(res.rejected), self.clock.now_ns(),
+            checkpoint=self.checkpoint() if checkpoint else None,
         )
 
     def _localise(self, symbol_id: np.ndarray) -> np.ndarray:
@@ -209,6 +260,9 @@ class DetectorShard:
             "batches": self._batches,
             "rejected": self._rejected,
             "anomalies": self._anomalies,
+            "seq": self._seq,
+            "duplicates": self._duplicates,
+            "awaiting_restore": self.awaiting_restore,
             "bank": self.bank.counters(),
             "bank_bytes": self.bank.bytes_per_symbol * self.bank.n_symbols,
         }
@@ -217,8 +271,8 @@ class DetectorShard:
         """The shard's full detector state; :meth:`restore` on a fresh shard resumes it."""
         return pickle.dumps(
             {"index": self.index, "n_shards": self.n_shards, "names": self.symbols.names,
-             "bank": self.bank, "counts": (self._ticks, self._batches, self._rejected,
-                                           self._anomalies)},
+             "bank": self.bank, "seq": self._seq,
+             "counts": (self._ticks, self._batches, self._rejected, self._anomalies)},
             protocol=pickle.HIGHEST_PROTOCOL,
         )
 
@@ -234,6 +288,25 @@ class DetectorShard:
             )
         self.bank = state["bank"]
         self._ticks, self._batches, self._rejected, self._anomalies = state["counts"]
+        self._seq = state.get("seq", -1)
+        self.awaiting_restore = False
+
+    def start_empty(self) -> None:
+        """A restarted shard with no checkpoint to restore: start from an empty bank, on
+        purpose (its owner records that the windows were lost)."""
+        self.awaiting_restore = False
+
+    def recover(self, blob: bytes | None) -> bool:
+        """Restore ``blob`` (None: start empty) only if this incarnation awaits a restore;
+        False (nothing changed) otherwise. Check and restore are one actor call, so two
+        owners' tasks noticing the same restart cannot roll a live shard back twice."""
+        if not self.awaiting_restore:
+            return False
+        if blob is None:
+            self.start_empty()
+        else:
+            self.restore(blob)
+        return True
 
     def memory(self) -> dict[str, float]:
         """This process's resident memory, MiB (the shard runs in its own worker)."""
@@ -242,3 +315,7 @@ class DetectorShard:
     def ping(self) -> int:
         """Heartbeat: the shard's clock, proving the actor is alive and responsive."""
         return self.clock.now_ns()
+
+    def waiting_for_restore(self) -> bool:
+        """Heartbeat with state: True when this is a restarted incarnation not yet restored."""
+        return self.awaiting_restore

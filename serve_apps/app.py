@@ -166,7 +166,10 @@ class DataPlaneDeployment(_Lazy):
             store_url=spec.settings.store_url if cfg.store_ticks else None,
             sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
             sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market", time=spec.settings.time),
+            sync_decisions=cfg.clock == "market", time=spec.settings.time,
+            shard_max_restarts=cfg.shard_max_restarts,
+            checkpoint_every_batches=cfg.shard_checkpoint_batches,
+            checkpoint_every_s=cfg.shard_checkpoint_s),
             self.store, self._hand_over, on_clean=self._to_venue, idle=self._signoff_idle,
             ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None

@@ -23,6 +23,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "triage_max_replicas": (1, 64), "triage_max_ongoing": (1, 1_000),
     "max_ongoing_requests": (1, 10_000), "signoff_workers": (1, 64), "shards": (1, 1_024),
     "heartbeat_s": (0.05, 3_600.0), "replica_cpus": (0.0, 64.0),
+    "shard_max_restarts": (0, 1_000), "shard_checkpoint_batches": (1, 1_000_000),
+    "shard_checkpoint_s": (0.01, 3_600.0),
 }
 
 
@@ -38,6 +40,11 @@ class ServeConfig:
     signoff_workers: int = 2  # decisions run concurrently inside the sign-off replica
     shards: int = 2
     heartbeat_s: float = 1.0
+    # A killed shard actor is restarted by Ray up to this many times and restored from its
+    # last checkpoint, taken every this many batches or seconds (whichever comes first).
+    shard_max_restarts: int = 3
+    shard_checkpoint_batches: int = 20
+    shard_checkpoint_s: float = 5.0
     replica_cpus: float = 0.0  # 0 fits a laptop; give real CPUs on a cluster
     store_ticks: bool = True
     # "system": decisions run on wall time (live). "market": on the ticks' own time (a
