@@ -265,6 +265,14 @@ class DecisionRunner:
                                    {"status": status, "was": was}, self.deps.clock.now_ns())
         return True
 
+    @staticmethod
+    def unrecorded(result: DecisionResult) -> bool:
+        """True when a decision ended but its final node could not record the outcome
+        (the guard appends ``; finish: <error>`` to the reason): the stored decision is
+        still undecided, and :meth:`settle_failed` must close it once the store answers."""
+        return (result.outcome != AWAITING_APPROVAL and result.decision_id is not None
+                and "; finish: " in (result.reason or ""))
+
     async def settle_failed(self, decision_id: str, why: str) -> DecisionResult | None:
         """A decision whose run raised (its store or its checkpointer failed mid-way: the
         database went down) is never left half-done. If the venue holds its order, the run

@@ -51,6 +51,7 @@ from tripwire.watchdog import BrokerControl
 
 log = logging.getLogger("tripwire.orchestrator")
 SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
+MAX_UNSETTLED = 10_000  # half-done incidents remembered for settling after a fault
 Triage = Callable[[Incident, Mapping[str, str] | None], Awaitable[dict[str, Any]]]
 
 
@@ -111,6 +112,10 @@ class Orchestrator:
         self._fill_counts: dict[str, int] = {}
         self._c = {"submitted": 0, "decided": 0, "triage_failed": 0, "errors": 0,
                    "tick_batches": 0, "paper_refused_ticks": 0, "incidents_bad_time": 0}
+        # Work a fault left half-done (incident id -> its decision id or None, why), closed
+        # by _settle once the database answers; bounded, overflow counted.
+        self._unsettled: dict[str, tuple[str | None, str]] = {}
+        self._c.update(settled_decisions=0, abandoned_incidents=0, unsettled_dropped=0)
         self._traces: dict[str, dict[str, str]] = {}  # incident id -> its trace carrier
         self.results: list[DecisionResult] = []  # bounded below
         self.max_results = 10_000
@@ -237,15 +242,43 @@ class Orchestrator:
                 await self._wake.wait()
                 continue
             self._inflight += 1
+            ctx: dict[str, str] = {}
             try:
-                self._remember(await self._decide(incident))
-            except Exception:  # one bad incident never stops the service; counted, logged
+                self._remember(await self._decide(incident, ctx))
+            except Exception as exc:  # one bad incident never stops the service; counted
                 self._c["errors"] += 1
                 log.exception("worker %d: incident %s failed", n, incident.id)
+                self._unsettle(incident.id, ctx.get("decision_id"),
+                               f"{type(exc).__name__}: {exc}")
             finally:
                 self._inflight -= 1
 
-    async def _decide(self, incident: Incident) -> DecisionResult:
+    def _unsettle(self, incident_id: str, decision_id: str | None, why: str) -> None:
+        if len(self._unsettled) >= MAX_UNSETTLED and incident_id not in self._unsettled:
+            self._c["unsettled_dropped"] += 1  # a restart's recover still closes them
+            return
+        self._unsettled[incident_id] = (decision_id, why[:200])
+
+    async def _settle(self) -> None:
+        """Close what a fault left half-done, once the database answers again: a decision
+        whose run raised ends REJECTED (or adopts its order, if the venue has one), and an
+        incident left ``triaging`` is closed ``abandoned: <why>`` (see DecisionRunner)."""
+        for incident_id, (decision_id, why) in list(self._unsettled.items()):
+            try:
+                if decision_id is not None:
+                    result = await self.runner.settle_failed(decision_id, why)
+                    if result is not None:
+                        self._remember(result)
+                        self._c["settled_decisions"] += 1
+                if await self.runner.abandon(incident_id, why):
+                    self._c["abandoned_incidents"] += 1
+            except Exception:  # the database is still down: the next round tries again
+                return
+            self._unsettled.pop(incident_id, None)
+
+    async def _decide(self, incident: Incident,
+                      ctx: dict[str, str] | None = None) -> DecisionResult:
+        ctx = {} if ctx is None else ctx
         trace = self._traces.pop(incident.id, None)
         if self._triage_remote is not None:
             triaged = await self._triage_remote(incident, trace)
@@ -253,10 +286,19 @@ class Orchestrator:
             triaged = await self.runner.triage(incident, trace=trace)
         if triaged.get("outcome") != TRIAGED:
             self._c["triage_failed"] += 1
-            return DecisionResult(triaged.get("incident_id", incident.id), incident.symbol,
-                                  "TRIAGE_FAILED", triaged.get("reason", ""))
+            # Failed because the database did? Then its final status may not have been
+            # written either: _settle closes the incident if it is still 'triaging'.
+            incident_id = triaged.get("incident_id", incident.id)
+            self._unsettle(incident_id, None, triaged.get("reason") or "triage failed")
+            return DecisionResult(incident_id, incident.symbol, "TRIAGE_FAILED",
+                                  triaged.get("reason", ""))
         incident = incident.model_copy(update={"id": triaged["incident_id"]})
-        return await self.runner.decide(incident, triaged, trace=trace)
+        # The id is chosen here so a run that raises can still be found and settled.
+        ctx["decision_id"] = new_id(self.clock)
+        result = await self.runner.decide(incident, triaged, ctx["decision_id"], trace=trace)
+        if self.runner.unrecorded(result):  # ended, but its outcome never reached the store
+            self._unsettle(incident.id, result.decision_id, result.reason)
+        return result
 
     def _remember(self, result: DecisionResult) -> None:
         self._c["decided"] += 1
@@ -274,6 +316,8 @@ class Orchestrator:
             except Exception:
                 self._c["errors"] += 1
                 log.exception("expiring approvals failed")
+            if self._unsettled:
+                await self._settle()
 
     async def idle(self) -> bool:
         """True when nothing is queued or being decided."""
@@ -297,6 +341,8 @@ class Orchestrator:
         fn = self.runner.approve if approve else self.runner.reject
         result = await fn(decision_id, by, note)
         self._remember(result)
+        if self.runner.unrecorded(result):
+            self._unsettle(result.incident_id or decision_id, decision_id, result.reason)
         return {"decision_id": decision_id, "outcome": result.outcome, "reason": result.reason,
                 "order_id": result.order_id}
 

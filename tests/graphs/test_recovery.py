@@ -144,3 +144,98 @@ def test_database_lost_mid_decision_is_settled_when_it_returns(
             await pg.close()
 
     run(scenario())
+
+
+def test_an_outcome_the_store_lost_is_seen_and_settled(migrated_db: str) -> None:
+    """The store goes away mid-decision but the checkpoints survive: the run returns
+    REJECTED while the stored decision has no outcome. ``unrecorded`` tells the caller, and
+    ``settle_failed`` records REJECTED once the store answers (no restart needed)."""
+
+    async def scenario() -> None:
+        pg = await PgDecisionStore.connect(migrated_db)
+        store = BrokenStore(pg)
+
+        def cut(name: str, state: dict[str, Any]) -> None:
+            if name == "fact_checker":
+                store.broken = True
+
+        try:
+            r, d = make_runner(store=store, before_node=cut)
+            res = await r.handle(news_incident("inc-lost"))
+            assert res.outcome == Outcome.REJECTED and r.unrecorded(res), res.reason
+            store.broken = False
+            assert (await pg.proposal(res.decision_id))["outcome"] is None  # half done
+            settled = await r.settle_failed(res.decision_id, res.reason)
+            assert settled is not None and settled.outcome == Outcome.REJECTED
+            assert (await pg.proposal(res.decision_id))["outcome"] == "REJECTED"
+            assert d.broker.orders() == []
+        finally:
+            await pg.close()
+
+    run(scenario())
+
+
+def test_orchestrator_settles_a_decision_the_database_outage_cut(
+        pg_root: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real thing: the orchestrator's PostgreSQL is stopped while a decision is at
+    its execute node. No order leaves (the halt flag and the proposal cannot be read), the
+    run raises (its checkpoint cannot be written) -- and once the server is back, without a
+    restart of the orchestrator, the decision is closed REJECTED, never left half."""
+    import dataclasses
+    import time
+
+    from graphs.runner import DecisionRunner
+    from serve_apps.orchestrator import Orchestrator
+    from tests.graphs.harness import PRICE, SYMBOL
+    from tripwire.config import load_settings
+    from tripwire.model import NS_PER_SECOND, SimClock, SymbolTable, TickBatch
+    from tripwire.store import pg as pg_module
+    from tripwire.store.migrate import migrate
+    from tripwire.store.pg import PrivateCluster
+
+    symbols = SymbolTable([SYMBOL, "BTCUSDT"])
+    cluster = PrivateCluster(pg_root / "orchestrator-outage", durable=False)
+    dsn = cluster.start()
+    port = cluster.port
+    tmp_path.chmod(0o711)
+    settings = load_settings(env={"TRIPWIRE_DATA__DIR": str(tmp_path),
+                                  "TRIPWIRE_RISK__MODE": "DIRECT"})
+
+    async def wait(check: Any, what: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[dict[str, Any], list[Any], dict[str, int]]:
+        await migrate(dsn)
+        orch = await Orchestrator(settings, dsn, symbols, workers=1, clock=SimClock(0)).start()
+        try:
+            def outage(name: str, state: dict[str, Any]) -> None:
+                if name == "execute" and cluster.is_running():
+                    cluster.stop()  # the database goes away mid-decision
+
+            deps = dataclasses.replace(orch.parts.deps, before_node=outage)
+            orch.runner = DecisionRunner(deps, orch.runner.checkpointer)
+            t1 = 1_001 * NS_PER_SECOND
+            await orch.on_ticks(TickBatch.from_columns([symbols.id(SYMBOL)], [t1], [PRICE],
+                                                       [1.0]))
+            await orch.submit([news_incident("inc-cut").model_dump(mode="json")])
+            await wait(lambda: orch._c["errors"] >= 1, "the cut decision did not fail")
+            assert orch.parts.paper.orders() == []
+            monkeypatch.setattr(pg_module, "_free_port", lambda: port)
+            await asyncio.to_thread(cluster.start)
+            await wait(lambda: orch._c["settled_decisions"] >= 1, "never settled")
+            store = orch.parts.store
+            (row,) = await store.decisions(limit=10)
+            return row, orch.parts.paper.orders(), dict(orch._c)
+        finally:
+            await orch.close()
+
+    try:
+        row, orders, counters = run(scenario())
+    finally:
+        cluster.stop()
+    assert row["outcome"] == "REJECTED", row
+    assert row["reason"].startswith("failed mid-decision:"), row["reason"]
+    assert orders == [] and counters["settled_decisions"] == 1
