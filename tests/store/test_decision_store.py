@@ -135,8 +135,10 @@ def test_incident_insert_is_idempotent_and_the_first_stands(store: Backend) -> N
         payload = {"z": 4.2, "nested": {"ticks": [1, 2, 3]}, "note": None}
         assert await s.record_incident("i-1", "BTCUSDT", T0, "open", payload) is True
         assert await s.record_incident("i-1", "ETHUSDT", T0 + 1, "open", {"other": 1}) is False
-        assert await s.incident("i-1") == {"id": "i-1", "symbol": "BTCUSDT", "ts_ns": T0,
-                                           "status": "open", "payload": payload}
+        row = await s.incident("i-1")
+        assert isinstance(row.pop("recorded_ns"), int)  # when it arrived (store's clock)
+        assert row == {"id": "i-1", "symbol": "BTCUSDT", "ts_ns": T0, "status": "open",
+                       "payload": payload}
         assert await s.incident("i-unknown") is None
 
     store.run(body)
@@ -217,7 +219,9 @@ def test_verdict_insert_is_idempotent_and_must_name_a_known_incident(store: Back
         await s.record_incident("i-1", "BTCUSDT", T0, "open", {})
         assert await s.record_verdict("v-1", "i-1", "BTCUSDT", T0, "news", 0.5, {"a": 1})
         assert not await s.record_verdict("v-1", "i-1", "BTCUSDT", T0, "noise", 0.9, {})
-        assert await s.verdict("v-1") == {
+        row = await s.verdict("v-1")
+        assert isinstance(row.pop("recorded_ns"), int)
+        assert row == {
             "id": "v-1", "incident_id": "i-1", "symbol": "BTCUSDT", "ts_ns": T0,
             "class": "news", "confidence": 0.5, "payload": {"a": 1}}
 
@@ -258,11 +262,12 @@ def test_proposal_round_trips_and_an_undecided_one_moves_to_a_new_revision(
 ) -> None:
     async def body(s: DecisionStore) -> None:
         await seed(s)
+        arrived = (await s.proposal("d-1"))["recorded_ns"]  # kept by a new revision
         expected = {
             "id": "d-1", "incident_id": "i-d-1", "verdict_id": "v-d-1", "symbol": "BTCUSDT",
             "ts_ns": T0 + 2, "action": "BUY", "proposal_hash": "h0", "revision": 0,
             "mode": "PAPER", "outcome": None, "reason": "", "updated_ns": T0 + 2,
-            "payload": {"qty": 0.5}}
+            "payload": {"qty": 0.5}, "recorded_ns": arrived}
         assert await s.proposal("d-1") == expected
         await s.record_proposal("d-1", incident_id="i-d-1", verdict_id="v-d-1",
                                 symbol="BTCUSDT", ts_ns=T0 + 7, action="BUY",
@@ -667,7 +672,7 @@ def test_verdicts_are_listed_newest_first_paged_and_filtered(store: Backend) -> 
         row = (await s.verdicts(classification="IGNORE"))[0]
         assert row == await s.verdict("v-late")
         assert set(row) == {"id", "incident_id", "symbol", "ts_ns", "class", "confidence",
-                            "payload"}
+                            "payload", "recorded_ns"}
 
     store.run(body)
 
@@ -948,3 +953,100 @@ def test_pg_halt_notify_fires_on_raw_sql_and_survives_a_huge_reason(
             await stop()
 
     pg_store.run(body)
+
+
+# -- runs and arrival order (issue 13: the operator view shows now) -------------------------
+
+
+def test_a_run_is_registered_once_ended_once_and_listed_newest_first(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        first = await s.start_run("r-1", "demo seed 7", period_start_ns=T0,
+                                  period_end_ns=T0 + 3_600 * 10**9, payload={"seed": 7})
+        assert first["label"] == "demo seed 7" and first["ended_ns"] is None
+        assert first["payload"] == {"seed": 7} and first["period_start_ns"] == T0
+        assert isinstance(first["started_ns"], int) and first["started_ns"] > 0
+        # Idempotent: a second start changes nothing.
+        assert await s.start_run("r-1", "other label") == first
+        second = await s.start_run("r-2", "", started_ns=first["started_ns"] + 1)
+        assert [r["id"] for r in await s.runs()] == ["r-2", "r-1"]
+        assert [r["id"] for r in await s.runs(limit=1, offset=1)] == ["r-1"]
+        ended = await s.end_run("r-1", period_end_ns=T0 + 7_200 * 10**9)
+        assert ended["ended_ns"] >= first["started_ns"]
+        assert ended["period_start_ns"] == T0 and ended["period_end_ns"] == T0 + 7_200 * 10**9
+        again = await s.end_run("r-1", ended_ns=ended["ended_ns"] + 10**12)
+        assert again["ended_ns"] == ended["ended_ns"]  # the first end stands
+        assert await s.run("r-1") == again
+        assert await s.run("r-unknown") is None
+        assert second["started_ns"] == first["started_ns"] + 1
+
+    store.run(body)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: s.end_run("r-nope"), "no run 'r-nope'"),
+    (lambda s: s.start_run("", "x"), "run id must be"),
+    (lambda s: s.start_run("r", "x" * 201), "run label must be"),
+    (lambda s: s.start_run("r", started_ns=2**63), "started_ns must be"),
+    (lambda s: s.start_run("r", period_start_ns=T0, period_end_ns=T0), "period_end_ns"),
+    (lambda s: s.incidents(run="r-nope"), "no run 'r-nope'"),
+    (lambda s: s.decisions(run="r-nope"), "no run 'r-nope'"),
+    (lambda s: s.counts(run="r-nope"), "no run 'r-nope'"),
+    (lambda s: s.verdicts(by="ts"), "by must be one of"),
+])
+def test_bad_run_arguments_are_refused_naming_them(
+        store: Backend, call: Callable[[DecisionStore], Awaitable[Any]], message: str) -> None:
+    async def body(s: DecisionStore) -> None:
+        with pytest.raises(StoreError, match=message):
+            await call(s)
+
+    store.run(body)
+
+
+def test_lists_by_arrival_are_newest_written_first_whatever_the_market_time(
+        store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        # Written in this order, with market times going backwards.
+        for n in range(4):
+            await seed(s, f"d-{n}", ts_ns=T0 - 100 * n)
+        assert ids(await s.incidents(by="arrival")) == ["i-d-3", "i-d-2", "i-d-1", "i-d-0"]
+        assert ids(await s.incidents()) == ["i-d-0", "i-d-1", "i-d-2", "i-d-3"]  # market
+        assert ids(await s.verdicts(by="arrival", limit=2)) == ["v-d-3", "v-d-2"]
+        assert ids(await s.decisions(by="arrival", offset=3)) == ["d-0"]
+        # A new revision of a proposal keeps its first arrival.
+        await s.record_proposal("d-0", incident_id="i-d-0", verdict_id="v-d-0",
+                                symbol="BTCUSDT", ts_ns=T0 + 5, action="SELL",
+                                proposal_hash="h1", revision=1, mode="PAPER", payload={})
+        assert ids(await s.decisions(by="arrival")) == ["d-3", "d-2", "d-1", "d-0"]
+
+    store.run(body)
+
+
+def test_a_run_filter_keeps_the_rows_that_arrived_during_the_run(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        # An older run replayed a LATER market: by market time its rows would come first.
+        await s.start_run("old", "yesterday's replay")
+        for n in range(3):
+            await seed(s, f"old-{n}", ts_ns=T0 + 10**15 + n)
+        await s.record_order("old-0", "paper", make_order("tw-old", status=OrderStatus.FILLED))
+        await s.record_fill(make_fill("f-old", "tw-old"))
+        await s.end_run("old")
+        await s.start_run("new", "now")
+        for n in range(2):
+            await seed(s, f"new-{n}", ts_ns=T0 + n)
+        await s.set_outcome("new-1", "EXECUTED", "", T0 + 9)
+
+        assert ids(await s.incidents(run="new", by="arrival")) == ["i-new-1", "i-new-0"]
+        assert ids(await s.incidents(run="old", by="arrival")) == [
+            "i-old-2", "i-old-1", "i-old-0"]
+        assert ids(await s.verdicts(run="new")) == ["v-new-1", "v-new-0"]
+        assert ids(await s.decisions(run="new", outcome="EXECUTED")) == ["new-1"]
+        assert ids(await s.incidents(by="arrival", limit=1)) == ["i-new-1"]
+        assert ids(await s.incidents(limit=1)) == ["i-old-2"]  # market time: the old run's
+        assert await s.counts(run="new") == {
+            "incidents": {"open": 2}, "verdicts": {"news": 2},
+            "decisions": {"undecided": 1, "EXECUTED": 1}, "orders": {}, "fills": 0}
+        assert await s.counts(run="old") == {
+            "incidents": {"open": 3}, "verdicts": {"news": 3}, "decisions": {"undecided": 3},
+            "orders": {"filled": 1}, "fills": 1}
+
+    store.run(body)

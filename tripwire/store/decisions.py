@@ -19,6 +19,12 @@ The contract, where it matters for money:
 * an approval is decided once; a decision after ``expires_ns`` is ``expired``, never
   ``approved``;
 * bus messages are append-only.
+
+Lists of incidents, verdicts and decisions come newest first by market time (``by="market"``,
+the report's order) or by arrival (``by="arrival"``: ``recorded_ns``, when the store wrote the
+row, the console's order), and take a ``run``: the id of a run (:meth:`DecisionStore.start_run`)
+whose rows are those that arrived while it went on. A replay writes rows stamped with its
+market's time, so only arrival tells the current run's rows from an older run's.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import abc
 import copy
 import itertools
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +48,9 @@ APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
 UNFINISHED_INCIDENT = ("open", "queued", "triaging")
 MAX_LIMIT = 10_000  # the most rows one list call returns; page with ``offset`` past it
 _INT64 = (-(2**63), 2**63 - 1)
+LIST_ORDERS = ("market", "arrival")  # the ``by`` of the list methods
+RUN_ID_MAX = 100  # characters of a run id
+RUN_LABEL_MAX = 200
 
 
 class StoreError(RuntimeError):
@@ -138,8 +148,11 @@ class DecisionStore(abc.ABC):
     @abc.abstractmethod
     async def incidents(self, limit: int = 50, *, offset: int = 0, since_ns: int | None = None,
                         until_ns: int | None = None, symbol: str | None = None,
-                        status: str | None = None) -> list[dict[str, Any]]:
-        """Incidents (rows as :meth:`incident`), newest first (ts_ns, id)."""
+                        status: str | None = None, run: str | None = None,
+                        by: str = "market") -> list[dict[str, Any]]:
+        """Incidents (rows as :meth:`incident`), newest first: (ts_ns, id) by market time,
+        (recorded_ns, ts_ns, id) by arrival; ``run`` keeps the rows that arrived during it
+        (an unknown run is a StoreError)."""
 
     @abc.abstractmethod
     async def record_verdict(self, verdict_id: str, incident_id: str, symbol: str, ts_ns: int,
@@ -156,8 +169,9 @@ class DecisionStore(abc.ABC):
     @abc.abstractmethod
     async def verdicts(self, limit: int = 50, *, offset: int = 0, since_ns: int | None = None,
                        until_ns: int | None = None, symbol: str | None = None,
-                       classification: str | None = None) -> list[dict[str, Any]]:
-        """Verdicts (rows as :meth:`verdict`), newest first (ts_ns, id)."""
+                       classification: str | None = None, run: str | None = None,
+                       by: str = "market") -> list[dict[str, Any]]:
+        """Verdicts (rows as :meth:`verdict`), newest first as :meth:`incidents`."""
 
     @abc.abstractmethod
     async def verdicts_of(self, incident_id: str) -> list[dict[str, Any]]:
@@ -186,8 +200,9 @@ class DecisionStore(abc.ABC):
     async def decisions(self, limit: int = 50, *, undecided_only: bool = False,
                         offset: int = 0, since_ns: int | None = None,
                         until_ns: int | None = None, symbol: str | None = None,
-                        outcome: str | None = None) -> list[dict[str, Any]]:
-        """Proposals (rows as :meth:`proposal`), newest first (ts_ns, id); see
+                        outcome: str | None = None, run: str | None = None,
+                        by: str = "market") -> list[dict[str, Any]]:
+        """Proposals (rows as :meth:`proposal`), newest first as :meth:`incidents`; see
         :func:`check_page` for the paging and time-range rules."""
 
     @abc.abstractmethod
@@ -275,11 +290,37 @@ class DecisionStore(abc.ABC):
         """Newest first (by id, the order they were written); ``since_ns`` inclusive."""
 
     @abc.abstractmethod
-    async def counts(self, *, since_ns: int | None = None, until_ns: int | None = None
-                     ) -> dict[str, Any]:
-        """Rows per state with ts_ns in [since_ns, until_ns): ``{"incidents": {status: n},
-        "verdicts": {class: n}, "decisions": {outcome or "undecided": n},
-        "orders": {status: n}, "fills": n}``. States without rows are absent."""
+    async def counts(self, *, since_ns: int | None = None, until_ns: int | None = None,
+                     run: str | None = None) -> dict[str, Any]:
+        """Rows per state with ts_ns in [since_ns, until_ns) (and arrived during ``run``, if
+        given): ``{"incidents": {status: n}, "verdicts": {class: n},
+        "decisions": {outcome or "undecided": n}, "orders": {status: n}, "fills": n}``.
+        States without rows are absent."""
+
+    # -- runs -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def start_run(self, run_id: str, label: str = "", *, started_ns: int | None = None,
+                        period_start_ns: int | None = None, period_end_ns: int | None = None,
+                        payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register a run (a demo, a service start); its row. ``started_ns`` None: the
+        store's own arrival clock now (use None: rows are stamped by that clock). Idempotent:
+        an existing run is returned unchanged. Row: ``{"id", "label", "started_ns",
+        "ended_ns", "period_start_ns", "period_end_ns", "payload"}``."""
+
+    @abc.abstractmethod
+    async def end_run(self, run_id: str, *, ended_ns: int | None = None,
+                      period_start_ns: int | None = None, period_end_ns: int | None = None
+                      ) -> dict[str, Any]:
+        """End a run (the first end stands) and set the market period it covered where
+        given; its row. Unknown run: StoreError."""
+
+    @abc.abstractmethod
+    async def run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def runs(self, limit: int = 50, *, offset: int = 0) -> list[dict[str, Any]]:
+        """Runs, newest first (started_ns, id)."""
 
     async def close(self) -> None:
         return None
@@ -323,6 +364,32 @@ def check_page(limit: int, offset: int = 0, since_ns: int | None = None,
     check_range(since_ns, until_ns)
 
 
+def check_order(by: str) -> None:
+    if by not in LIST_ORDERS:
+        raise StoreError(f"by must be one of {LIST_ORDERS}, got {by!r}")
+
+
+def check_run_args(run_id: Any, label: Any = "", **times: int | None) -> None:
+    """StoreError naming the argument unless the run id, label and times are usable."""
+    if not isinstance(run_id, str) or not 0 < len(run_id) <= RUN_ID_MAX:
+        raise StoreError(f"run id must be a string of 1..{RUN_ID_MAX} characters, "
+                         f"got {run_id!r}")
+    if not isinstance(label, str) or len(label) > RUN_LABEL_MAX:
+        raise StoreError(f"run label must be a string of at most {RUN_LABEL_MAX} characters")
+    for name, value in times.items():
+        if value is not None and (not _is_int(value) or not _INT64[0] <= value <= _INT64[1]):
+            raise StoreError(f"{name} must be an int64 nanosecond time or None, got {value!r}")
+    lo, hi = times.get("period_start_ns"), times.get("period_end_ns")
+    if lo is not None and hi is not None and hi <= lo:
+        raise StoreError(f"period_end_ns ({hi}) must be after period_start_ns ({lo})")
+
+
+def run_window(row: Mapping[str, Any]) -> tuple[int, int]:
+    """The arrival span [started_ns, ended_ns) of a run row (open end: int64 max)."""
+    end = row["ended_ns"]
+    return row["started_ns"], _INT64[1] if end is None else end
+
+
 def check_range(since_ns: int | None, until_ns: int | None) -> None:
     for name, value in (("since_ns", since_ns), ("until_ns", until_ns)):
         if value is not None and (not _is_int(value) or not _INT64[0] <= value <= _INT64[1]):
@@ -347,20 +414,31 @@ def _in_range(ts_ns: int, since_ns: int | None, until_ns: int | None) -> bool:
 
 
 def _page(rows: Iterable[dict[str, Any]], limit: int, offset: int, since_ns: int | None,
-          until_ns: int | None, **equal: Any) -> list[dict[str, Any]]:
-    """The memory store's list query: filter by time and by ``equal`` (None: any), newest
-    first by (ts_ns, id), then the page. Copies, so callers cannot change the store."""
+          until_ns: int | None, window: tuple[int, int] | None = None, by: str = "market",
+          **equal: Any) -> list[dict[str, Any]]:
+    """The memory store's list query: filter by time, by arrival ``window`` and by ``equal``
+    (None: any), newest first (by market time or arrival), then the page. Copies, so
+    callers cannot change the store."""
     check_page(limit, offset, since_ns, until_ns)
+    check_order(by)
     kept = [r for r in rows if _in_range(r["ts_ns"], since_ns, until_ns)
-            and all(v is None or r[k] == v for k, v in equal.items())]
-    kept.sort(key=lambda r: (r["ts_ns"], r["id"]), reverse=True)
+            and _in_window(r, window) and all(v is None or r[k] == v for k, v in equal.items())]
+    if by == "arrival":
+        kept.sort(key=lambda r: (r["recorded_ns"], r["ts_ns"], r["id"]), reverse=True)
+    else:
+        kept.sort(key=lambda r: (r["ts_ns"], r["id"]), reverse=True)
     return copy.deepcopy(kept[offset:offset + limit])
 
 
+def _in_window(row: Mapping[str, Any], window: tuple[int, int] | None) -> bool:
+    return window is None or window[0] <= row["recorded_ns"] < window[1]
+
+
 def _tally(rows: Iterable[dict[str, Any]], key: str, since_ns: int | None,
-           until_ns: int | None, none_as: str = "") -> dict[str, int]:
+           until_ns: int | None, window: tuple[int, int] | None, none_as: str = ""
+           ) -> dict[str, int]:
     counted = Counter(none_as if r[key] is None else r[key] for r in rows
-                      if _in_range(r["ts_ns"], since_ns, until_ns))
+                      if _in_range(r["ts_ns"], since_ns, until_ns) and _in_window(r, window))
     return dict(counted)
 
 
@@ -397,12 +475,31 @@ class MemoryDecisionStore(DecisionStore):
         self._halt = HaltStatus(False)
         self._heartbeats: dict[str, tuple[int, str]] = {}
         self._dead: list[dict[str, Any]] = []
+        self._runs: dict[str, dict[str, Any]] = {}
+        # Arrival of orders and fills (their rows keep the shape of order_row / fill_row).
+        self._arrived: dict[tuple[str, str], int] = {}
+        self._last_ns = 0
+
+    def _now(self) -> int:
+        """The arrival clock: wall time, strictly increasing, so arrival order is insertion
+        order even within one clock tick."""
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
+
+    def _window(self, run: str | None) -> tuple[int, int] | None:
+        if run is None:
+            return None
+        row = self._runs.get(run)
+        if row is None:
+            raise StoreError(f"no run {run!r}")
+        return run_window(row)
 
     async def record_incident(self, incident_id, symbol, ts_ns, status, payload):
         if incident_id in self._incidents:
             return False
         self._incidents[incident_id] = {"id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
-                                        "status": status, "payload": copy.deepcopy(dict(payload))}
+                                        "status": status, "payload": copy.deepcopy(dict(payload)),
+                                        "recorded_ns": self._now()}
         return True
 
     async def set_incident_status(self, incident_id, status):
@@ -455,21 +552,21 @@ class MemoryDecisionStore(DecisionStore):
         self._verdicts[verdict_id] = {
             "id": verdict_id, "incident_id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
             "class": classification, "confidence": confidence,
-            "payload": copy.deepcopy(dict(payload))}
+            "payload": copy.deepcopy(dict(payload)), "recorded_ns": self._now()}
         return True
 
     async def incidents(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
-                        status=None):
+                        status=None, run=None, by="market"):
         return _page(self._incidents.values(), limit, offset, since_ns, until_ns,
-                     symbol=symbol, status=status)
+                     self._window(run), by, symbol=symbol, status=status)
 
     async def verdict(self, verdict_id):
         return copy.deepcopy(self._verdicts.get(verdict_id))
 
     async def verdicts(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
-                       classification=None):
+                       classification=None, run=None, by="market"):
         return _page(self._verdicts.values(), limit, offset, since_ns, until_ns,
-                     symbol=symbol, **{"class": classification})
+                     self._window(run), by, symbol=symbol, **{"class": classification})
 
     async def verdicts_of(self, incident_id):
         rows = [v for v in self._verdicts.values() if v["incident_id"] == incident_id]
@@ -491,11 +588,14 @@ class MemoryDecisionStore(DecisionStore):
         row = self._proposals.get(decision_id)
         if row is not None and row["outcome"] is not None:
             raise StoreError(f"decision {decision_id} already ended as {row['outcome']}")
+        # A new revision keeps the decision's first arrival.
+        recorded = row["recorded_ns"] if row is not None else self._now()
         self._proposals[decision_id] = {
             "id": decision_id, "incident_id": incident_id, "verdict_id": verdict_id,
             "symbol": symbol, "ts_ns": ts_ns, "action": action, "proposal_hash": proposal_hash,
             "revision": revision, "mode": mode, "outcome": None, "reason": "",
-            "updated_ns": ts_ns, "payload": copy.deepcopy(dict(payload))}
+            "updated_ns": ts_ns, "payload": copy.deepcopy(dict(payload)),
+            "recorded_ns": recorded}
 
     async def proposal(self, decision_id):
         return copy.deepcopy(self._proposals.get(decision_id))
@@ -511,10 +611,11 @@ class MemoryDecisionStore(DecisionStore):
         return True
 
     async def decisions(self, limit=50, *, undecided_only=False, offset=0, since_ns=None,
-                        until_ns=None, symbol=None, outcome=None):
+                        until_ns=None, symbol=None, outcome=None, run=None, by="market"):
         rows = [p for p in self._proposals.values()
                 if not undecided_only or p["outcome"] is None]
-        return _page(rows, limit, offset, since_ns, until_ns, symbol=symbol, outcome=outcome)
+        return _page(rows, limit, offset, since_ns, until_ns, self._window(run), by,
+                     symbol=symbol, outcome=outcome)
 
     async def add_signature(self, decision_id, signature):
         if decision_id not in self._proposals:
@@ -559,6 +660,7 @@ class MemoryDecisionStore(DecisionStore):
         if order.id in self._orders:
             return False
         self._orders[order.id] = order_row(decision_id, backend, order)
+        self._arrived[("orders", order.id)] = self._now()
         return True
 
     async def update_order(self, backend, order):
@@ -578,6 +680,7 @@ class MemoryDecisionStore(DecisionStore):
         if fill.fill_id in self._fills:
             return False
         self._fills[fill.fill_id] = fill_row(fill)
+        self._arrived[("fills", fill.fill_id)] = self._now()
         return True
 
     async def fills(self, client_order_id):
@@ -628,13 +731,57 @@ class MemoryDecisionStore(DecisionStore):
         rows = [d for d in reversed(self._dead) if _in_range(d["ts_ns"], since_ns, None)]
         return copy.deepcopy(rows[offset:offset + limit])
 
-    async def counts(self, *, since_ns=None, until_ns=None):
+    async def counts(self, *, since_ns=None, until_ns=None, run=None):
         check_range(since_ns, until_ns)
-        fills = [f for f in self._fills.values() if _in_range(f["ts_ns"], since_ns, until_ns)]
+        w = self._window(run)
+        orders = [{**o, "recorded_ns": self._arrived[("orders", o["client_order_id"])]}
+                  for o in self._orders.values()]
+        fills = [f for f in self._fills.values() if _in_range(f["ts_ns"], since_ns, until_ns)
+                 and _in_window({"recorded_ns": self._arrived[("fills", f["id"])]}, w)]
         return {
-            "incidents": _tally(self._incidents.values(), "status", since_ns, until_ns),
-            "verdicts": _tally(self._verdicts.values(), "class", since_ns, until_ns),
-            "decisions": _tally(self._proposals.values(), "outcome", since_ns, until_ns,
+            "incidents": _tally(self._incidents.values(), "status", since_ns, until_ns, w),
+            "verdicts": _tally(self._verdicts.values(), "class", since_ns, until_ns, w),
+            "decisions": _tally(self._proposals.values(), "outcome", since_ns, until_ns, w,
                                 none_as="undecided"),
-            "orders": _tally(self._orders.values(), "status", since_ns, until_ns),
+            "orders": _tally(orders, "status", since_ns, until_ns, w),
             "fills": len(fills)}
+
+    async def start_run(self, run_id, label="", *, started_ns=None, period_start_ns=None,
+                        period_end_ns=None, payload=None):
+        check_run_args(run_id, label, started_ns=started_ns, period_start_ns=period_start_ns,
+                       period_end_ns=period_end_ns)
+        if run_id not in self._runs:
+            self._runs[run_id] = {
+                "id": run_id, "label": label,
+                "started_ns": self._now() if started_ns is None else started_ns,
+                "ended_ns": None, "period_start_ns": period_start_ns,
+                "period_end_ns": period_end_ns, "payload": copy.deepcopy(dict(payload or {}))}
+        return copy.deepcopy(self._runs[run_id])
+
+    async def end_run(self, run_id, *, ended_ns=None, period_start_ns=None,
+                      period_end_ns=None):
+        check_run_args(run_id, ended_ns=ended_ns, period_start_ns=period_start_ns,
+                       period_end_ns=period_end_ns)
+        row = self._runs.get(run_id)
+        if row is None:
+            raise StoreError(f"no run {run_id!r}")
+        lo = row["period_start_ns"] if period_start_ns is None else period_start_ns
+        hi = row["period_end_ns"] if period_end_ns is None else period_end_ns
+        check_run_args(run_id, period_start_ns=lo, period_end_ns=hi)
+        end = self._now() if ended_ns is None else ended_ns
+        if row["ended_ns"] is None and end < row["started_ns"]:
+            raise StoreError(f"ended_ns ({end}) must not be before started_ns "
+                             f"({row['started_ns']})")
+        if row["ended_ns"] is None:
+            row["ended_ns"] = end
+        row.update(period_start_ns=lo, period_end_ns=hi)
+        return copy.deepcopy(row)
+
+    async def run(self, run_id):
+        return copy.deepcopy(self._runs.get(run_id))
+
+    async def runs(self, limit=50, *, offset=0):
+        check_page(limit, offset)
+        rows = sorted(self._runs.values(), key=lambda r: (r["started_ns"], r["id"]),
+                      reverse=True)
+        return copy.deepcopy(rows[offset:offset + limit])

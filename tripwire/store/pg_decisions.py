@@ -33,10 +33,13 @@ from tripwire.store.decisions import (
     _decided,
     _require_ack,
     check_final_status,
+    check_order,
     check_page,
     check_range,
+    check_run_args,
     fill_row,
     order_row,
+    run_window,
 )
 
 CHANNEL = "bus_messages"  # the channel the bus_messages_notify trigger announces on
@@ -47,10 +50,15 @@ FEED_BOUND = 1000  # notes a slow follower may fall behind by before new ones ar
 # both backends break ts_ns ties the same way.
 _C = 'COLLATE "C"'
 
-_INCIDENT = "SELECT id, symbol, ts_ns, status, payload FROM incidents"
-_VERDICT = ("SELECT id, incident_id, symbol, ts_ns, class, confidence, payload FROM verdicts")
+_INCIDENT = "SELECT id, symbol, ts_ns, status, payload, recorded_ns FROM incidents"
+_VERDICT = ("SELECT id, incident_id, symbol, ts_ns, class, confidence, payload, recorded_ns "
+            "FROM verdicts")
 _PROPOSAL = ("SELECT id, incident_id, verdict_id, symbol, ts_ns, action, proposal_hash, "
-             "revision, mode, outcome, reason, updated_ns, payload FROM proposals")
+             "revision, mode, outcome, reason, updated_ns, payload, recorded_ns FROM proposals")
+_RUN = ("SELECT id, label, started_ns, ended_ns, period_start_ns, period_end_ns, payload "
+        "FROM runs")
+# The database's clock in ns: the same expression as the recorded_ns defaults (0010).
+_NOW_NS = "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint"
 _APPROVAL = ("SELECT decision_id, status, proposal_hash, summary, requested_ns, expires_ns, "
              "decided_by, decided_ns, note FROM approvals")
 _ORDER_COLUMNS = ("client_order_id", "proposal_id", "backend", "exchange_order_id", "symbol",
@@ -114,12 +122,20 @@ class _Where:
     def time(self, since_ns: int | None, until_ns: int | None) -> _Where:
         return self.add("ts_ns >= {}", since_ns).add("ts_ns < {}", until_ns)
 
+    def arrival(self, window: tuple[int, int] | None) -> _Where:
+        """Rows recorded in a run's span [start, end)."""
+        if window is None:
+            return self
+        return self.add("recorded_ns >= {}", window[0]).add("recorded_ns < {}", window[1])
+
     def sql(self) -> str:
         return f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
 
-    def page(self, limit: int, offset: int) -> str:
-        """The WHERE clause, newest first by (ts_ns, id), then LIMIT and OFFSET."""
-        return (f"{self.sql()} ORDER BY ts_ns DESC, id {_C} DESC "
+    def page(self, limit: int, offset: int, by: str = "market") -> str:
+        """The WHERE clause, newest first by (ts_ns, id) or, ``by="arrival"``, by
+        (recorded_ns, ts_ns, id), then LIMIT and OFFSET."""
+        first = "recorded_ns DESC, " if by == "arrival" else ""
+        return (f"{self.sql()} ORDER BY {first}ts_ns DESC, id {_C} DESC "
                 f"LIMIT {self.param(limit)} OFFSET {self.param(offset)}")
 
 
@@ -224,16 +240,25 @@ class PgDecisionStore(DecisionStore):
         return None if row is None else dict(row)
 
     async def incidents(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
-                        status=None):
+                        status=None, run=None, by="market"):
         check_page(limit, offset, since_ns, until_ns)
+        check_order(by)
         w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
-        w.add("status = {}", status)
-        return await self._rows(_INCIDENT, w, limit, offset)
+        w.add("status = {}", status).arrival(await self._window(run))
+        return await self._rows(_INCIDENT, w, limit, offset, by)
 
-    async def _rows(self, select: str, where: _Where, limit: int, offset: int
-                    ) -> list[dict[str, Any]]:
-        rows = await self._pool.fetch(select + where.page(limit, offset), *where.args)
+    async def _rows(self, select: str, where: _Where, limit: int, offset: int,
+                    by: str = "market") -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(select + where.page(limit, offset, by), *where.args)
         return [dict(r) for r in rows]
+
+    async def _window(self, run: str | None) -> tuple[int, int] | None:
+        if run is None:
+            return None
+        row = await self.run(run)
+        if row is None:
+            raise StoreError(f"no run {run!r}")
+        return run_window(row)
 
     async def record_verdict(self, verdict_id, incident_id, symbol, ts_ns, classification,
                              confidence, payload):
@@ -258,11 +283,12 @@ class PgDecisionStore(DecisionStore):
         return [dict(r) for r in rows]
 
     async def verdicts(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
-                       classification=None):
+                       classification=None, run=None, by="market"):
         check_page(limit, offset, since_ns, until_ns)
+        check_order(by)
         w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
-        w.add("class = {}", classification)
-        return await self._rows(_VERDICT, w, limit, offset)
+        w.add("class = {}", classification).arrival(await self._window(run))
+        return await self._rows(_VERDICT, w, limit, offset, by)
 
     async def verdicts_of(self, incident_id):
         rows = await self._pool.fetch(
@@ -321,13 +347,14 @@ class PgDecisionStore(DecisionStore):
         return False
 
     async def decisions(self, limit=50, *, undecided_only=False, offset=0, since_ns=None,
-                        until_ns=None, symbol=None, outcome=None):
+                        until_ns=None, symbol=None, outcome=None, run=None, by="market"):
         check_page(limit, offset, since_ns, until_ns)
+        check_order(by)
         w = _Where().time(since_ns, until_ns).add("symbol = {}", symbol)
-        w.add("outcome = {}", outcome)
+        w.add("outcome = {}", outcome).arrival(await self._window(run))
         if undecided_only:
             w.clauses.append("outcome IS NULL")
-        return await self._rows(_PROPOSAL, w, limit, offset)
+        return await self._rows(_PROPOSAL, w, limit, offset, by)
 
     async def add_signature(self, decision_id, signature):
         s = signature
@@ -505,9 +532,9 @@ class PgDecisionStore(DecisionStore):
             *w.args)
         return [dict(r) for r in rows]
 
-    async def counts(self, *, since_ns=None, until_ns=None):
+    async def counts(self, *, since_ns=None, until_ns=None, run=None):
         check_range(since_ns, until_ns)
-        w = _Where().time(since_ns, until_ns)
+        w = _Where().time(since_ns, until_ns).arrival(await self._window(run))
         where = w.sql()
 
         async def tally(conn: asyncpg.Connection, key: str, table: str) -> dict[str, int]:
@@ -525,6 +552,45 @@ class PgDecisionStore(DecisionStore):
                 "orders": await tally(conn, "status", "orders"),
                 "fills": await conn.fetchval(f"SELECT count(*) FROM fills{where}", *w.args),
             }
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def start_run(self, run_id, label="", *, started_ns=None, period_start_ns=None,
+                        period_end_ns=None, payload=None):
+        check_run_args(run_id, label, started_ns=started_ns, period_start_ns=period_start_ns,
+                       period_end_ns=period_end_ns)
+        # started_ns NULL: the database's clock, the one that stamps recorded_ns.
+        with _refused(f"run {run_id!r}", f"run {run_id!r} refused"):
+            await self._pool.execute(
+                "INSERT INTO runs (id, label, started_ns, period_start_ns, period_end_ns, "
+                f"payload) VALUES ($1, $2, COALESCE($3, {_NOW_NS}), $4, $5, $6) "
+                "ON CONFLICT (id) DO NOTHING",
+                run_id, label, started_ns, period_start_ns, period_end_ns, dict(payload or {}))
+        return await self.run(run_id)
+
+    async def end_run(self, run_id, *, ended_ns=None, period_start_ns=None,
+                      period_end_ns=None):
+        check_run_args(run_id, ended_ns=ended_ns, period_start_ns=period_start_ns,
+                       period_end_ns=period_end_ns)
+        with _refused(f"run {run_id!r}", f"no run {run_id!r}"):
+            done = await self._pool.execute(
+                f"UPDATE runs SET ended_ns = COALESCE(ended_ns, $2, {_NOW_NS}), "
+                "period_start_ns = COALESCE($3, period_start_ns), "
+                "period_end_ns = COALESCE($4, period_end_ns) WHERE id = $1",
+                run_id, ended_ns, period_start_ns, period_end_ns)
+        if done == "UPDATE 0":
+            raise StoreError(f"no run {run_id!r}")
+        return await self.run(run_id)
+
+    async def run(self, run_id):
+        row = await self._pool.fetchrow(f"{_RUN} WHERE id = $1", run_id)
+        return None if row is None else dict(row)
+
+    async def runs(self, limit=50, *, offset=0):
+        check_page(limit, offset)
+        rows = await self._pool.fetch(
+            f"{_RUN} ORDER BY started_ns DESC, id {_C} DESC LIMIT $1 OFFSET $2", limit, offset)
+        return [dict(r) for r in rows]
 
     # -- following the bus -----------------------------------------------------------------
 
