@@ -166,19 +166,27 @@ def _auth(check: Callable[[bytes], bool]):
 
 
 class Page:
-    """``limit``/``offset``/``since``/``until``/``symbol`` of a list route."""
+    """``limit``/``offset``/``since``/``until``/``symbol``/``run`` of a list route.
+
+    Lists come newest first by arrival (when the row was written), not by market time: a
+    replay's rows carry its market's time, and an older run's later market must not hide
+    the current run. ``since``/``until`` still select by market time.
+    """
 
     def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
                  since: str | None = Query(None, description="ns since epoch or ISO-8601"),
                  until: str | None = Query(None, description="ns since epoch or ISO-8601"),
-                 symbol: str | None = Query(None, max_length=64)) -> None:
-        self.limit, self.offset, self.symbol = limit, offset, symbol
+                 symbol: str | None = Query(None, max_length=64),
+                 run: str | None = Query(None, min_length=1, max_length=100,
+                                         description="only rows of this run (/v1/runs)")
+                 ) -> None:
+        self.limit, self.offset, self.symbol, self.run = limit, offset, symbol, run
         self.since_ns = _time(since, "since")
         self.until_ns = _time(until, "until")
 
     def kw(self) -> dict[str, Any]:
         return {"offset": self.offset, "since_ns": self.since_ns, "until_ns": self.until_ns,
-                "symbol": self.symbol}
+                "symbol": self.symbol, "run": self.run, "by": "arrival"}
 
     def wrap(self, items: list[Any]) -> dict[str, Any]:
         more = len(items) == self.limit
@@ -287,6 +295,14 @@ def _read_routes(app: FastAPI, backend: Backend, store: DecisionStore,
     @app.get("/v1/halt", tags=["read"])
     async def halt() -> dict[str, Any]:
         return await _halt(store)
+
+    @app.get("/v1/runs", tags=["read"])
+    async def runs(limit: int = Query(50, ge=1, le=500),
+                   offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Runs (a demo, a service start), newest first; lists take ``run=<id>``."""
+        rows = await store.runs(limit, offset=offset)
+        return {"items": rows, "limit": limit, "offset": offset,
+                "next_offset": offset + limit if len(rows) == limit else None}
 
 
 async def _halt(store: DecisionStore) -> dict[str, Any]:
@@ -435,8 +451,9 @@ async def _latest(store: DecisionStore) -> list[tuple[str, list[dict[str, Any]]]
     halt = await _halt(store)
     waiting = {a.decision_id for a in await store.pending_approvals()}
     decisions = [{**d, "awaiting_approval": d["id"] in waiting}
-                 for d in await store.decisions(20)]
-    return [("incident", await store.incidents(20)), ("verdict", await store.verdicts(20)),
+                 for d in await store.decisions(20, by="arrival")]
+    return [("incident", await store.incidents(20, by="arrival")),
+            ("verdict", await store.verdicts(20, by="arrival")),
             ("decision", decisions), ("halt", [{"id": "flag", **halt}])]
 
 

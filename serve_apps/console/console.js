@@ -8,12 +8,18 @@ const KEEP_ROWS = 500; // rows kept per kind in a long-lived tab; the oldest go 
 const TOKEN_KEY = "tripwire.operatorToken";
 const NAME_KEY = "tripwire.operatorName";
 
+const RUN_CURRENT = ""; // the selector's "follow the newest run" value
+const RUN_ALL = "*";
+
 const state = {
   incidents: new Map(), // id -> incident row
   verdicts: new Map(), // id -> verdict row
   decisions: new Map(), // id -> decision row
   pending: new Set(), // decision ids waiting for an operator (from /v1/approvals)
   selectedDecision: null,
+  runs: [], // from /v1/runs, newest first
+  runChoice: RUN_CURRENT, // RUN_CURRENT, RUN_ALL or a run id
+  generation: 0, // bumped when the run shown changes: answers asked for before are dropped
 };
 
 // ---------------------------------------------------------------- small helpers
@@ -51,6 +57,29 @@ function fmtNum(x, digits = 4) {
   return n.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 
+// USD amounts (PnL, fees, equity): always two decimals.
+function fmtUsd(x) {
+  if (x === null || x === undefined || x === "") return "—";
+  const n = Number(x);
+  if (!Number.isFinite(n)) return String(x);
+  return n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+// Prices: more decimals the smaller the price (BTC at 95,000.12; a 0.000123 token).
+function fmtPrice(x) {
+  if (x === null || x === undefined || x === "") return "—";
+  const n = Number(x);
+  if (!Number.isFinite(n)) return String(x);
+  const a = Math.abs(n);
+  const digits = a >= 1000 ? 2 : a >= 1 ? 4 : a === 0 ? 2 : 8;
+  return n.toLocaleString("en-US", { maximumFractionDigits: digits });
+}
+
+// Quantities: up to 8 decimals, float dust (4.800000000001) trimmed.
+function fmtQty(x) {
+  return fmtNum(x, 8);
+}
+
 function asText(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
@@ -63,12 +92,46 @@ function button(label, cls, testid, onclick) {
   return el("button", { class: cls, type: "button", dataset: { testid }, onclick }, label);
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-([0-9a-f]{12})$/i;
+
+// A UUIDv7 starts with its millisecond time, the same on every row of one burst: show its
+// random tail instead ("…" marks the cut); the full id is in the cell's title.
 function shortId(id) {
-  return id ? String(id).slice(0, 8) : "";
+  if (!id) return "";
+  const text = String(id);
+  const uuid = UUID.exec(text);
+  if (uuid) return `…${uuid[1].slice(-8)}`;
+  return text.length <= 14 ? text : `…${text.slice(-12)}`;
+}
+
+// An id cell: the short form, the full id as title; a click copies the full id.
+function idCell(id) {
+  const copy = async (event) => {
+    event.stopPropagation(); // not a click on the row
+    try {
+      await navigator.clipboard.writeText(String(id));
+      showMessage(`Copied id ${id}`, "info");
+    } catch {
+      showMessage(`Id: ${id}`, "info"); // no clipboard: show it to copy by hand
+    }
+  };
+  return el("td", { class: "mono id", title: String(id || ""), onclick: copy }, shortId(id));
+}
+
+// Newest first by arrival (recorded_ns: when the store wrote the row), then market time,
+// then id: a replay's market time says nothing about which run is now.
+function newer(a, b) {
+  const ra = Number(a.recorded_ns || 0);
+  const rb = Number(b.recorded_ns || 0);
+  if (ra !== rb) return rb - ra;
+  const ta = Number(a.ts_ns || 0);
+  const tb = Number(b.ts_ns || 0);
+  if (ta !== tb) return tb - ta;
+  return String(b.id) < String(a.id) ? -1 : String(b.id) > String(a.id) ? 1 : 0;
 }
 
 function byNewest(rows) {
-  return [...rows].sort((a, b) => Number(b.ts_ns) - Number(a.ts_ns));
+  return [...rows].sort(newer);
 }
 
 function showMessage(text, kind = "error") {
@@ -229,7 +292,7 @@ function renderIncidents() {
       el("td", { dataset: { testid: "incident-symbol" } }, inc.symbol),
       el("td", { dataset: { testid: "incident-status" } }, inc.status),
       el("td", { dataset: { testid: "incident-verdict" } }, verdict),
-      el("td", { class: "mono", title: inc.id }, shortId(inc.id)),
+      idCell(inc.id),
     );
   });
   $("incidents").replaceChildren(...rows);
@@ -286,21 +349,35 @@ function jsonBlock(value) {
 }
 
 const APPROVAL_COLUMNS = ["status", "decided_by", "note", "summary", "decided_ns"];
-const ORDER_COLUMNS = ["client_order_id", "symbol", "side", "order_type", "qty", "price", "status",
-  "ts_ns"];
+const ORDER_COLUMNS = ["client_order_id", "symbol", "side", "order_type", "qty", "price", "state",
+  "filled_qty", "avg_fill_price", "ts_ns"];
 const FILL_COLUMNS = ["client_order_id", "symbol", "side", "qty", "price", "fee", "kind", "ts_ns"];
 
-// A small table of the wanted columns the rows have (timestamps shown as times).
-function rowsTable(rows, wanted) {
+const FORMATS = {
+  qty: fmtQty,
+  filled_qty: fmtQty,
+  price: fmtPrice,
+  avg_fill_price: fmtPrice,
+  fee: fmtUsd,
+};
+
+function fmtCell(row, c) {
+  const value = row[c];
+  if (c.endsWith("_ns")) return fmtTime(value);
+  if (FORMATS[c]) return value === null || value === undefined ? "—" : FORMATS[c](value);
+  return asText(value ?? "");
+}
+
+// A small table of the wanted columns the rows have (timestamps as times, money formatted).
+function rowsTable(rows, wanted, testid) {
   if (!rows.length) return el("p", { class: "muted" }, "none");
   const columns = wanted.filter((c) => rows.some((r) => r && r[c] !== undefined));
-  const cell = (row, c) => (c.endsWith("_ns") ? fmtTime(row[c]) : asText(row[c] ?? ""));
   return el(
     "table",
-    {},
+    { dataset: { testid } },
     el("thead", {}, headerRow(columns)),
     el("tbody", {}, ...rows.map((r) =>
-      el("tr", {}, ...columns.map((c) => el("td", {}, cell(r, c)))))),
+      el("tr", {}, ...columns.map((c) => el("td", { dataset: { col: c } }, fmtCell(r, c)))))),
   );
 }
 
@@ -324,30 +401,55 @@ function signatureTable(signatures) {
   );
 }
 
-async function showDecision(id) {
+// An order's state as its fills say it: the store's status, unless the fills already
+// cover the order (a fill recorded before the order row caught up) or part of it.
+function orderState(order, fills) {
+  // Only the order's own fills: a stop-loss or take-profit fill closes the position later.
+  const own = (f) => f.client_order_id === order.client_order_id && (f.kind || "order") === "order";
+  const mine = fills.filter(own);
+  const filled = mine.reduce((sum, f) => sum + Number(f.qty || 0), 0);
+  const qty = Number(order.qty || 0);
+  const status = String(order.status || "");
+  const working = status === "pending" || status === "open" || status === "";
+  let text = status;
+  if (working && qty > 0 && filled >= qty * (1 - 1e-9)) text = "filled";
+  else if (working && filled > 0) text = `partially filled (${fmtQty(filled)} of ${fmtQty(qty)})`;
+  const payload = order.payload || {};
+  return {
+    ...order,
+    state: text,
+    filled_qty: Math.max(filled, Number(payload.filled_qty || 0)),
+    avg_fill_price: payload.avg_fill_price ?? null,
+  };
+}
+
+async function showDecision(id, quiet = false) {
   state.selectedDecision = id;
   renderDecisions();
   const box = $("decision-detail");
   box.hidden = false;
-  box.replaceChildren(el("p", { class: "muted" }, `Loading decision ${id}…`));
+  if (!quiet) box.replaceChildren(el("p", { class: "muted" }, `Loading decision ${id}…`));
   try {
     const chain = await api("GET", `/v1/decisions/${encodeURIComponent(id)}`);
-    const orders = chain.orders || [];
+    if (state.selectedDecision !== id) return; // another decision was clicked meanwhile
     const fills = chain.fills || [];
+    const orders = (chain.orders || []).map((o) => orderState(o, fills));
+    const wasOpen = box.querySelector("details[open]") !== null;
     box.replaceChildren(
       el("h3", {}, `Sign-off chain of decision ${chain.decision_id}`),
       el("h4", {}, "Signatures"),
       signatureTable(chain.signatures),
       el("h4", {}, "Approval"),
-      rowsTable(chain.approval ? [chain.approval] : [], APPROVAL_COLUMNS),
+      rowsTable(chain.approval ? [chain.approval] : [], APPROVAL_COLUMNS, "approval-table"),
       el("h4", {}, `Orders (${orders.length})`),
-      rowsTable(orders, ORDER_COLUMNS),
+      rowsTable(orders, ORDER_COLUMNS, "orders-table"),
       el("h4", {}, `Fills (${fills.length})`),
-      rowsTable(fills, FILL_COLUMNS),
-      el("details", {}, el("summary", {}, "Full decision record (JSON)"),
+      rowsTable(fills, FILL_COLUMNS, "fills-table"),
+      el("details", wasOpen ? { open: "" } : {}, el("summary", {}, "Full decision record (JSON)"),
         jsonBlock(chain.proposal)),
     );
   } catch (err) {
+    if (quiet) throw err; // a background refresh: the poll status says it, the detail stays
     const text = `Could not load the decision: ${err.message}`;
     box.replaceChildren(el("p", { class: "message error" }, text));
   }
@@ -369,7 +471,7 @@ function renderApprovals(items) {
     return el(
       "tr",
       { dataset: { testid: "approval-row", decisionId: id } },
-      el("td", { class: "mono", title: id }, shortId(id)),
+      idCell(id),
       el("td", {}, a.summary || ""),
       el("td", {}, fmtTime(a.requested_ns)),
       el("td", {}, fmtTime(a.expires_ns)),
@@ -401,10 +503,10 @@ function renderPositions(body) {
       "tr",
       { dataset: { testid: "position-row" } },
       el("td", {}, p.symbol),
-      el("td", {}, fmtNum(p.qty, 8)),
-      el("td", {}, fmtNum(p.avg_price)),
-      el("td", {}, fmtNum(p.mark)),
-      el("td", {}, fmtNum(p.unrealised_pnl)),
+      el("td", {}, fmtQty(p.qty)),
+      el("td", {}, fmtPrice(p.avg_price)),
+      el("td", {}, fmtPrice(p.mark)),
+      el("td", {}, fmtUsd(p.unrealised_pnl)),
       el("td", {}, p.stop_attached ? "yes" : "NO"),
     ),
   );
@@ -416,13 +518,13 @@ function renderPositions(body) {
 
 function renderPnl(p) {
   renderKv("pnl", [
-    ["Equity", fmtNum(p.equity, 2)],
-    ["Cash", fmtNum(p.cash, 2)],
-    ["Day PnL", fmtNum(p.day_pnl, 2)],
-    ["Realised PnL", fmtNum(p.realised_pnl, 2)],
-    ["Unrealised PnL", fmtNum(p.unrealised_pnl, 2)],
-    ["Fees", fmtNum(p.fees, 2)],
-    ["Peak equity", fmtNum(p.peak_equity, 2)],
+    ["Equity", fmtUsd(p.equity)],
+    ["Cash", fmtUsd(p.cash)],
+    ["Day PnL", fmtUsd(p.day_pnl)],
+    ["Realised PnL", fmtUsd(p.realised_pnl)],
+    ["Unrealised PnL", fmtUsd(p.unrealised_pnl)],
+    ["Fees", fmtUsd(p.fees)],
+    ["Peak equity", fmtUsd(p.peak_equity)],
     ["Drawdown", p.drawdown === null || p.drawdown === undefined
       ? "—" : `${fmtNum(Number(p.drawdown) * 100, 2)} %`],
   ]);
@@ -441,12 +543,79 @@ function renderCosts(c) {
   $("llm-routes").replaceChildren(...routes);
 }
 
+// ---------------------------------------------------------------- runs
+
+// The run whose rows are shown: the chosen one, the newest for "current", null for all.
+function selectedRun() {
+  if (state.runChoice === RUN_ALL) return null;
+  if (state.runChoice === RUN_CURRENT) return state.runs[0] || null;
+  return state.runs.find((r) => r.id === state.runChoice) || null;
+}
+
+function runQuery() {
+  const run = selectedRun();
+  return run ? `&run=${encodeURIComponent(run.id)}` : "";
+}
+
+// Whether a row (from the stream) arrived during the selected run.
+function inSelectedRun(row) {
+  const run = selectedRun();
+  if (!run) return true;
+  const at = Number(row.recorded_ns || 0);
+  const end = run.ended_ns === null || run.ended_ns === undefined ? Infinity : Number(run.ended_ns);
+  return at >= Number(run.started_ns) && at < end;
+}
+
+function runLabel(run) {
+  const label = run.label ? `${run.label} · ` : "";
+  return `${label}started ${fmtTime(run.started_ns)}${run.ended_ns ? " (ended)" : ""}`;
+}
+
+function renderRuns() {
+  const select = $("run-select");
+  const newest = state.runs[0];
+  const current = newest ? `current run: ${runLabel(newest)}` : "current run (none yet: all rows)";
+  const options = [
+    el("option", { value: RUN_CURRENT }, current),
+    el("option", { value: RUN_ALL }, "all runs"),
+    ...state.runs.map((r) =>
+      el("option", { value: r.id, title: r.id }, `${shortId(r.id)} ${runLabel(r)}`)),
+  ];
+  select.replaceChildren(...options);
+  select.value = state.runChoice;
+  if (select.value !== state.runChoice) select.value = RUN_CURRENT; // a run no longer listed
+}
+
+async function refreshRuns() {
+  const before = selectedRun();
+  state.runs = (await api("GET", "/v1/runs?limit=50")).items || [];
+  renderRuns();
+  const after = selectedRun();
+  // "current" moved to a newer run: show that run's rows only.
+  if ((before && before.id) !== (after && after.id)) await reloadLists();
+}
+
+async function reloadLists() {
+  state.generation += 1;
+  state.incidents.clear();
+  state.verdicts.clear();
+  state.decisions.clear();
+  await Promise.all([refreshIncidents(), refreshDecisions()]);
+}
+
+function setupRuns() {
+  $("run-select").addEventListener("change", async (event) => {
+    state.runChoice = event.target.value;
+    await reloadLists().catch(reportRefreshError);
+  });
+}
+
 // ---------------------------------------------------------------- refresh and polling
 
 function upsert(map, rows) {
   for (const row of rows) if (row && row.id) map.set(row.id, row);
   if (map.size > KEEP_ROWS) {
-    const oldest = [...map.values()].sort((a, b) => Number(a.ts_ns) - Number(b.ts_ns));
+    const oldest = byNewest(map.values()).reverse();
     for (const row of oldest.slice(0, map.size - KEEP_ROWS)) map.delete(row.id);
   }
 }
@@ -457,10 +626,12 @@ function reportRefreshError(err) {
 }
 
 async function refreshIncidents() {
+  const generation = state.generation;
   const [inc, ver] = await Promise.all([
-    api("GET", `/v1/incidents?limit=${LIST_LIMIT}`),
-    api("GET", `/v1/verdicts?limit=${LIST_LIMIT}`),
+    api("GET", `/v1/incidents?limit=${LIST_LIMIT}${runQuery()}`),
+    api("GET", `/v1/verdicts?limit=${LIST_LIMIT}${runQuery()}`),
   ]);
+  if (generation !== state.generation) return; // asked for the run shown before
   upsert(state.incidents, inc.items || []);
   upsert(state.verdicts, ver.items || []);
   renderIncidents();
@@ -468,9 +639,16 @@ async function refreshIncidents() {
 }
 
 async function refreshDecisions() {
-  const body = await api("GET", `/v1/decisions?limit=${LIST_LIMIT}`);
+  const generation = state.generation;
+  const body = await api("GET", `/v1/decisions?limit=${LIST_LIMIT}${runQuery()}`);
+  if (generation !== state.generation) return; // asked for the run shown before
   upsert(state.decisions, body.items || []);
   renderDecisions();
+}
+
+// The open decision's chain again, so its orders follow their fills.
+async function refreshDetail() {
+  if (state.selectedDecision) await showDecision(state.selectedDecision, true);
 }
 
 async function refreshApprovals() {
@@ -482,6 +660,8 @@ async function refreshApprovals() {
 
 const polled = [
   refreshHalt,
+  refreshRuns,
+  refreshDetail,
   refreshApprovals,
   refreshDecisions,
   async () => renderPositions(await api("GET", "/v1/positions")),
@@ -522,19 +702,24 @@ function connectStream() {
     status.textContent = "stream disconnected, reconnecting…";
     status.className = "";
   });
+  // The stream sends every run's rows: keep those of the run shown.
   source.addEventListener("incident", onStreamEvent("incident", (row) => {
+    if (!inSelectedRun(row)) return;
     upsert(state.incidents, [row]);
     renderIncidents();
   }));
   source.addEventListener("verdict", onStreamEvent("verdict", (row) => {
+    if (!inSelectedRun(row)) return;
     upsert(state.verdicts, [row]);
     renderVerdicts();
     renderIncidents();
   }));
   source.addEventListener("decision", onStreamEvent("decision", (row) => {
+    if (!inSelectedRun(row)) return;
     upsert(state.decisions, [row]);
     renderDecisions();
     refreshApprovals().catch(reportRefreshError);
+    if (row.id === state.selectedDecision) refreshDetail().catch(reportRefreshError);
   }));
   source.addEventListener("halt", onStreamEvent("halt", renderHalt));
   source.addEventListener("ping", () => {
@@ -547,6 +732,12 @@ function connectStream() {
 async function start() {
   setupAuth();
   setupHalt();
+  setupRuns();
+  try {
+    await refreshRuns(); // first: the lists show the current run
+  } catch (err) {
+    showMessage(`Could not load the runs: ${err.message}`, "error");
+  }
   connectStream();
   try {
     await refreshIncidents();

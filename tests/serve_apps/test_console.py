@@ -10,8 +10,13 @@ with the right acknowledgement.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import re
+import secrets
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +25,22 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
+from tripwire.execution.base import (
+    Fill,
+    FillKind,
+    Liquidity,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+)
+from tripwire.model import Side, new_id
+
 CHROMIUM = "/usr/bin/chromium"
 CONSOLE_DIR = Path(__file__).resolve().parents[2] / "serve_apps" / "console"
 WAIT_MS = 60_000  # triage + sign-off on a 2-core machine; a bound, not a speed assert
 FINAL_OUTCOMES = re.compile(r"^(EXECUTED|DRY_RUN|HOLD|REJECTED|DECLINED|EXPIRED)$")
+DAY_NS = 86_400 * 10**9
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +205,144 @@ def test_halt_shows_the_banner_and_resume_needs_the_acknowledgement(
     expect(banner).to_be_hidden()
     assert api(serve_app, "GET", "/v1/halt")["halted"] is False
     assert console.errors_except(409) == []
+
+
+# -- the operator view shows now (issue 13, finding 6) --------------------------------------
+
+
+def in_store(serve_app: Any, fn: Any) -> Any:
+    """Run ``fn(store)`` on the app's own database (rows the app did not make itself)."""
+    from tripwire.store.pg_decisions import PgDecisionStore
+
+    async def go() -> Any:
+        store = await PgDecisionStore.connect(serve_app.dsn, max_size=2)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    # Its own thread: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result(timeout=60)
+
+
+@contextlib.contextmanager
+def opened(serve_app: Any, browser: Browser, *, width: int = 1200,
+           height: int = 800) -> Iterator[Console]:
+    """A fresh tab on the console, opened after the test wrote its rows."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    tab = Console(page)
+    page.goto(f"{serve_app.url.rstrip('/')}/")
+    expect(page.locator("#stream-status")).to_have_text("live")
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def test_the_current_runs_newest_incident_comes_first(serve_app: Any, browser: Browser) -> None:
+    tag = secrets.token_hex(4)
+    now = time.time_ns()
+    old_ids = [new_id() for _ in range(3)]  # one millisecond: one shared UUIDv7 prefix
+    a, b = new_id(), new_id()
+
+    async def seed(s: Any) -> None:
+        # An older run replayed a LATER market: by market time its rows would come first.
+        await s.start_run(f"old-{tag}", "older replay")
+        for i, iid in enumerate(old_ids):
+            await s.record_incident(iid, "BTCUSDT", now + DAY_NS + i, "open", {})
+        await s.end_run(f"old-{tag}")
+        await s.start_run(f"cur-{tag}", "this run")
+        await s.record_incident(a, "ETHUSDT", now - 3_600 * 10**9, "open", {})
+        await s.record_incident(b, "SOLUSDT", now - 7_200 * 10**9, "open", {})  # arrived last
+
+    in_store(serve_app, seed)
+    with opened(serve_app, browser) as console:
+        page = console.page
+        rows = page.locator("[data-testid=incident-row]")
+        expect(rows.first).to_have_attribute("data-incident-id", b)
+        expect(rows.nth(1)).to_have_attribute("data-incident-id", a)
+        expect(rows).to_have_count(2)  # only this run's rows
+        expect(page.locator("#run-select option:checked")).to_contain_text("this run")
+        # Readable ids: the random tail, distinct per row; the full id in the title.
+        for iid in (a, b):
+            cell = page.locator(f"[data-incident-id='{iid}'] td.id")
+            expect(cell).to_have_text(f"…{iid[-8:]}")
+            expect(cell).to_have_attribute("title", iid)
+        # All runs: the older run's rows (and earlier tests') too, newest arrival first.
+        page.select_option("#run-select", "*")
+        for iid in old_ids:
+            expect(page.locator(f"[data-testid=incident-row][data-incident-id='{iid}']")
+                   ).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-incident-id", b)
+        shown = [cell.inner_text() for cell in rows.locator("td.id").all()]
+        assert len(shown) >= 5 and len(set(shown)) == len(shown), shown
+        assert console.errors == []
+
+
+def test_money_is_formatted_and_an_order_state_follows_its_fills(
+        serve_app: Any, browser: Browser) -> None:
+    tag = secrets.token_hex(4)
+    now = time.time_ns()
+    incident, decision = new_id(), new_id()
+    cid = f"tw-{decision}-0"
+    long_token = "x" * 4000  # raw JSON with no place to break
+
+    async def seed(s: Any) -> None:
+        await s.start_run(f"money-{tag}", "money run")
+        await s.record_incident(incident, "ETHUSDT", now, "triaged", {})
+        await s.record_proposal(decision, incident_id=incident, verdict_id=None,
+                                symbol="ETHUSDT", ts_ns=now, action="BUY",
+                                proposal_hash="h0", revision=0, mode="DIRECT",
+                                payload={"note": long_token})
+        await s.set_outcome(decision, "EXECUTED", "", now)
+        req = OrderRequest(cid, "ETHUSDT", Side.BUY, 4.8, OrderType.MARKET)
+        await s.record_order(decision, "paper", Order(cid, req, OrderStatus.PENDING, now, now,
+                                                      updated_ns=now))
+
+    in_store(serve_app, seed)
+    with opened(serve_app, browser, width=1000, height=700) as console:
+        page = console.page
+        page.locator(f"[data-testid=decision-row][data-decision-id='{decision}']").click()
+        detail = page.locator("#decision-detail")
+        state = detail.locator("[data-testid=orders-table] td[data-col=state]")
+        expect(state).to_have_text("pending")
+        expect(detail.locator("[data-testid=orders-table] td[data-col=qty]")).to_have_text("4.8")
+        detail.locator("summary").click()  # the raw JSON: wraps, never widens the page
+        expect(detail.locator("pre")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth"
+                             " <= document.documentElement.clientWidth")
+
+        # The venue fills it; the open detail follows (the store's row may lag the fill).
+        fill = Fill(f"f-{tag}", cid, "ETHUSDT", Side.BUY, 4.8, 2345.678912, 0.159999991753686,
+                    Liquidity.TAKER, FillKind.ORDER, now + 1)
+        in_store(serve_app, lambda s: s.record_fill(fill))
+        expect(state).to_have_text("filled")
+        fills = detail.locator("[data-testid=fills-table]")
+        expect(fills.locator("td[data-col=fee]")).to_have_text("0.16")
+        expect(fills.locator("td[data-col=price]")).to_have_text("2,345.68")
+        expect(fills.locator("td[data-col=qty]")).to_have_text("4.8")
+        assert page.evaluate("document.documentElement.scrollWidth"
+                             " <= document.documentElement.clientWidth")
+        assert console.errors == []
+
+
+def test_the_halt_banner_stays_in_sight_after_scrolling(serve_app: Any, browser: Browser) -> None:
+    api(serve_app, "POST", "/v1/halt", {"reason": "banner test", "by": "console-test"})
+    try:
+        with opened(serve_app, browser, width=1000, height=360) as console:
+            page = console.page
+            banner = page.locator("#halt-banner")
+            expect(banner).to_be_visible()
+            page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            page.wait_for_function("window.scrollY > 100")  # it did scroll
+            expect(banner).to_be_in_viewport()
+            box = banner.bounding_box()
+            assert box is not None and box["y"] <= 1, box
+    finally:
+        halt = api(serve_app, "GET", "/v1/halt")
+        api(serve_app, "POST", "/v1/resume",
+            {"by": "console-test", "acknowledgement": f"I acknowledge: {halt['reason']}"})
+    assert api(serve_app, "GET", "/v1/halt")["halted"] is False
