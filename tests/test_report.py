@@ -249,3 +249,79 @@ def test_job_reads_postgres_and_writes_the_report(
     assert main(["--since", "2026-11-19", "--out", str(tmp_path / "y")]) == 0
     text = capsys.readouterr().out
     assert ": 1 incidents, 1 verdicts, 1 decisions" in text and f"html: {tmp_path / 'y' / 'report.html'}" in text
+
+
+# -- one run's report (issue 13: the demo's report and summary describe the same run) -------
+
+
+async def _two_runs(store: DecisionStore) -> None:
+    """Run "old" holds the whole populated day; run "new" replayed a market ten days later
+    and wrote one incident, verdict and executed decision with one fill."""
+    await store.start_run("old", "yesterday")
+    await populate(store)
+    await store.end_run("old")
+    await store.start_run("new", "today's replay", period_start_ns=T0 + 10 * DAY,
+                          period_end_ns=T0 + 11 * DAY)
+    ts = T0 + 10 * DAY + H
+    await store.record_incident("i-new", "SOLUSDT", ts, "closed", {})
+    await store.record_verdict("v-new", "i-new", "SOLUSDT", ts + 1, "NEWS_DRIVEN", 0.9, {})
+    await _decision(store, "d-new", "v-new", "SOLUSDT", ts + 5, "BUY", "EXECUTED")
+    await _order(store, "d-new", Side.BUY, 4.8, 150.0, 0.159999991753686, ts + 9)
+
+
+def test_a_runs_report_holds_exactly_its_rows_over_its_period(tmp_path: Path) -> None:
+    async def go() -> tuple[dict, dict]:
+        store = MemoryDecisionStore()
+        await _two_runs(store)
+        return (await build_report(store, run="new"), await store.counts(run="new"))
+
+    r, counts = asyncio.run(go())
+    assert r["run"]["id"] == "new" and r["run"]["label"] == "today's replay"
+    assert r["period"]["since_ns"] == T0 + 10 * DAY and r["period"]["until_ns"] == T0 + 11 * DAY
+    assert r["incidents"]["count"] == 1 and r["incidents"]["by_status"] == counts["incidents"]
+    assert [d["id"] for d in r["decisions"]["rows"]] == ["d-new"]
+    assert r["execution"]["fills"] == 1 and r["pnl"]["fees"] == pytest.approx(0.16)
+    paths = write_report(r, tmp_path)
+    assert "Run new (today&#x27;s replay)" in paths["html"].read_text()
+    assert "Run new (today's replay)" in paths["markdown"].read_text()
+
+
+def test_a_run_report_of_an_unknown_or_endless_run_names_the_problem() -> None:
+    async def go(**kw) -> dict:
+        store = MemoryDecisionStore()
+        await store.start_run("open-ended")
+        return await build_report(store, **kw)
+
+    with pytest.raises(ReportError, match="no run 'nope'"):
+        asyncio.run(go(run="nope"))
+    with pytest.raises(ReportError, match="pass until_ns"):
+        asyncio.run(go(run="open-ended"))
+    with pytest.raises(ReportError, match="since_ns and until_ns, or a run"):
+        asyncio.run(go())
+
+
+def test_job_reports_one_run(migrated_db: str, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    from tripwire.store.pg_decisions import PgDecisionStore
+
+    async def fill_db() -> None:
+        store = await PgDecisionStore.connect(migrated_db)
+        try:
+            await _two_runs(store)
+            await store.end_run("new")
+        finally:
+            await store.close()
+
+    asyncio.run(fill_db())
+    monkeypatch.setenv("TRIPWIRE_PG_DSN", migrated_db)
+    monkeypatch.setenv("TRIPWIRE_DATA__DIR", str(tmp_path))
+    monkeypatch.delenv("TRIPWIRE_CONFIG", raising=False)
+    assert main(["--run", "new", "--json", "--ledger", str(tmp_path / "none.jsonl")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run"]["id"] == "new"
+    assert out["period"]["since_ns"] == T0 + 10 * DAY
+    assert (out["incidents"], out["verdicts"], out["decisions"], out["fills"]) == (1, 1, 1, 1)
+    assert Path(out["paths"]["html"]) == tmp_path / "reports" / "run-new" / "report.html"
+    assert main(["--run", "nope"]) == 1
+    assert "no run 'nope'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The daily report: incidents, verdict mix, decisions, orders and fills, PnL, LLM cost.
 
-:func:`build_report` reads one period ``[since_ns, until_ns)`` from a :class:`DecisionStore`
+:func:`build_report` reads one period ``[since_ns, until_ns)`` -- or one run (the rows that
+arrived while it went on, with the market period it covered) -- from a :class:`DecisionStore`
 and an LLM cost ledger and returns a plain, JSON-able dict; :func:`write_report` turns that
 dict into ``report.md``, a self-contained ``report.html`` (plots embedded as base64),
 ``report.json`` and three PNG plots. Both are deterministic: the same data and the same
@@ -241,6 +242,25 @@ async def _llm_section(ledger: LedgerSink | None, since_ns: int, until_ns: int
             "corrupt_lines": int(getattr(ledger, "corrupt", 0))}
 
 
+async def _run_scope(store: DecisionStore, run: str, since_ns: int | None,
+                     until_ns: int | None) -> tuple[dict[str, Any], int, int]:
+    """The run's row and the period to show: as given, else the market period the run
+    covered, else its arrival span (a run still going on, without a market period, needs
+    ``until_ns``)."""
+    row = await store.run(run)
+    if row is None:
+        raise ReportError(f"run: no run {run!r} in the store")
+    if since_ns is None:
+        since_ns = row["period_start_ns"] if row["period_start_ns"] is not None \
+            else row["started_ns"]
+    if until_ns is None:
+        until_ns = row["period_end_ns"] if row["period_end_ns"] is not None \
+            else row["ended_ns"]
+    if until_ns is None:
+        raise ReportError(f"run {run!r} has neither an end nor a market period: pass until_ns")
+    return row, since_ns, until_ns
+
+
 def _check_period(since_ns: int, until_ns: int, max_rows: int) -> None:
     for name, v in (("since_ns", since_ns), ("until_ns", until_ns), ("max_rows", max_rows)):
         if not isinstance(v, int) or isinstance(v, bool):
@@ -254,29 +274,40 @@ def _check_period(since_ns: int, until_ns: int, max_rows: int) -> None:
 async def build_report(
     store: DecisionStore,
     *,
-    since_ns: int,
-    until_ns: int,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run: str | None = None,
     ledger: LedgerSink | None = None,
     equity: Iterable[Any] | None = None,
     quality: Mapping[str, Any] | None = None,
     generated_at: str | None = None,
     max_rows: int = MAX_ROWS,
 ) -> dict[str, Any]:
-    """The report of ``[since_ns, until_ns)`` as a plain JSON-able dict.
+    """The report of ``[since_ns, until_ns)``, or of ``run``, as a plain JSON-able dict.
 
+    run           a run id (DecisionStore.start_run): the report counts and lists exactly the
+                  rows that arrived during the run, whatever their market time; the period
+                  shown (and the LLM ledger's) defaults to the market period the run covered
     ledger        the LLM cost ledger (JsonlLedger, InMemoryLedger...); None: no LLM section
     equity        optional equity curve ((ts_ns, equity) pairs or EquityPoint); without it
                   the PnL plot is the cumulative net realised PnL of the period's fills
     quality       optional detection-quality figures (precision, recall, ... from labels)
     generated_at  shown as given; the report never reads the clock itself
     """
+    run_row = None
+    if run is not None:
+        run_row, since_ns, until_ns = await _run_scope(store, run, since_ns, until_ns)
+    if since_ns is None or until_ns is None:
+        raise ReportError("the report needs since_ns and until_ns, or a run")
     _check_period(since_ns, until_ns, max_rows)
     quality_rows = _check_quality(quality)
     period = {"since_ns": since_ns, "until_ns": until_ns}
-    counts = await store.counts(**period)
-    incidents, cut_i = await _paged(store.incidents, max_rows, **period)
-    verdicts, cut_v = await _paged(store.verdicts, max_rows, **period)
-    decisions, cut_d = await _paged(store.decisions, max_rows, **period)
+    # A run's rows are chosen by arrival alone: its replayed market may lie anywhere.
+    scope: dict[str, Any] = {"run": run} if run is not None else dict(period)
+    counts = await store.counts(**scope)
+    incidents, cut_i = await _paged(store.incidents, max_rows, **scope)
+    verdicts, cut_v = await _paged(store.verdicts, max_rows, **scope)
+    decisions, cut_d = await _paged(store.decisions, max_rows, **scope)
     orders, fills = await _orders_and_fills(store, decisions)
     classes = await _verdict_classes(store, verdicts, decisions)
     pnl = pnl_from_fills(fills)
@@ -287,6 +318,9 @@ async def build_report(
         "title": f"Tripwire daily report {iso(since_ns)[:10]}",
         "generated_at": generated_at,
         "period": {**period, "since": iso(since_ns), "until": iso(until_ns)},
+        "run": None if run_row is None else {
+            "id": run_row["id"], "label": run_row["label"],
+            "started_ns": run_row["started_ns"], "ended_ns": run_row["ended_ns"]},
         "incidents": _incident_section(counts, incidents),
         "verdicts": _verdict_section(counts, verdicts),
         "decisions": {"count": sum(outcomes.values()), "by_outcome": outcomes,
@@ -443,6 +477,11 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
     return out
 
 
+def _run_line(run: Mapping[str, Any]) -> str:
+    label = f" ({run['label']})" if run.get("label") else ""
+    return f"Run {run['id']}{label}: the rows that arrived during this run only."
+
+
 def _md_text(text: str) -> str:
     # Markdown renders inline HTML: escape it, so a reason like "<b>" stays text.
     return html.escape(text, quote=False)
@@ -458,6 +497,8 @@ def render_markdown(report: Mapping[str, Any], plot_files: Mapping[str, str]) ->
     p = report["period"]
     lines = [f"# {report['title']}", "",
              f"Period: {p['since']} to {p['until']} (UTC, end exclusive)."]
+    if report.get("run"):
+        lines.append(_md_text(_run_line(report["run"])))
     if report.get("generated_at"):
         lines.append(f"Generated at {report['generated_at']}.")
     for sec in _sections(report):
@@ -488,6 +529,8 @@ def render_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
            f"<title>{e(report['title'])}</title><style>{_CSS}</style></head><body>",
            f"<h1>{e(report['title'])}</h1>",
            f"<p>Period: {e(p['since'])} to {e(p['until'])} (UTC, end exclusive).</p>"]
+    if report.get("run"):
+        out.append(f"<p>{e(_run_line(report['run']))}</p>")
     if report.get("generated_at"):
         out.append(f"<p>Generated at {e(str(report['generated_at']))}.</p>")
     for sec in _sections(report):

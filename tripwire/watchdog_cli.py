@@ -107,13 +107,26 @@ def _control(args: argparse.Namespace, wd: WatchdogFile) -> HttpControl | None:
     return HttpControl(args.api, token, timeout_s=wd.config.api_timeout_s)
 
 
-def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def _setup_logging(log_file: str | None = None, *, api: bool = False) -> None:
+    """Structured lines on stderr, or appended to ``log_file``: never truncated, so the
+    lines that say why an earlier run halted survive a restart. Each start writes a
+    ``watchdog_start`` line first, so the runs in one file can be told apart."""
+    handler: logging.Handler
+    if log_file:
+        # mode "a": O_APPEND; a second writer (e.g. the demo's copy of stderr) interleaves
+        # whole lines instead of overwriting them.
+        handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("tripwire.watchdog")
+    for old in logger.handlers:
+        old.close()
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    logger.info(json.dumps({"event": "watchdog_start", "pid": os.getpid(),
+                            "ts_ns": SystemClock().now_ns(), "api": api}))
 
 
 async def _watch(args: argparse.Namespace, wd: WatchdogFile, dsn: str) -> dict[str, Any]:
@@ -153,7 +166,7 @@ async def _watch(args: argparse.Namespace, wd: WatchdogFile, dsn: str) -> dict[s
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
     def body(wd: WatchdogFile) -> int:
-        _setup_logging()
+        _setup_logging(args.log, api=bool(args.api))
         if not args.api:
             print("tripwire watchdog: no --api given: checking heartbeats and the database "
                   "only (no drawdown, exposure or stop checks, no order cancels)",
@@ -292,6 +305,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(w)
     w.add_argument("--once", action="store_true", help="one pass, then exit (1 on a breach)")
     w.add_argument("--api", help="orchestrator base URL for account checks and order cancels")
+    w.add_argument("--log", help="append the structured lines to this file (default: "
+                                 "stderr); a start line marks each run")
     w.set_defaults(func=cmd_watchdog)
     h = subparsers.add_parser("halt", help="set the halt flag: no order leaves until resumed")
     _common(h)

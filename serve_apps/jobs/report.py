@@ -9,6 +9,9 @@ report.md, report.html, report.json and the PNG plots to ``--out`` (default
 The period is ``[--since, --until)``; each is an ISO date (``2026-11-20``), an ISO date-time
 (UTC unless it names an offset) or integer nanoseconds UTC. Default: the last whole UTC day.
 With only one of the two, the period is the day after ``--since`` or before ``--until``.
+``--run ID`` reports one run instead (``GET /v1/runs`` lists them): exactly the rows that
+arrived during it, over the market period it covered unless ``--since``/``--until`` say
+otherwise.
 
 Exit codes: 0 written, 1 the database or the writing failed, 2 bad usage or PostgreSQL not
 installed (the message says what).
@@ -77,27 +80,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=parse_time, help="period start, inclusive (default: the "
                    "start of the last whole UTC day)")
     p.add_argument("--until", type=parse_time, help="period end, exclusive")
-    p.add_argument("--out", help="output directory (default <data dir>/reports/<date>)")
+    p.add_argument("--run", help="report this run's rows (an id from GET /v1/runs)")
+    p.add_argument("--out", help="output directory (default <data dir>/reports/<date>, "
+                   "or reports/run-<id> with --run)")
     p.add_argument("--ledger", help="LLM ledger file (default <data dir>/llm_calls.jsonl)")
     p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
-async def _build(dsn: str, since: int, until: int, ledger: Any) -> dict[str, Any]:
+async def _build(dsn: str, since: int | None, until: int | None, ledger: Any,
+                 run: str | None = None) -> dict[str, Any]:
     from tripwire.report import build_report
     from tripwire.store.pg_decisions import PgDecisionStore
 
     store = await PgDecisionStore.connect(dsn)
     try:
-        return await build_report(store, since_ns=since, until_ns=until, ledger=ledger)
+        return await build_report(store, since_ns=since, until_ns=until, run=run,
+                                  ledger=ledger)
     finally:
         await store.close()
 
 
 def _summary(report: dict[str, Any], paths: dict[str, Path]) -> dict[str, Any]:
     return {
-        "period": report["period"], "incidents": report["incidents"]["count"],
+        "period": report["period"], "run": report.get("run"),
+        "incidents": report["incidents"]["count"],
         "verdicts": report["verdicts"]["count"], "decisions": report["decisions"]["count"],
         "orders": report["execution"]["orders"], "fills": report["execution"]["fills"],
         "pnl_net": report["pnl"]["net"], "llm_calls": report["llm"]["calls"],
@@ -130,16 +138,27 @@ def _run(args: argparse.Namespace, now_ns: int) -> int:
 
     try:
         settings = load_settings(args.config)
-        since, until = period(args.since, args.until, now_ns)
+        if args.run is not None:  # the run's own period unless given
+            since, until = args.since, args.until
+            if since is not None and until is not None and since >= until:
+                raise ValueError(f"--since ({since}) must be before --until ({until})")
+        else:
+            since, until = period(args.since, args.until, now_ns)
     except ValueError as exc:
         _say(str(exc))
         return 2
-    out = Path(args.out) if args.out else settings.data_dir / "reports" / iso(since)[:10]
+    if args.out:
+        out = Path(args.out)
+    elif args.run is not None:
+        out = settings.data_dir / "reports" / f"run-{_safe(args.run)}"
+    else:
+        out = settings.data_dir / "reports" / iso(since)[:10]
     ledger = JsonlLedger(Path(args.ledger) if args.ledger else ledger_path(settings))
-    _say(f"reading {iso(since)} .. {iso(until)} from PostgreSQL and {ledger.path}")
+    scope = f"run {args.run}" if args.run is not None else f"{iso(since)} .. {iso(until)}"
+    _say(f"reading {scope} from PostgreSQL and {ledger.path}")
     try:
         with database(settings.data_dir) as dsn:
-            report = asyncio.run(_build(dsn, since, until, ledger))
+            report = asyncio.run(_build(dsn, since, until, ledger, args.run))
         paths = write_report(report, out)
     except PgNotInstalledError as exc:
         _say(str(exc))
@@ -157,6 +176,11 @@ def _run(args: argparse.Namespace, now_ns: int) -> int:
         return 1
     _print(_summary(report, paths), args.json)
     return 0
+
+
+def _safe(run_id: str) -> str:
+    """A run id as one path component (no separators, no dot-dot)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100]
 
 
 def main(argv: list[str] | None = None, *, now_ns: int | None = None) -> int:
