@@ -49,6 +49,7 @@ from tripwire.store.decisions import DecisionStore
 OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
 OnClean = Callable[[TickBatch], Awaitable[Any]]
 PING_TIMEOUT_S = 2.0
+RESTORE_TIMEOUT_S = 30.0  # a restarted shard's restore from the heartbeat loop
 SETTLE_TIMEOUT_S = 120.0  # the longest a replay waits for one incident's decision
 
 
@@ -426,8 +427,8 @@ class DataPlane:
             try:
                 waiting = await asyncio.wait_for(s.waiting_for_restore.remote(),
                                                  PING_TIMEOUT_S)
-                if waiting:
-                    await asyncio.wait_for(self.recover_shard(i), PING_TIMEOUT_S)
+                if waiting:  # a big bank takes a while to unpickle: a longer bound
+                    await asyncio.wait_for(self.recover_shard(i), RESTORE_TIMEOUT_S)
                 alive[f"shard:{i}"] = True
                 await self.store.heartbeat(f"shard:{i}", now_ns,
                                            f"ping ok restarts={self._state[i].restarts}")
