@@ -8,6 +8,16 @@ concurrently, and the shards' anomalies become incidents (:class:`IncidentBuilde
 to ``on_incidents`` — the Serve app's sign-off deployment. Batches are ingested one at a
 time (a lock): validation and the detectors depend on arrival order.
 
+Idempotent ingest (:meth:`DataPlane.ingest_once`): a batch sent with an id (the HTTP
+``Idempotency-Key``) is applied at most once. The id is *claimed* in the decision store
+before anything is applied (record-then-apply: a database that is down refuses the claim,
+nothing happens and a retry is safe), remembered in memory from the first side effect on,
+and given its result after. A retry of an applied batch gets the first result back; a retry
+of a batch a fault stopped part-way is refused (:class:`BatchOutcomeUnknown`), never applied
+twice; a batch applied whose result could not be recorded (the database went away) answers
+:class:`BatchNotRecorded` and its retry records and returns the result. Ids are kept
+``batch_id_retention_s`` in the store and the last ``max_remembered_batches`` in memory.
+
 Heartbeats: ``feed:<source>`` on every batch, and ``shard:<i>`` from :meth:`beat` only when
 that shard actor answers a ping, so a dead shard's heartbeat goes stale and the watchdog
 halts trading. The shard heartbeat's detail carries ``restarts=<n>``; the watchdog logs each
@@ -31,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +54,15 @@ from tripwire import telemetry
 from tripwire.config import TimeSettings
 from tripwire.feeds.validate import TickValidator, TimeWindow
 from tripwire.llm.incident import Incident
-from tripwire.model import Anomaly, DeadLetter, NewsItem, SymbolTable, TickBatch, Trips
+from tripwire.model import (
+    Anomaly,
+    DeadLetter,
+    NewsItem,
+    SymbolTable,
+    TickBatch,
+    Trips,
+    new_id,
+)
 from tripwire.store.decisions import DecisionStore
 
 OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
@@ -67,6 +86,8 @@ class DataPlaneConfig:
     # The time window of ticks and news ([time]); market time when None and sync_decisions.
     time: TimeSettings = field(default_factory=TimeSettings)
     market_time: bool | None = None
+    batch_id_retention_s: float = 7 * 86_400.0  # how long a batch id guards against a retry
+    max_remembered_batches: int = 10_000  # batch ids (and results) kept in memory too
     shard_max_restarts: int = 3  # Ray restarts of one shard actor; then it stays dead
     checkpoint_every_batches: int = 20  # per shard; 1 = after every batch
     checkpoint_every_s: float = 5.0  # per shard: at most this old when a batch arrives
@@ -100,6 +121,21 @@ class _ShardState:
     ticks_since: int = 0  # ticks scored after the checkpoint (lost to the windows on a crash)
     restarts: int = 0
 
+
+class BatchKeyReused(ValueError):
+    """The batch id was used before for a different body (the API answers 422)."""
+
+
+class BatchOutcomeUnknown(RuntimeError):
+    """A fault stopped this batch id part-way (or a restart lost what it did): it is not
+    applied again (the API answers 409; send the ticks again under a new id after checking
+    what was stored)."""
+
+
+class BatchNotRecorded(RuntimeError):
+    """The batch was applied but its id and result could not be recorded (the database is
+    unavailable); a retry under the same id records and returns the result (the API
+    answers 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +174,11 @@ class DataPlane:
         self._trips: list[Trips] = []
         self._trace: dict[str, str] = {}
         self._kept_trips = 0
+        self._instance = new_id()  # who claims batch ids (a restart is another instance)
+        # batch id -> (digest, result or None while/after a part-way fault, recorded?)
+        self._batches: OrderedDict[str, tuple[str, dict[str, Any] | None, bool]] = \
+            OrderedDict()
+        self._claims = 0
         self._c = {"batches": 0, "ticks_in": 0, "accepted": 0, "dead_letters": 0, "trips": 0,
                    "incidents": 0, "news": 0, "news_bad_time": 0, "shard_errors": 0,
                    "trips_not_kept": 0,
@@ -198,6 +239,77 @@ class DataPlane:
         async with self._lock:
             return await self._ingest(batch, now_ns, raw)
 
+    async def ingest_once(self, batch: TickBatch, now_ns: int, *, batch_id: str | None = None,
+                          digest: str = "", dead: Sequence[DeadLetter] = ()
+                          ) -> tuple[dict[str, Any], bool]:
+        """Ingest ``batch`` (``dead``: its rows already refused upstream, recorded and
+        counted with it) at most once per ``batch_id``: (result, replayed). Without an id
+        every call applies the batch."""
+        if len(batch) > self.config.max_batch_ticks:
+            raise ValueError(f"ticks: a batch holds at most {self.config.max_batch_ticks} "
+                             f"ticks, got {len(batch)}")
+        async with self._lock:
+            if batch_id is None:
+                return await self._apply(batch, now_ns, dead), False
+            known = self._batches.get(batch_id)
+            if known is not None:
+                return await self._known(batch_id, digest, known, now_ns), True
+            if self._claims % 256 == 0:  # bounded retention of the store's batch ids
+                await self.store.prune_ingest_batches(
+                    now_ns - int(self.config.batch_id_retention_s * 1e9))
+            self._claims += 1
+            prior = await self.store.claim_ingest_batch(batch_id, digest, self._instance,
+                                                        now_ns)
+            if prior is not None:  # claimed before (by this or an earlier instance)
+                if prior.digest != digest:
+                    raise BatchKeyReused(f"batch id {batch_id!r} was used for another body")
+                if prior.result is None:
+                    raise BatchOutcomeUnknown(
+                        f"batch {batch_id!r} was stopped part-way by a fault (or a restart) "
+                        "and is not applied again")
+                return dict(prior.result), True
+            self._remember(batch_id, (digest, None, False))  # from here on: never again
+            result = await self._apply(batch, now_ns, dead)
+            self._remember(batch_id, (digest, result, False))
+            await self._record(batch_id, digest, result)
+            return result, False
+
+    async def _apply(self, batch: TickBatch, now_ns: int,
+                     dead: Sequence[DeadLetter]) -> dict[str, Any]:
+        await self._dead_letters(list(dead))
+        out = (await self._ingest(batch, now_ns, None)).to_dict()
+        out["rejected"] += len(dead)
+        return out
+
+    async def _known(self, batch_id: str, digest: str,
+                     known: tuple[str, dict[str, Any] | None, bool],
+                     now_ns: int) -> dict[str, Any]:
+        seen_digest, result, recorded = known
+        if seen_digest != digest:
+            raise BatchKeyReused(f"batch id {batch_id!r} was used for another body")
+        if result is None:
+            raise BatchOutcomeUnknown(f"batch {batch_id!r} was stopped part-way by a fault "
+                                      "and is not applied again")
+        if not recorded:
+            await self._record(batch_id, digest, result)
+        return dict(result)
+
+    async def _record(self, batch_id: str, digest: str, result: dict[str, Any]) -> None:
+        try:
+            await self.store.finish_ingest_batch(batch_id, result, time.time_ns())
+        except Exception as exc:
+            raise BatchNotRecorded(
+                f"batch {batch_id!r} was applied but its result could not be recorded "
+                f"({type(exc).__name__}); retry with the same id to get it") from exc
+        self._remember(batch_id, (digest, result, True))
+
+    def _remember(self, batch_id: str,
+                  entry: tuple[str, dict[str, Any] | None, bool]) -> None:
+        self._batches[batch_id] = entry
+        self._batches.move_to_end(batch_id)
+        while len(self._batches) > self.config.max_remembered_batches:
+            self._batches.popitem(last=False)  # the store still knows it (retention)
+
     async def _ingest(self, batch: TickBatch, now_ns: int,
                       raw: Sequence[str] | None) -> IngestResult:
         with telemetry.span("dataplane.ingest", ticks=len(batch)):
@@ -218,8 +330,11 @@ class DataPlane:
             await asyncio.gather(*writes)
         self._c["trips"] += len(anomalies)
         self._c["incidents"] += len(incidents)
-        await self.store.heartbeat(f"feed:{self.config.source}", now_ns,
-                                   f"{len(batch)} ticks")
+        try:
+            await self.store.heartbeat(f"feed:{self.config.source}", now_ns,
+                                       f"{len(batch)} ticks")
+        except Exception:  # the database is down: the batch is applied all the same (the
+            pass  # watchdog sees the heartbeat go stale, as with the shard heartbeats)
         if incidents and not sync:
             await self.on_incidents(incidents, self._trace or None)
         if self.ray_metrics is not None:

@@ -21,7 +21,6 @@ sign-off runner finishes or checkpoints what is in flight.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from ray import serve
 from actors.dataplane import DataPlane, DataPlaneConfig
 from actors.ray_metrics import RayMetrics
 from serve_apps.api import build_app
+from serve_apps.bearer import TokenVerifier
 from serve_apps.config import ServeConfig, make_clock
 from serve_apps.lazy_store import LazyStore
 from serve_apps.orchestrator import Orchestrator, TriageService, metric_sections
@@ -44,13 +44,17 @@ APP_NAME = "tripwire"
 
 @dataclass(frozen=True)
 class AppSpec:
-    """Everything a replica needs to build its part (picklable; no secrets)."""
+    """Everything a replica needs to build its part (picklable; no secrets).
+
+    ``verifier`` checks the API's bearer token without being it (:mod:`serve_apps.bearer`):
+    the token itself never reaches Ray — no runtime env, no init argument, no replica.
+    """
 
     settings: Settings
     dsn: str
     symbols: tuple[str, ...]
     serve: ServeConfig
-    token_env: str = "TRIPWIRE_API_TOKEN"
+    verifier: TokenVerifier
     extra: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> SymbolTable:
@@ -274,8 +278,7 @@ class IngressDeployment:
         self.store = LazyStore(spec.dsn)
 
     def __serve_build_asgi_app__(self):
-        token = os.environ.get(self.spec.token_env, "")
-        return build_app(self.backend, self.store, self.spec.table(), token=token,
+        return build_app(self.backend, self.store, self.spec.table(), token=self.spec.verifier,
                          ledger_path=ledger_path(self.spec.settings))
 
 
@@ -291,12 +294,9 @@ def application(spec: AppSpec) -> serve.Application:
     ).bind(spec)
     signoff = SignOffDeployment.options(ray_actor_options=cpus).bind(spec, triage)
     dataplane = DataPlaneDeployment.options(ray_actor_options=cpus).bind(spec, signoff)
-    env = {spec.token_env: spec.extra["token"]} if spec.extra.get("token") else {}
-    ingress_opts: dict[str, Any] = {**cpus}
-    if env:  # a token given to start() reaches the ingress replicas' environment
-        ingress_opts["runtime_env"] = {"env_vars": env}
+    # No runtime_env: a secret there is readable from Ray's dashboard and its session logs.
     return IngressDeployment.options(
-        num_replicas=cfg.ingress_replicas, ray_actor_options=ingress_opts,
+        num_replicas=cfg.ingress_replicas, ray_actor_options=cpus,
         max_ongoing_requests=cfg.max_ongoing_requests).bind(spec, dataplane, signoff)
 
 
@@ -318,13 +318,15 @@ class ServeApp:
 
 
 def start(settings: Settings, dsn: str, symbols: SymbolTable | tuple[str, ...], *,
-          config: ServeConfig | None = None, token: str | None = None,
+          config: ServeConfig | None = None, token: str,
           timeout_s: float = 180.0) -> ServeApp:
-    """Deploy the app on the running Ray (start Ray first) and wait until it is ready."""
+    """Deploy the app on the running Ray (start Ray first) and wait until it is ready.
+
+    ``token`` is the bearer token of the mutating routes; only a salted verifier of it
+    leaves this process (:mod:`serve_apps.bearer`)."""
     config = config or ServeConfig.from_settings(settings)
     names = tuple(symbols.names if isinstance(symbols, SymbolTable) else symbols)
-    spec = AppSpec(settings, dsn, names, config,
-                   extra={"token": token} if token else {})
+    spec = AppSpec(settings, dsn, names, config, TokenVerifier.of(token))
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(application(spec), name=APP_NAME, route_prefix="/", blocking=False)
     deadline = time.monotonic() + timeout_s

@@ -29,7 +29,6 @@ import io
 import json
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -45,6 +44,8 @@ from tripwire.config import Settings, load_settings
 from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.model import NS_PER_SECOND, TickBatch
 
+API_TOKEN_FILE = "secrets/api-token"  # under the data dir, 0600: the operator's API token
+RAY_TOKEN_FILE = "secrets/ray-auth-token"  # under the data dir, 0600: the local Ray's token
 IDLE_WAIT_S = 120.0  # the longest the replay waits for the decisions of one batch
 WATCHDOG_TOML = """[watchdog]
 interval_s = 1.0
@@ -130,7 +131,7 @@ class _Demo:
                  args: argparse.Namespace, err: Console) -> None:
         self.settings, self.scenario, self.dsn = settings, scenario, dsn
         self.args, self.err = args, err
-        self.token = os.environ.get("TRIPWIRE_API_TOKEN") or secrets.token_urlsafe(24)
+        self.token, self.token_where = _operator_token(Path(settings.data_dir))
         self.stopping = False
         self.counts = collections.Counter()
 
@@ -145,11 +146,13 @@ class _Demo:
         t0 = time.perf_counter()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the summary says it all
         asyncio.run(migrate(self.dsn))
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         with contextlib.ExitStack() as stack:
             settings = self._llm(stack)
             with self.err.status("starting Ray and the Serve app", spinner="dots"):
-                ensure_ray(dashboard=not self.args.no_dashboard)
+                # Loopback only, token auth, session logs in <data>/ray (0700).
+                ensure_ray(dashboard=not self.args.no_dashboard,
+                           data_dir=self.settings.data_dir,
+                           auth_token_file=Path(self.settings.data_dir) / RAY_TOKEN_FILE)
                 stack.callback(_quiet(_ray_shutdown))
                 base = ServeConfig.from_settings(settings)
                 config = dataclasses.replace(base, clock="market",
@@ -168,7 +171,9 @@ class _Demo:
                     summary = self._summary(app, setup_s, replay_s, watchdog)
                     if self.args.keep_running and not self.stopping:
                         _print(summary, self.args.json)
-                        self.err.print(f"console: {app.url}/  (operator token: {self.token})"
+                        self.err.print(f"console: {app.url}/  (operator token: "
+                                       f"{self.token_where}; Ray dashboard token: in "
+                                       f"{Path(self.settings.data_dir).resolve() / RAY_TOKEN_FILE})"
                                        " -- Ctrl-C stops")
                         while not self.stopping:
                             time.sleep(0.5)
@@ -402,6 +407,18 @@ def _dashboard_url() -> str:
         with contextlib.suppress(Exception):
             url = ray._private.worker.get_dashboard_url()
     return f"http://{url}" if url else "not started (--no-dashboard)"
+
+
+def _operator_token(data_dir: Path) -> tuple[str, str]:
+    """The API token and where the operator reads it (never the token itself: it must not
+    reach a terminal, a log or CI output). ``$TRIPWIRE_API_TOKEN`` if set, else the token in
+    ``<data_dir>/secrets/api-token`` (0600), made on the first run and kept for the next."""
+    if os.environ.get("TRIPWIRE_API_TOKEN", "").strip():
+        return os.environ["TRIPWIRE_API_TOKEN"].strip(), "the value of $TRIPWIRE_API_TOKEN"
+    from tripwire.secretfile import ensure_secret
+
+    path = data_dir.resolve() / API_TOKEN_FILE
+    return ensure_secret(path, 24), f"in {path}"
 
 
 def _ray_shutdown() -> None:

@@ -34,6 +34,7 @@ from tripwire.risk.gates import HaltStatus
 from tripwire.store.decisions import (
     Approval,
     DecisionStore,
+    IngestBatch,
     MemoryDecisionStore,
     StoreError,
     fill_row,
@@ -1048,5 +1049,24 @@ def test_a_run_filter_keeps_the_rows_that_arrived_during_the_run(store: Backend)
         assert await s.counts(run="old") == {
             "incidents": {"open": 3}, "verdicts": {"news": 3}, "decisions": {"undecided": 3},
             "orders": {"filled": 1}, "fills": 1}
+
+    store.run(body)
+
+
+def test_ingest_batch_ids_are_claimed_once_finished_and_pruned(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        assert await s.claim_ingest_batch("b-1", "sha-1", "plane-a", T0) is None
+        again = await s.claim_ingest_batch("b-1", "sha-2", "plane-b", T0 + 1)
+        assert again == IngestBatch("b-1", "sha-1", "plane-a", T0)  # the first claim stands
+        result = {"accepted": 3, "rejected": 1, "trips": 0, "incidents": ["i-1"]}
+        await s.finish_ingest_batch("b-1", result, T0 + 2)
+        done = await s.ingest_batch("b-1")
+        assert done is not None and done.result == result and done.done_ns == T0 + 2
+        with pytest.raises(StoreError, match="never claimed"):
+            await s.finish_ingest_batch("b-nope", result, T0)
+        assert await s.ingest_batch("b-nope") is None
+        assert await s.claim_ingest_batch("b-2", "sha-3", "plane-a", T0 + 10) is None
+        assert await s.prune_ingest_batches(T0 + 5) == 1
+        assert await s.ingest_batch("b-1") is None and await s.ingest_batch("b-2") is not None
 
     store.run(body)

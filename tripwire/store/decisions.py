@@ -70,6 +70,20 @@ class Approval:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class IngestBatch:
+    """A tick batch's idempotency record: claimed by ``owner`` at ``claimed_ns`` before it
+    was applied; ``result`` (the ingest answer) once it was. No result: its outcome is
+    unknown (a fault stopped it part-way, or it is being applied now)."""
+
+    batch_id: str
+    digest: str
+    owner: str
+    claimed_ns: int
+    result: dict[str, Any] | None = None
+    done_ns: int = 0
+
+
 @dataclass
 class DecisionChain:
     """Everything about one decision, from the trip to the fills (for explain and journal)."""
@@ -322,6 +336,26 @@ class DecisionStore(abc.ABC):
     async def runs(self, limit: int = 50, *, offset: int = 0) -> list[dict[str, Any]]:
         """Runs, newest first (started_ns, id)."""
 
+    # -- idempotent ingest (batch ids) ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_ingest_batch(self, batch_id: str, digest: str, owner: str,
+                                 ts_ns: int) -> IngestBatch | None:
+        """Claim ``batch_id`` for ``owner`` before applying it: None when this call claimed
+        it, else the record already there (left unchanged)."""
+
+    @abc.abstractmethod
+    async def finish_ingest_batch(self, batch_id: str, result: Mapping[str, Any],
+                                  ts_ns: int) -> None:
+        """Keep the applied batch's answer; StoreError for a batch id never claimed."""
+
+    @abc.abstractmethod
+    async def ingest_batch(self, batch_id: str) -> IngestBatch | None: ...
+
+    @abc.abstractmethod
+    async def prune_ingest_batches(self, before_ns: int) -> int:
+        """Forget the batch ids claimed before ``before_ns`` (bounded retention); how many."""
+
     async def close(self) -> None:
         return None
 
@@ -475,6 +509,7 @@ class MemoryDecisionStore(DecisionStore):
         self._halt = HaltStatus(False)
         self._heartbeats: dict[str, tuple[int, str]] = {}
         self._dead: list[dict[str, Any]] = []
+        self._batches: dict[str, IngestBatch] = {}
         self._runs: dict[str, dict[str, Any]] = {}
         # Arrival of orders and fills (their rows keep the shape of order_row / fill_row).
         self._arrived: dict[tuple[str, str], int] = {}
@@ -785,3 +820,25 @@ class MemoryDecisionStore(DecisionStore):
         rows = sorted(self._runs.values(), key=lambda r: (r["started_ns"], r["id"]),
                       reverse=True)
         return copy.deepcopy(rows[offset:offset + limit])
+
+    async def claim_ingest_batch(self, batch_id, digest, owner, ts_ns):
+        if batch_id in self._batches:
+            return self._batches[batch_id]
+        self._batches[batch_id] = IngestBatch(batch_id, digest, owner, ts_ns)
+        return None
+
+    async def finish_ingest_batch(self, batch_id, result, ts_ns):
+        b = self._batches.get(batch_id)
+        if b is None:
+            raise StoreError(f"batch {batch_id!r} was never claimed")
+        self._batches[batch_id] = IngestBatch(b.batch_id, b.digest, b.owner, b.claimed_ns,
+                                              copy.deepcopy(dict(result)), ts_ns)
+
+    async def ingest_batch(self, batch_id):
+        return self._batches.get(batch_id)
+
+    async def prune_ingest_batches(self, before_ns):
+        old = [k for k, b in self._batches.items() if b.claimed_ns < before_ns]
+        for k in old:
+            del self._batches[k]
+        return len(old)

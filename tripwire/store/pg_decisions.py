@@ -29,6 +29,7 @@ from tripwire.store.decisions import (
     UNFINISHED_INCIDENT,
     Approval,
     DecisionStore,
+    IngestBatch,
     StoreError,
     _decided,
     _require_ack,
@@ -660,6 +661,38 @@ class PgDecisionStore(DecisionStore):
             yield feed
         finally:
             await stop()
+
+    # -- idempotent ingest (batch ids) ------------------------------------------------------
+
+    async def claim_ingest_batch(self, batch_id, digest, owner, ts_ns):
+        status = await self._pool.execute(
+            "INSERT INTO ingest_batches (batch_id, digest, owner, claimed_ns) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (batch_id) DO NOTHING",
+            batch_id, digest, owner, ts_ns)
+        if _inserted(status):
+            return None
+        return await self.ingest_batch(batch_id)
+
+    async def finish_ingest_batch(self, batch_id, result, ts_ns):
+        status = await self._pool.execute(
+            "UPDATE ingest_batches SET result = $2, done_ns = $3 WHERE batch_id = $1",
+            batch_id, dict(result), ts_ns)
+        if status.split()[-1] == "0":
+            raise StoreError(f"batch {batch_id!r} was never claimed")
+
+    async def ingest_batch(self, batch_id):
+        row = await self._pool.fetchrow(
+            "SELECT batch_id, digest, owner, claimed_ns, result, done_ns FROM ingest_batches "
+            "WHERE batch_id = $1", batch_id)
+        if row is None:
+            return None
+        return IngestBatch(row["batch_id"], row["digest"], row["owner"], row["claimed_ns"],
+                           row["result"], row["done_ns"] or 0)
+
+    async def prune_ingest_batches(self, before_ns):
+        status = await self._pool.execute(
+            "DELETE FROM ingest_batches WHERE claimed_ns < $1", before_ns)
+        return int(status.split()[-1])
 
 
 class MessageFeed:
