@@ -6,6 +6,15 @@ and the decision store it reads from. Routes are versioned under ``/v1`` and doc
 ``/docs``. Mutating routes need ``Authorization: Bearer <token>``; a wrong or missing token
 is a bare 401. Every error body is ``{"error": {"code", "message", "field"}}``; a bad body
 or query is a 422 naming the field.
+
+The contract (:mod:`serve_apps.contract`): mutating routes check the token before the body
+is read; every text field, query and path parameter is under one text rule (no control
+characters but tab/LF/CR, no unpaired surrogates) and every integer is int64, else a 422
+naming the field; a database outage is a 503 ``database_unavailable``, a dead or overloaded
+deployment a 503 ``service_unavailable``; every route documents its 4xx/5xx answers with the
+error body; a 405 carries ``Allow``. ``POST /v1/ticks`` with an ``Idempotency-Key`` header
+(or a ``batch_id`` field) is applied at most once: a retry gets the first answer
+(``Idempotent-Replayed: true``), see :meth:`actors.dataplane.DataPlane.ingest_once`.
 """
 
 from __future__ import annotations
@@ -17,17 +26,32 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serve_apps.codec import ARROW_TYPE, TickCodecError, decode_arrow, decode_rows
+from serve_apps.contract import (
+    INT64_MAX,
+    KEY_PATTERN,
+    TEXT_PATTERN,
+    Text,
+    error_schemas,
+    first_problem,
+    key_error,
+    responses,
+    text_error,
+)
+from serve_apps.errors import is_database_outage, is_service_outage, unwrap
 from serve_apps.prometheus import exposition
+from tripwire.llm.incident import Incident
 from tripwire.llm.ledger import JsonlLedger
-from tripwire.model import NewsItem, SymbolTable, new_id
+from tripwire.model import DeadLetter, NewsItem, SymbolTable, new_id
 from tripwire.store.decisions import DecisionStore, StoreError
 from tripwire.timeparse import parse_time_ns
 from tripwire.watchdog import acknowledgement_error
@@ -41,7 +65,10 @@ STREAM_SEEN_MAX = 20_000  # ids remembered per stream; the oldest are forgotten 
 class Backend(Protocol):
     """The stateful services behind the API (Serve deployment handles, or local objects)."""
 
-    async def ingest(self, batch: Any) -> dict[str, Any]: ...
+    async def ingest(self, batch: Any, *, batch_id: str | None = None, digest: str = "",
+                     dead: list[DeadLetter] | None = None) -> tuple[dict[str, Any], bool]:
+        """(result, replayed): ``dead`` are the batch's rows refused before it (recorded
+        and counted with it); a ``batch_id`` seen before gets its first result back."""
     async def news(self, items: list[NewsItem]) -> dict[str, int]: ...
     async def submit(self, incidents: list[dict[str, Any]]) -> list[dict[str, str]]: ...
     async def approve(self, decision_id: str, by: str, note: str) -> dict[str, Any]: ...
@@ -70,27 +97,27 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 
 class Answer(BaseModel):
-    by: str = Field(min_length=1, max_length=100, description="who answers")
-    note: str = Field(default="", max_length=2000)
+    by: Text = Field(min_length=1, max_length=100, description="who answers")
+    note: Text = Field(default="", max_length=2000)
 
 
 class HaltBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
-    by: str = Field(default="operator", min_length=1, max_length=100)
+    reason: Text = Field(min_length=1, max_length=500)
+    by: Text = Field(default="operator", min_length=1, max_length=100)
 
 
 class ResumeBody(BaseModel):
-    by: str = Field(min_length=1, max_length=100)
-    acknowledgement: str = Field(min_length=1, max_length=2000,
+    by: Text = Field(min_length=1, max_length=100)
+    acknowledgement: Text = Field(min_length=1, max_length=2000,
                                  description="must name the halt reason's code")
 
 
 class NewsIn(BaseModel):
-    id: str = Field(default="", max_length=64)
-    ts_ns: int = Field(ge=0)
-    headline: str = Field(min_length=1, max_length=500)
-    symbols: list[str] = Field(default_factory=list, max_length=64)
-    source: str = Field(default="", max_length=100)
+    id: Text = Field(default="", max_length=64)
+    ts_ns: int = Field(ge=0, le=INT64_MAX)
+    headline: Text = Field(min_length=1, max_length=500)
+    symbols: list[Text] = Field(default_factory=list, max_length=64)
+    source: Text = Field(default="", max_length=100)
 
 
 class NewsBody(BaseModel):
@@ -98,7 +125,9 @@ class NewsBody(BaseModel):
 
 
 class IncidentsBody(BaseModel):
-    incidents: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    incidents: list[dict[str, Any]] = Field(
+        min_length=1, max_length=100,
+        description="each an Incident (tripwire.llm.incident.Incident), checked here")
 
 
 # -- the app -----------------------------------------------------------------------------
@@ -114,11 +143,14 @@ def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *,
     _errors(app)
     # A callable is a verifier (serve_apps.bearer.TokenVerifier): the Serve ingress never
     # holds the token itself, only a salted digest of it.
-    auth = _auth(token if callable(token) else _equals(token.encode()))
+    check = token if callable(token) else _equals(token.encode())
+    auth = _auth(check)
     _health_routes(app, backend, store)
     _read_routes(app, backend, store, ledger_path)
     _write_routes(app, backend, store, symbols, auth)
     _stream_route(app, store)
+    _auth_first(app, check)
+    _document(app)
     if CONSOLE_DIR.is_dir():
         app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
 
@@ -146,10 +178,74 @@ def _errors(app: FastAPI) -> None:
         return _error(422, "invalid", str(exc))  # the store refused an argument
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+    async def http_error(req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "unparsable_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large", 415: "unsupported_media_type"}.get(exc.status_code,
+                                                                     "http_error")
+        out = _error(exc.status_code, code, str(exc.detail))
+        out.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path
+            out.headers["Allow"] = _allowed(app, req)
+        return out
+
+    # Faults: from the handlers themselves or, unwrapped, from a Serve replica behind them.
+    for kind in _FAULTS:
+        app.add_exception_handler(kind, _fault)
+    app.add_exception_handler(Exception, _fault)  # the last resort: a JSON 500
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    """Every method some route of the request's path answers (a 405's ``Allow``)."""
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def _fault_kinds() -> tuple[type[BaseException], ...]:
+    import asyncpg
+    from ray.exceptions import RayError
+
+    return (RayError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, RuntimeError,
+            ValueError, LookupError, ValidationError)
+
+
+_FAULTS = _fault_kinds()
+
+
+async def _fault(_req: Request, exc: Exception) -> JSONResponse:
+    """What a fault means for the caller; nothing secret (no DSN, no token) in the body."""
+    from actors.dataplane import BatchKeyReused, BatchNotRecorded, BatchOutcomeUnknown
+
+    cause = unwrap(exc)
+    if isinstance(cause, ApiError):
+        return _error(cause.status, cause.code, cause.message, cause.field)
+    if isinstance(cause, BatchKeyReused):
+        return _error(422, "idempotency_key_reused", str(cause), "Idempotency-Key")
+    if isinstance(cause, BatchOutcomeUnknown):
+        return _error(409, "batch_outcome_unknown", str(cause), "Idempotency-Key")
+    if isinstance(cause, BatchNotRecorded):
+        return _error(503, "database_unavailable", str(cause))
+    if isinstance(cause, StoreError):
+        return _error(422, "invalid", str(cause))
+    if isinstance(cause, ValidationError):
+        err = cause.errors()[0] if cause.errors() else {}
+        where = ".".join(str(p) for p in err.get("loc", ())) or None
+        return _error(422, "invalid", f"{where or 'request'}: {err.get('msg', 'invalid')}",
+                      where)
+    if is_database_outage(cause):
+        return _error(503, "database_unavailable",
+                      "the database is unavailable; nothing was written, retry later")
+    if is_service_outage(cause):
+        return _error(503, "service_unavailable",
+                      "a service behind the API is unavailable or overloaded; retry later")
+    return _error(500, "internal", f"internal error ({type(cause).__name__}); see the "
+                                   "service log")
 
 
 def _equals(token: bytes) -> Callable[[bytes], bool]:
@@ -165,6 +261,73 @@ def _auth(check: Callable[[bytes], bool]):
     return Depends(require)
 
 
+_MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _auth_first(app: FastAPI, check: Callable[[bytes], bool]) -> None:
+    """Every mutating route checks the bearer token before anything reads its body, so a
+    caller without the token learns nothing (a malformed body is a 401, not a 400/422)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.methods & _MUTATING:
+            route.app = _guarded(route.app, check)
+            route.openapi_extra = {**(route.openapi_extra or {}),
+                                   "security": [{"bearer": []}]}
+
+
+def _guarded(inner: ASGIApp, check: Callable[[bytes], bool]) -> ASGIApp:
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        _authorize(Request(scope).headers.get("authorization", ""), check)
+        await inner(scope, receive, send)
+    return guarded
+
+
+def _authorize(header: str, check: Callable[[bytes], bool]) -> None:
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not check(given.strip().encode()):
+        raise ApiError(401, "unauthorized", "a valid bearer token is required")
+
+
+def _document(app: FastAPI) -> None:
+    """Every route's 4xx/5xx answers with the error body in the OpenAPI schema (a route's
+    own ``responses`` win), and the bearer scheme the mutating routes name."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        codes = {404} if "{" in route.path else set()
+        if route.dependant.query_params or route.dependant.path_params or route.body_field \
+                or route.dependencies or route.methods & _MUTATING:
+            codes.add(422)
+        if route.methods & _MUTATING:
+            codes |= {400, 401, 409}
+        route.responses = {**responses(*codes), **route.responses}
+    openapi = app.openapi
+
+    def with_bearer() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = openapi()
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(error_schemas())
+            components.setdefault("securitySchemes", {})["bearer"] = {"type": "http",
+                                                                      "scheme": "bearer"}
+        return app.openapi_schema
+
+    app.openapi = with_bearer  # type: ignore[method-assign]
+
+
+def _text(value: str | None, name: str) -> str | None:
+    """A query or path parameter under the text rule (422 naming it)."""
+    if value is not None:
+        problem = text_error(value)
+        if problem is not None:
+            raise ApiError(422, "invalid", f"{name}: {problem}", name)
+    return value
+
+
+def _q(default: Any = None, **kw: Any) -> Any:
+    """A text query parameter: the text rule's pattern in the schema, checked by _text."""
+    return Query(default, json_schema_extra={"pattern": TEXT_PATTERN}, **kw)
+
+
 class Page:
     """``limit``/``offset``/``since``/``until``/``symbol``/``run`` of a list route.
 
@@ -176,11 +339,12 @@ class Page:
     def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
                  since: str | None = Query(None, description="ns since epoch or ISO-8601"),
                  until: str | None = Query(None, description="ns since epoch or ISO-8601"),
-                 symbol: str | None = Query(None, max_length=64),
-                 run: str | None = Query(None, min_length=1, max_length=100,
-                                         description="only rows of this run (/v1/runs)")
+                 symbol: str | None = _q(max_length=64),
+                 run: str | None = _q(min_length=1, max_length=100,
+                                      description="only rows of this run (/v1/runs)")
                  ) -> None:
-        self.limit, self.offset, self.symbol, self.run = limit, offset, symbol, run
+        self.limit, self.offset = limit, offset
+        self.symbol, self.run = _text(symbol, "symbol"), _text(run, "run")
         self.since_ns = _time(since, "since")
         self.until_ns = _time(until, "until")
 
@@ -200,6 +364,7 @@ PageDep = Annotated[Page, Depends()]
 def _time(text: str | None, name: str) -> int | None:
     if text is None:
         return None
+    _text(text, name)
     try:
         ns = parse_time_ns(text)
     except ValueError as exc:
@@ -238,31 +403,36 @@ def _health_routes(app: FastAPI, backend: Backend, store: DecisionStore) -> None
 def _read_routes(app: FastAPI, backend: Backend, store: DecisionStore,
                  ledger_path: Path | None) -> None:
     @app.get("/v1/incidents", tags=["read"])
-    async def incidents(page: PageDep, status: str | None = None) -> dict[str, Any]:
-        return page.wrap(await store.incidents(page.limit, status=status, **page.kw()))
+    async def incidents(page: PageDep, status: str | None = _q(max_length=64)
+                        ) -> dict[str, Any]:
+        rows = await store.incidents(page.limit, status=_text(status, "status"), **page.kw())
+        return page.wrap(rows)
 
     @app.get("/v1/incidents/{incident_id}", tags=["read"])
     async def incident(incident_id: str) -> dict[str, Any]:
-        row = await store.incident(incident_id)
+        row = await store.incident(_text(incident_id, "incident_id"))
         if row is None:
             raise ApiError(404, "not_found", f"no incident {incident_id}")
         return {**row, "verdicts": await store.verdicts_of(incident_id)}
 
     @app.get("/v1/verdicts", tags=["read"])
-    async def verdicts(page: PageDep,
-                       classification: str | None = None) -> dict[str, Any]:
-        rows = await store.verdicts(page.limit, classification=classification, **page.kw())
+    async def verdicts(page: PageDep, classification: str | None = _q(max_length=64)
+                       ) -> dict[str, Any]:
+        rows = await store.verdicts(page.limit, classification=_text(
+            classification, "classification"), **page.kw())
         return page.wrap(rows)
 
     @app.get("/v1/decisions", tags=["read"])
-    async def decisions(page: PageDep, outcome: str | None = None) -> dict[str, Any]:
-        rows = await store.decisions(page.limit, outcome=outcome, **page.kw())
+    async def decisions(page: PageDep, outcome: str | None = _q(max_length=64)
+                        ) -> dict[str, Any]:
+        rows = await store.decisions(page.limit, outcome=_text(outcome, "outcome"),
+                                     **page.kw())
         waiting = {a.decision_id for a in await store.pending_approvals()}
         return page.wrap([{**r, "awaiting_approval": r["id"] in waiting} for r in rows])
 
     @app.get("/v1/decisions/{decision_id}", tags=["read"])
     async def decision(decision_id: str) -> dict[str, Any]:
-        chain = await store.chain(decision_id)
+        chain = await store.chain(_text(decision_id, "decision_id"))
         if chain is None:
             raise ApiError(404, "not_found", f"no decision {decision_id}")
         return _jsonable(chain)
@@ -284,7 +454,7 @@ def _read_routes(app: FastAPI, backend: Backend, store: DecisionStore,
         return await backend.account()
 
     @app.get("/v1/llm/costs", tags=["read"])
-    async def llm_costs(since: str | None = None) -> dict[str, Any]:
+    async def llm_costs(since: str | None = _q()) -> dict[str, Any]:
         return await _llm_costs(ledger_path, _time(since, "since"))
 
     @app.get("/v1/dead-letters", tags=["read"])
@@ -328,25 +498,36 @@ async def _llm_costs(path: Path | None, since_ns: int | None) -> dict[str, Any]:
 def _write_routes(app: FastAPI, backend: Backend, store: DecisionStore, symbols: SymbolTable,
                   auth: Any) -> None:
     @app.post("/v1/ticks", tags=["write"], dependencies=[auth],
-              openapi_extra={"requestBody": {"content": {
-                  "application/json": {"schema": {"type": "object"}},
-                  ARROW_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
-    async def ticks(request: Request) -> dict[str, Any]:
+              responses={200: {"headers": {"Idempotent-Replayed": {
+                  "description": "true: the answer of an earlier request with this key",
+                  "schema": {"type": "string"}}}}},
+              openapi_extra={"parameters": [{
+                  "name": "Idempotency-Key", "in": "header", "required": False,
+                  "description": "the batch's id: a retry with it is applied at most once "
+                                 "and gets the first answer",
+                  "schema": {"type": "string", "pattern": KEY_PATTERN}}],
+                  "requestBody": {"content": {
+                      "application/json": {"schema": {"type": "object"}},
+                      ARROW_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+    async def ticks(request: Request, response: Response) -> dict[str, Any]:
         body = await request.body()
+        arrow = request.headers.get("content-type", "").startswith(ARROW_TYPE)
         try:
-            if request.headers.get("content-type", "").startswith(ARROW_TYPE):
-                decoded = decode_arrow(body, symbols)
-            else:
-                decoded = decode_rows(body, symbols)
+            decoded = decode_arrow(body, symbols) if arrow else decode_rows(body, symbols)
         except TickCodecError as exc:
             raise ApiError(422, "invalid", str(exc), exc.field) from None
-        for d in decoded.unknown:
-            await store.dead_letter(d.ts_ns, "http", d.reason.value, d.symbol, d.detail, d.raw)
+        key = _batch_id(request.headers.get("idempotency-key"), decoded.batch_id)
         try:
-            result = await backend.ingest(decoded.batch)
+            result, replayed = await backend.ingest(
+                decoded.batch, batch_id=key, digest=decoded.digest() if key else "",
+                dead=list(decoded.unknown))
         except ValueError as exc:
-            raise ApiError(422, "invalid", str(exc), "ticks") from None
-        result["rejected"] += len(decoded.unknown)
+            cause = unwrap(exc)
+            if type(cause) is not ValueError:
+                raise  # a BatchKeyReused or a ValidationError: the fault handler says which
+            raise ApiError(422, "invalid", str(cause), "ticks") from None
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
         return result
 
     @app.post("/v1/news", tags=["write"], dependencies=[auth])
@@ -358,24 +539,27 @@ def _write_routes(app: FastAPI, backend: Backend, store: DecisionStore, symbols:
 
     @app.post("/v1/incidents", tags=["write"], dependencies=[auth])
     async def submit(body: IncidentsBody) -> dict[str, Any]:
+        for i, raw in enumerate(body.incidents):  # refused here, before any replica sees it
+            _check_incident(i, raw)
         try:
             return {"items": await backend.submit(body.incidents)}
         except ValueError as exc:  # pydantic's ValidationError is one
-            raise ApiError(422, "invalid", f"incidents: {exc}"[:2000], "incidents") from None
+            cause = unwrap(exc)
+            raise ApiError(422, "invalid", f"incidents: {cause}"[:2000], "incidents") from None
 
     @app.post("/v1/decisions/{decision_id}/approve", tags=["write"], dependencies=[auth])
     async def approve(decision_id: str, body: Answer) -> dict[str, Any]:
-        return await _answer(backend.approve, decision_id, body)
+        return await _answer(backend.approve, _text(decision_id, "decision_id"), body)
 
     @app.post("/v1/decisions/{decision_id}/reject", tags=["write"], dependencies=[auth])
     async def reject(decision_id: str, body: Answer) -> dict[str, Any]:
-        return await _answer(backend.reject, decision_id, body)
+        return await _answer(backend.reject, _text(decision_id, "decision_id"), body)
 
     @app.post("/v1/halt", tags=["write"], dependencies=[auth])
     async def halt(body: HaltBody) -> dict[str, Any]:
         reason = body.reason if ":" in body.reason else f"operator: {body.reason}"
-        await store.set_halt(reason, body.by, _now())
-        return await _halt(store)
+        await store.set_halt(reason, body.by, _now())  # set, or a fault (503): never half
+        return {"halted": True, "reason": reason, "set_by": body.by}
 
     @app.post("/v1/resume", tags=["write"], dependencies=[auth])
     async def resume(body: ResumeBody) -> dict[str, Any]:
@@ -400,13 +584,42 @@ def _write_routes(app: FastAPI, backend: Backend, store: DecisionStore, symbols:
         return {"orders": await backend.flatten()}
 
 
+def _batch_id(header: str | None, field: str | None) -> str | None:
+    """The batch's id: the Idempotency-Key header or the body's ``batch_id`` (422 when
+    malformed or when both are given and differ)."""
+    for value, name in ((header, "Idempotency-Key"), (field, "batch_id")):
+        if value is not None and key_error(value) is not None:
+            raise ApiError(422, "invalid", f"{name}: {key_error(value)}", name)
+    if header is not None and field is not None and header != field:
+        raise ApiError(422, "invalid", "batch_id: differs from the Idempotency-Key header",
+                       "batch_id")
+    return header if header is not None else field
+
+
+def _check_incident(i: int, raw: dict[str, Any]) -> None:
+    """An incident body is refused whole (422 naming the field) unless it is an
+    :class:`Incident` whose text is under the text rule and whose integers are int64."""
+    bad = first_problem(raw, f"incidents.{i}")
+    if bad is not None:
+        raise ApiError(422, "invalid", f"{bad[0]}: {bad[1]}", bad[0])
+    try:
+        Incident.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(["incidents", str(i), *(str(p) for p in err["loc"])])
+        raise ApiError(422, "invalid", f"{where}: {err['msg']}", where) from None
+
+
 async def _answer(fn: Any, decision_id: str, body: Answer) -> dict[str, Any]:
     try:
         return await fn(decision_id, body.by, body.note)
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except ValueError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    except (LookupError, ValueError) as exc:
+        cause = unwrap(exc)
+        if isinstance(cause, LookupError):
+            raise ApiError(404, "not_found", str(cause)) from None
+        if isinstance(cause, ValidationError):
+            raise
+        raise ApiError(409, "conflict", str(cause)) from None
 
 
 def _stream_route(app: FastAPI, store: DecisionStore) -> None:

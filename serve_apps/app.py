@@ -32,6 +32,7 @@ from actors.ray_metrics import RayMetrics
 from serve_apps.api import build_app
 from serve_apps.bearer import TokenVerifier
 from serve_apps.config import ServeConfig, make_clock
+from serve_apps.errors import unwrap
 from serve_apps.lazy_store import LazyStore
 from serve_apps.orchestrator import Orchestrator, TriageService, metric_sections
 from tripwire import telemetry
@@ -192,9 +193,11 @@ class DataPlaneDeployment(_Lazy):
     async def _to_venue(self, batch: TickBatch) -> None:
         await self.signoff.on_ticks.remote(batch)
 
-    async def ingest(self, batch: TickBatch) -> dict:
+    async def ingest(self, batch: TickBatch, batch_id: str | None = None, digest: str = "",
+                     dead: list | None = None) -> tuple[dict, bool]:
         await self.ensure()
-        return (await self.plane.ingest(batch, time.time_ns())).to_dict()
+        return await self.plane.ingest_once(batch, time.time_ns(), batch_id=batch_id,
+                                            digest=digest, dead=dead or ())
 
     async def news(self, items: list[NewsItem]) -> dict[str, int]:
         await self.ensure()
@@ -223,14 +226,46 @@ class DataPlaneDeployment(_Lazy):
         return out
 
 
+async def _result(response: Any) -> Any:
+    """A handle call's answer; a fault comes back as the replica raised it, not wrapped in
+    Ray's RayTaskError (so the API maps a ValidationError to a 422, an outage to a 503)."""
+    try:
+        return await response
+    except Exception as exc:
+        cause = unwrap(exc)
+        if cause is exc or not isinstance(cause, Exception):
+            raise
+        raise cause from exc
+
+
+class _Unwrapping:
+    """A deployment handle whose ``method.remote(...)`` answers go through :func:`_result`."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._handle, name)
+
+        class _Method:
+            @staticmethod
+            def remote(*args: Any, **kw: Any) -> Any:
+                return _result(method.remote(*args, **kw))
+
+        return _Method
+
+
 class HandleBackend:
     """:class:`serve_apps.api.Backend` over the deployment handles."""
 
     def __init__(self, dataplane: Any, signoff: Any) -> None:
-        self.dataplane, self.signoff = dataplane, signoff
+        self.dataplane, self.signoff = _Unwrapping(dataplane), _Unwrapping(signoff)
 
-    async def ingest(self, batch: TickBatch) -> dict:
-        return await self.dataplane.ingest.remote(batch)
+    async def ingest(self, batch: TickBatch, *, batch_id: str | None = None,
+                     digest: str = "", dead: list | None = None) -> tuple[dict, bool]:
+        result, replayed = await self.dataplane.ingest.remote(batch, batch_id, digest,
+                                                              dead or [])
+        return result, replayed
 
     async def news(self, items: list[NewsItem]) -> dict[str, int]:
         return await self.dataplane.news.remote(items)

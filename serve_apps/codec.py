@@ -4,7 +4,10 @@ Both forms carry the columns ``symbol, ts_ns, price, qty`` and optionally ``side
 -1 sell, 0 unknown) and ``trade_id``. A malformed body is refused whole with the field that
 is wrong (the API turns it into a 422); ticks of a symbol outside the table become dead
 letters (``unknown_symbol``) and the rest go on. Values (a negative price, a time going
-back) are the data plane validator's to judge, so they become dead letters there.
+back) are the data plane validator's to judge, so they become dead letters there. Integers
+must fit int64 and symbols follow the API's text rule (:mod:`serve_apps.contract`): else the
+body is refused naming the field (``ticks.0.ts_ns``, ``ts_ns`` for an Arrow column). A JSON
+body may carry its ``batch_id`` (the API's Idempotency-Key).
 
 >>> from tripwire.model import SymbolTable
 >>> d = decode_rows(b'{"ticks": [{"symbol": "BTCUSDT", "ts_ns": 1, "price": 10, "qty": 1},'
@@ -21,6 +24,7 @@ ticks.0.ts_ns
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from serve_apps.contract import INT64_MAX, INT64_MIN, KEY_PATTERN, Int64, Text, text_error
 from tripwire.model import DeadLetter, DeadReason, SymbolTable, TickBatch
 
 ARROW_TYPE = "application/vnd.apache.arrow.stream"
@@ -42,22 +47,36 @@ class TickCodecError(ValueError):
 
 
 class TickIn(BaseModel):
-    symbol: str = Field(min_length=1, max_length=64)
-    ts_ns: int
+    symbol: Text = Field(min_length=1, max_length=64)
+    ts_ns: Int64
     price: float
     qty: float
     side: Literal[-1, 0, 1] = 0
-    trade_id: int = 0
+    trade_id: Int64 = 0
 
 
 class TicksBody(BaseModel):
     ticks: list[TickIn] = Field(max_length=MAX_TICKS)
+    batch_id: str | None = Field(default=None, pattern=KEY_PATTERN,
+                                 description="the batch's id (or the Idempotency-Key header)")
 
 
 @dataclass
 class Decoded:
     batch: TickBatch
     unknown: list[DeadLetter] = field(default_factory=list)
+    batch_id: str | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the ticks as decoded (JSON or Arrow alike, ``batch_id`` aside): a
+        batch id reused for other ticks is told apart from a retry."""
+        h = hashlib.sha256()
+        b = self.batch
+        for column in (b.symbol_id, b.ts_ns, b.price, b.qty, b.side, b.trade_id):
+            h.update(np.ascontiguousarray(column).tobytes())
+        for d in self.unknown:
+            h.update(d.raw.encode("utf-8", "surrogatepass") + b"\n")
+        return h.hexdigest()
 
 
 def decode_rows(body: bytes, symbols: SymbolTable) -> Decoded:
@@ -68,11 +87,13 @@ def decode_rows(body: bytes, symbols: SymbolTable) -> Decoded:
         where = ".".join(str(p) for p in err["loc"]) or "body"
         raise TickCodecError(f"{where}: {err['msg']}", where) from None
     t = parsed.ticks
-    return _columns([x.symbol for x in t], np.array([x.ts_ns for x in t], np.int64),
+    decoded = _columns([x.symbol for x in t], np.array([x.ts_ns for x in t], np.int64),
                     np.array([x.price for x in t], np.float64),
                     np.array([x.qty for x in t], np.float64),
                     np.array([x.side for x in t], np.int8),
                     np.array([x.trade_id for x in t], np.int64), symbols)
+    decoded.batch_id = parsed.batch_id
+    return decoded
 
 
 def decode_arrow(body: bytes, symbols: SymbolTable) -> Decoded:
@@ -95,6 +116,14 @@ def decode_arrow(body: bytes, symbols: SymbolTable) -> Decoded:
         c = table.column(name)
         if c.null_count:
             raise TickCodecError(f"{name}: {c.null_count} null value(s)", name)
+        if np.issubdtype(dtype, np.integer) and pa.types.is_integer(c.type) and len(c):
+            import pyarrow.compute as pc
+
+            lo, hi = pc.min_max(c).values()  # a uint64 past int64 would wrap silently
+            bounds = np.iinfo(dtype)
+            if lo.as_py() < max(bounds.min, INT64_MIN) or hi.as_py() > min(bounds.max,
+                                                                            INT64_MAX):
+                raise TickCodecError(f"{name}: values outside {np.dtype(dtype)}", name)
         try:
             return c.to_numpy().astype(dtype, casting="same_kind")
         except (TypeError, ValueError, pa.ArrowException) as exc:
@@ -107,6 +136,10 @@ def decode_arrow(body: bytes, symbols: SymbolTable) -> Decoded:
     names = table.column("symbol").to_pylist()
     if any(not isinstance(n, str) for n in names):
         raise TickCodecError("symbol: must be strings", "symbol")
+    for n in set(names):
+        problem = text_error(n)
+        if problem is not None:
+            raise TickCodecError(f"symbol: {problem}", "symbol")
     return _columns(names, col("ts_ns", np.int64), col("price", np.float64),
                     col("qty", np.float64), side, col("trade_id", np.int64), symbols)
 

@@ -69,8 +69,10 @@ class LocalServices:
 
     # -- Backend -----------------------------------------------------------------------------
 
-    async def ingest(self, batch: TickBatch) -> dict:
-        return (await self.plane.ingest(batch, time.time_ns())).to_dict()
+    async def ingest(self, batch: TickBatch, *, batch_id: str | None = None,
+                     digest: str = "", dead: list | None = None) -> tuple[dict, bool]:
+        return await self.plane.ingest_once(batch, time.time_ns(), batch_id=batch_id,
+                                            digest=digest, dead=dead or ())
 
     async def news(self, items: list[NewsItem]) -> dict[str, int]:
         return await self.plane.on_news(items)  # {"accepted": n, "rejected": m}
