@@ -7,8 +7,9 @@ sources before ``ray start``), never from the config file:
 
 - ``TRIPWIRE_PG_DSN`` (required): a cluster uses a real PostgreSQL server; the private
   cluster Tripwire starts on a laptop cannot be shared between nodes.
-- ``TRIPWIRE_API_TOKEN`` (required): the bearer token of the mutating routes; the ingress
-  replicas read it from their own environment.
+- ``TRIPWIRE_API_TOKEN`` (required): the bearer token of the mutating routes. Only the
+  builder reads it, and only a salted verifier of it (:mod:`serve_apps.bearer`) goes into the
+  application: the replicas, the Serve controller and the dashboard never see the token.
 - ``TRIPWIRE_CONFIG`` (optional): the settings file; a relative path is looked up in the
   working directory, then in the checkout.
 
@@ -29,6 +30,7 @@ from typing import Any
 from ray import serve
 
 from serve_apps.app import AppSpec, application
+from serve_apps.bearer import TokenVerifier
 from serve_apps.config import ServeConfig
 from tripwire.config import load_settings
 
@@ -48,8 +50,9 @@ def app(args: dict[str, Any] | None = None) -> serve.Application:
     env = os.environ
     dsn = _required(env, DSN_ENV, "the PostgreSQL server's DSN (postgresql://...); a cluster "
                     "needs a real server every node can reach")
-    _required(env, TOKEN_ENV, "the API's bearer token; put it in the nodes' environment, "
-              "never in the Serve config")
+    verifier = TokenVerifier.of(_required(
+        env, TOKEN_ENV, "the API's bearer token; put it in the nodes' environment, never in "
+        "the Serve config"))
     settings = load_settings(_config_path(args.get("config") or env.get("TRIPWIRE_CONFIG")),
                              env=env)
     serve_table = settings.table("serve")
@@ -57,7 +60,7 @@ def app(args: dict[str, Any] | None = None) -> serve.Application:
     symbols = _symbols(args.get("symbols", serve_table.pop("symbols", None)))
     serve_table.setdefault("shards", settings.pipeline.shards)
     config = ServeConfig.from_table(serve_table)
-    return application(AppSpec(settings, dsn, symbols, config, token_env=TOKEN_ENV))
+    return application(AppSpec(settings, dsn, symbols, config, verifier))
 
 
 def _required(env: Mapping[str, str], name: str, what: str) -> str:

@@ -13,7 +13,8 @@ the same feeds as ``tripwire ingest`` (``--source scenario|binance``) — handin
 each chunk's ticks and news to the data plane deployment in order (each ingest is awaited:
 backpressure). The scenario runs on market time (its clock is 2026), a live exchange on
 wall time. The API and console stay up while it runs (the bearer token comes from
-``TRIPWIRE_API_TOKEN``; without it a random one is printed once). ``--run-for`` or Ctrl-C
+``TRIPWIRE_API_TOKEN``; without it a random one is kept in ``<data_dir>/secrets/api-token``,
+mode 0600, and only that path is printed). ``--run-for`` or Ctrl-C
 stops it: the feed stops, decisions in flight finish, the tick sink flushes. Exit codes:
 0 done, 1 a failure, 2 bad input.
 """
@@ -25,10 +26,10 @@ import asyncio
 import dataclasses
 import json
 import os
-import secrets
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -94,12 +95,17 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
     from tripwire.store.migrate import migrate
 
     asyncio.run(migrate(dsn))
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ensure_ray(settings.ray_address)
-    token = os.environ.get("TRIPWIRE_API_TOKEN")
-    if not token:
-        token = secrets.token_urlsafe(24)
-        err.print(f"operator token (set TRIPWIRE_API_TOKEN to choose it): {token}")
+    # A local Ray (no address): loopback only, session logs under <data>/ray, token auth.
+    data = Path(settings.data_dir)
+    ensure_ray(settings.ray_address, data_dir=data,
+               auth_token_file=data / "secrets" / "ray-auth-token")
+    token = os.environ.get("TRIPWIRE_API_TOKEN", "").strip()
+    if not token:  # never printed: a terminal, a job log or CI output is not a secret store
+        from tripwire.secretfile import ensure_secret
+
+        path = data.resolve() / "secrets" / "api-token"
+        token = ensure_secret(path, 24)
+        err.print(f"operator token (set TRIPWIRE_API_TOKEN to choose it): in {path}")
     base = ServeConfig.from_settings(settings)
     clock = "market" if args.source != "binance" else "system"
     app = start(settings, dsn, symbols, config=dataclasses.replace(base, clock=clock),

@@ -173,7 +173,9 @@ def test_runtime_env_packages_the_repo_small_and_without_the_venv(tmp_path):
 # -------------------------------------------------------------------- serve_apps.deploy:app
 
 def test_app_builder_returns_a_serve_application(migrated_db, monkeypatch):
+    from ray import cloudpickle
     from ray.serve import Application
+    from ray.serve._private.build_app import build_app
 
     from serve_apps.deploy import app
 
@@ -184,8 +186,14 @@ def test_app_builder_returns_a_serve_application(migrated_db, monkeypatch):
     assert isinstance(built, Application)
     spec = built._bound_deployment.init_args[0]  # Ingress(spec, dataplane, signoff)
     assert spec.dsn == migrated_db and spec.symbols == ("BTCUSDT", "ETHUSDT")
-    assert spec.token_env == "TRIPWIRE_API_TOKEN"
-    assert "test-token" not in repr(spec)  # the token stays in the replicas' environment
+    # Only a salted verifier of the token goes into the app (its pickled init args are what
+    # the Serve controller keeps and ships to replicas), never the token itself.
+    assert spec.verifier.check(b"test-token") and not spec.verifier.check(b"test-tokem")
+    assert "test-token" not in repr(spec)
+    assert b"test-token" not in cloudpickle.dumps(built)
+    deployments = build_app(built, name="tripwire").deployments
+    assert len(deployments) == 4
+    assert not [d.name for d in deployments if (d.ray_actor_options or {}).get("runtime_env")]
     default = app({})._bound_deployment.init_args[0]
     assert len(default.symbols) == 24 and default.symbols[0] == "BTCUSDT"
 
