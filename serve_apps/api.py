@@ -179,9 +179,9 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "unparsable_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-                413: "too_large", 415: "unsupported_media_type"}.get(exc.status_code,
-                                                                     "http_error")
+        code = {400: "unparsable_body", 401: "unauthorized", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large",
+                415: "unsupported_media_type"}.get(exc.status_code, "http_error")
         out = _error(exc.status_code, code, str(exc.detail))
         out.headers.update(exc.headers or {})
         if exc.status_code == 405:  # Starlette names only the first route of the path
