@@ -130,6 +130,13 @@ class IncidentsBody(BaseModel):
         description="each an Incident (tripwire.llm.incident.Incident), checked here")
 
 
+class Readiness(BaseModel):
+    """``/readyz``'s answer, 200 or 503 alike."""
+
+    ready: bool
+    checks: dict[str, str]
+
+
 # -- the app -----------------------------------------------------------------------------
 
 
@@ -379,7 +386,9 @@ def _health_routes(app: FastAPI, backend: Backend, store: DecisionStore) -> None
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "not ready: which check "
+                                                                 "failed"}})
     async def readyz() -> JSONResponse:
         checks: dict[str, str] = {}
         try:

@@ -208,6 +208,8 @@ def test_the_openapi_schema_documents_every_error_answer(serve_app: LiveApp) -> 
                 assert ref["$ref"].endswith("/ErrorBody")
             if "{" in path:
                 assert "404" in codes, (method, path)
+    ready = schema["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+    assert ready["application/json"]["schema"]["$ref"].endswith("/Readiness")
     halt_reason = schema["components"]["schemas"]["HaltBody"]["properties"]["reason"]
     assert "pattern" in halt_reason  # the text rule is in the contract, not only the code
 
@@ -348,7 +350,9 @@ def test_a_database_outage_is_a_503_and_the_retry_applies_the_batch_once(
                 r = c.get(path)
                 assert r.status_code == 503, (path, r.text)
                 assert r.json()["error"]["code"] == "database_unavailable"
-            assert c.get("/readyz").status_code == 503
+            ready = c.get("/readyz")  # its own body, as the schema says
+            assert ready.status_code == 503 and ready.json()["ready"] is False
+            assert ready.json()["checks"]["database"].startswith("error")
         finally:
             _restart_same_port(outage_api.cluster)
         first = _until_not_503(c, "POST", "/v1/ticks", json=body,
