@@ -7,7 +7,10 @@ default labelled scenario (24 symbols, one simulated day, injected events and ne
 detection -> triage -> sign-off -> paper execution, on market time (``[serve] clock =
 "market"``: price and verdict ages are measured on the ticks' clock, as in a backtest). When a
 batch trips, the replay waits for the decisions before it goes on, so the market does not
-outrun the agents. At the end it prints a summary (ticks, trips, incidents by verdict,
+outrun the agents. The demo is one *run* (``GET /v1/runs``; the console shows it by default):
+the summary's counts and the report are that run's rows only, over the scenario's market
+period, and positions, PnL and the halt flag are read at the end (after ``--keep-running``'s
+session too). At the end it prints a summary (ticks, trips, incidents by verdict,
 detection precision/recall against the labels, decisions and outcomes, PnL, LLM calls and
 cost, where the console is) and writes the report (markdown + HTML + PNG plots).
 
@@ -42,7 +45,7 @@ from rich.table import Table
 
 from tripwire.config import Settings, load_settings
 from tripwire.feeds.scenario import Scenario, default_scenario_config
-from tripwire.model import NS_PER_SECOND, TickBatch
+from tripwire.model import NS_PER_SECOND, TickBatch, new_id
 
 API_TOKEN_FILE = "secrets/api-token"  # under the data dir, 0600: the operator's API token
 RAY_TOKEN_FILE = "secrets/ray-auth-token"  # under the data dir, 0600: the local Ray's token
@@ -134,6 +137,7 @@ class _Demo:
         self.token, self.token_where = _operator_token(Path(settings.data_dir))
         self.stopping = False
         self.counts = collections.Counter()
+        self.run_id = new_id()  # this run's id: GET /v1/runs, ?run= on the lists, the report
 
     def run(self) -> dict[str, Any]:
         from ray import serve
@@ -146,6 +150,7 @@ class _Demo:
         t0 = time.perf_counter()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the summary says it all
         asyncio.run(migrate(self.dsn))
+        asyncio.run(self._start_run())  # before the app: every row it writes is this run's
         with contextlib.ExitStack() as stack:
             settings = self._llm(stack)
             with self.err.status("starting Ray and the Serve app", spinner="dots"):
@@ -168,20 +173,28 @@ class _Demo:
                 with _interrupts_as_stop(self):
                     replay_s = self._replay(app)
                     self._wait_idle(app)
-                    summary = self._summary(app, setup_s, replay_s, watchdog)
+                    live = self._live(app)
                     if self.args.keep_running and not self.stopping:
-                        _print(summary, self.args.json)
+                        interim = self._summary(live, asyncio.run(self._stored(live)),
+                                                setup_s, replay_s, watchdog)
+                        _print(interim, self.args.json)
                         self.err.print(f"console: {app.url}/  (operator token: "
                                        f"{self.token_where}; Ray dashboard token: in "
                                        f"{Path(self.settings.data_dir).resolve() / RAY_TOKEN_FILE})"
                                        " -- Ctrl-C stops")
                         while not self.stopping:
                             time.sleep(0.5)
+                        # The end is now: the operator may have traded, halted or resumed.
+                        self._wait_idle(app)
+                        live = self._live(app)
             finally:
                 stop_watchdog()  # first: the app going away is not a breach
                 with self.err.status("shutting down: decisions finish, the tick sink "
                                      "flushes", spinner="dots"):
-                    drained = app.shutdown()
+                    drained = _drain(app)
+            # The run ends after the drain: decisions finished by it are the run's too.
+            summary = self._summary(live, asyncio.run(self._stored(live, end=True)),
+                                    setup_s, replay_s, watchdog)
             summary["shutdown"] = _shutdown_figures(drained, summary)
             summary["wall_s"] = round(time.perf_counter() - t0, 1)
             return summary
@@ -208,12 +221,18 @@ class _Demo:
         cfg = data / "watchdog-demo.toml"
         exposure = self.settings.decisions.limits.max_gross_exposure
         cfg.write_text(WATCHDOG_TOML.format(exposure=exposure))
-        log = open(data / "watchdog-demo.log", "w")  # closed by the stack
+        path = data / "watchdog-demo.log"
+        # Append, never truncate: the lines of an earlier run say why it halted. The marker
+        # (and the watchdog's own watchdog_start line) separate the runs in the file.
+        log = open(path, "a", encoding="utf-8")  # closed by the stack
         stack.callback(log.close)
+        log.write(json.dumps({"event": "demo_watchdog_start", "run": self.run_id,
+                              "ts_ns": time.time_ns(), "api": url}) + "\n")
+        log.flush()
         env = {**os.environ, "TRIPWIRE_API_TOKEN": self.token, "TRIPWIRE_WATCHDOG_DSN": self.dsn}
         proc = subprocess.Popen(
             [sys.executable, "-m", "tripwire.cli", "watchdog", "--config", str(cfg),
-             "--api", url], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--api", url, "--log", str(path)], env=env, stdout=log, stderr=subprocess.STDOUT)
 
         def stop() -> None:
             if proc.poll() is None:
@@ -223,7 +242,7 @@ class _Demo:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         stack.callback(stop)
-        info = {"pid": proc.pid, "log": str(data / "watchdog-demo.log"), "config": str(cfg)}
+        info = {"pid": proc.pid, "log": str(path), "config": str(cfg)}
         return info, stop
 
     def _warn_if_halted(self, url: str) -> None:
@@ -296,8 +315,23 @@ class _Demo:
 
     # -- the summary -------------------------------------------------------------------------
 
-    def _summary(self, app: Any, setup_s: float, replay_s: float,
-                 watchdog: dict[str, Any]) -> dict[str, Any]:
+    async def _start_run(self) -> None:
+        from tripwire.store.pg_decisions import PgDecisionStore
+
+        sc = self.scenario.config
+        store = await PgDecisionStore.connect(self.dsn, max_size=1)
+        try:
+            await store.start_run(
+                self.run_id, f"demo: {len(self.scenario.symbols)} symbols, "
+                f"{sc.duration_s / 3600:g} simulated h, {self.settings.decisions.mode.value}",
+                period_start_ns=sc.start_ns, period_end_ns=sc.end_ns + NS_PER_SECOND,
+                payload={"kind": "demo", "seed": self.args.seed})
+        finally:
+            await store.close()
+
+    def _live(self, app: Any) -> dict[str, Any]:
+        """What only the running app knows, read now: trips (scored against the labels),
+        PnL, positions, LLM cost and the halt flag."""
         import httpx
 
         from tripwire.detect.evaluate import evaluate
@@ -307,12 +341,19 @@ class _Demo:
         quality = evaluate(trips, sc.labels, sc.symbols,
                            duration_ns=int(sc.config.duration_s * 1e9))
         with httpx.Client(base_url=app.url, timeout=60) as c:
-            pnl = c.get("/v1/pnl").json()
-            positions = c.get("/v1/positions").json()["positions"]
-            costs = c.get("/v1/llm/costs").json()
-            halt = c.get("/v1/halt").json()
-        counts, report = asyncio.run(self._report(quality))
+            return {"quality": quality, "pnl": c.get("/v1/pnl").json(),
+                    "positions": c.get("/v1/positions").json()["positions"],
+                    "costs": c.get("/v1/llm/costs").json(), "halt": c.get("/v1/halt").json(),
+                    "console": f"{app.url}/", "api_docs": f"{app.url}/docs",
+                    "ray_dashboard": _dashboard_url()}
+
+    def _summary(self, live: dict[str, Any], stored: tuple[dict[str, Any], dict[str, Any]],
+                 setup_s: float, replay_s: float, watchdog: dict[str, Any]) -> dict[str, Any]:
+        sc, quality = self.scenario, live["quality"]
+        pnl, costs = live["pnl"], live["costs"]
+        counts, report = stored
         return {
+            "run": report["run"],
             "ticks": {"sent": self.counts["sent"], "accepted": self.counts["accepted"],
                       "rejected": self.counts["rejected"], "news": self.counts["news"]},
             "trips": self.counts["trips"], "incidents": counts["incidents"],
@@ -323,37 +364,48 @@ class _Demo:
                           "alarms": quality.alarms, "false_alarms": quality.false_alarms},
             "pnl": {k: pnl[k] for k in ("equity", "realised_pnl", "unrealised_pnl", "fees",
                                         "drawdown")},
-            "open_positions": len(positions),
+            "open_positions": len(live["positions"]),
+            "positions": [{"symbol": p["symbol"], "qty": p["qty"]} for p in live["positions"]],
             "llm": {"calls": costs["calls"], "usd": round(costs["usd"], 6),
                     "routes": sorted(costs["by_route"])},
-            "halt": halt, "mode": self.settings.decisions.mode.value,
+            "halt": live["halt"], "mode": self.settings.decisions.mode.value,
             "symbols": len(sc.symbols), "simulated_hours": sc.config.duration_s / 3600,
             "setup_s": round(setup_s, 1), "replay_s": round(replay_s, 1),
             "ticks_per_s": round(self.counts["accepted"] / replay_s) if replay_s else 0,
-            "console": f"{app.url}/", "api_docs": f"{app.url}/docs",
-            "ray_dashboard": _dashboard_url(), "watchdog": watchdog, "report": report,
+            "console": live["console"], "api_docs": live["api_docs"],
+            "ray_dashboard": live["ray_dashboard"], "watchdog": watchdog,
+            "report": {k: v for k, v in report.items() if k != "run"},
         }
 
-    async def _report(self, quality: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    async def _stored(self, live: dict[str, Any], *, end: bool = False
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """This run's counts and report, both from the run's rows only (``end``: the run
+        is over; its end is recorded first)."""
         from tripwire.llm.cli import ledger_path
         from tripwire.llm.ledger import JsonlLedger
         from tripwire.report import build_report, write_report
         from tripwire.store.pg_decisions import PgDecisionStore
 
-        sc = self.scenario.config
-        start = sc.start_ns
-        store = await PgDecisionStore.connect(self.dsn)
+        quality = live["quality"]
+        store = await PgDecisionStore.connect(self.dsn, max_size=2)
         try:
-            counts = await store.counts()
+            if end:
+                await store.end_run(self.run_id)
+            counts = await store.counts(run=self.run_id)
             report = await build_report(
-                store, since_ns=start, until_ns=sc.end_ns + NS_PER_SECOND,
-                ledger=JsonlLedger(ledger_path(self.settings)),
+                store, run=self.run_id, ledger=JsonlLedger(ledger_path(self.settings)),
                 quality={"precision": quality.precision,
                          **{f"recall_{k}": v for k, v in quality.recall.items()}})
+            run = await store.run(self.run_id)
         finally:
             await store.close()
         paths = write_report(report, Path(self.settings.data_dir) / "reports" / "demo")
-        return counts, {k: str(v) for k, v in paths.items() if k in ("markdown", "html")}
+        out = {k: str(v) for k, v in paths.items() if k in ("markdown", "html", "json")}
+        return counts, {**out, "period": report["period"],
+                        "run": {"id": run["id"], "label": run["label"],
+                                "started_ns": run["started_ns"], "ended_ns": run["ended_ns"],
+                                "period_start_ns": run["period_start_ns"],
+                                "period_end_ns": run["period_end_ns"]}}
 
 
 def _arrow(batch: TickBatch, symbols: Any) -> bytes:
@@ -390,10 +442,28 @@ def _interrupts_as_stop(demo: _Demo):
         signal.signal(signal.SIGINT, previous)
 
 
+def _drain(app: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Drain the app, and read the data plane's own counters after its sink flushed.
+
+    The plane counts every tick it accepted from any client (an operator may post ticks
+    during ``--keep-running``), the sink every tick it stored: those two are comparable.
+    The demo's own count of what it sent is not (it was: stored minus the demo's ticks
+    went negative by the operator's ticks). After its drain the plane accepts nothing more,
+    so the two are final. ``app.shutdown()`` then drains again (a no-op) and deletes it.
+    """
+    plane = app.dataplane.drain.remote().result(timeout_s=timeout_s)
+    stats = app.dataplane.stats.remote().result(timeout_s=timeout_s)
+    rest = app.shutdown(timeout_s)
+    return {"dataplane": plane, "plane": stats, "signoff": rest.get("signoff")}
+
+
 def _shutdown_figures(drained: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     stored = (drained.get("dataplane") or {}).get("ticks")
-    accepted = summary["ticks"]["accepted"]
-    return {"ticks_stored": stored, "ticks_lost": None if stored is None else accepted - stored,
+    accepted = (drained.get("plane") or {}).get("accepted")
+    lost = None if stored is None or accepted is None else accepted - stored
+    return {"ticks_stored": stored, "ticks_accepted_by_app": accepted, "ticks_lost": lost,
+            "ticks_from_other_clients": None if accepted is None
+            else accepted - summary["ticks"]["accepted"],
             "decisions_unfinished": (drained.get("signoff") or {}).get("unfinished_at_close")}
 
 
@@ -436,7 +506,8 @@ def _quiet(fn):
 
 def _print(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary, default=str))
+        # flush: with --keep-running a reader of the pipe needs it while the demo goes on
+        print(json.dumps(summary, default=str), flush=True)
         return
     out = Console()
     t = Table(title=f"Tripwire demo ({summary['mode']}, paper venue, "
@@ -466,10 +537,14 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     t.add_row("time", f"set-up {summary['setup_s']} s, replay {summary['replay_s']} s")
     t.add_row("console", summary["console"])
     t.add_row("Ray dashboard", summary["ray_dashboard"])
+    run = summary.get("run") or {}
+    t.add_row("run", f"{run.get('id', '-')} ({run.get('label', '')}); counts, report and "
+              "console are this run's rows")
     t.add_row("report", summary["report"].get("html", "-"))
     if "shutdown" in summary:
         s = summary["shutdown"]
-        t.add_row("shutdown", f"{s['ticks_stored']} ticks stored, {s['ticks_lost']} lost, "
+        t.add_row("shutdown", f"{s['ticks_stored']} ticks stored of "
+                  f"{s['ticks_accepted_by_app']} accepted, {s['ticks_lost']} lost, "
                   f"{s['decisions_unfinished']} decisions unfinished")
     out.print(t)
 
