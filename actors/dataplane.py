@@ -64,6 +64,7 @@ from tripwire.model import (
     new_id,
 )
 from tripwire.store.decisions import DecisionStore
+from tripwire.store.trade_ids import NO_ID, TradeIds
 
 OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
 OnClean = Callable[[TickBatch], Awaitable[Any]]
@@ -163,6 +164,8 @@ class DataPlane:
         self.idle = idle  # sync_decisions: True once the handed-over incidents are decided
         self.ray_metrics = ray_metrics
         market = config.sync_decisions if config.market_time is None else config.market_time
+        # One rule for ticks without an exchange id, the tick store's (0 = not sent, too).
+        self._trade_ids = TradeIds(config.source, missing=(NO_ID, 0))
         self.validator = TickValidator(
             source=config.source, symbols=symbols,
             window=TimeWindow.from_settings(config.time, market=market))
@@ -379,19 +382,11 @@ class DataPlane:
             await self.on_clean(part)
 
     def _number(self, batch: TickBatch) -> TickBatch:
-        """Ticks sent without a trade id (0) get the next ids of their symbol, so the
-        validator's duplicate check (ids must rise) passes them; ticks with ids are judged
-        as sent."""
-        rows = np.flatnonzero(batch.trade_id == 0)
-        if not len(rows):
-            return batch
-        tid = batch.trade_id.copy()
-        sym = batch.symbol_id[rows]
-        for s in np.unique(sym):
-            mine = rows[sym == s]
-            tid[mine] = self.validator.last_trade_id(int(s)) + 1 + np.arange(len(mine))
-        return TickBatch(batch.symbol_id, batch.ts_ns, batch.price, batch.qty, batch.side,
-                         tid, batch.recv_ns)
+        """Ticks sent without a trade id (0, the HTTP body's default) get the tick store's
+        deterministic id (:mod:`tripwire.store.trade_ids`: negative, so the validator checks
+        them on time only), which makes a re-sent tick the same trade in the store; ticks
+        with ids are judged as sent."""
+        return self._trade_ids.assign(batch, self.symbols)
 
     async def _score(self, clean: TickBatch) -> list[Anomaly]:
         if not len(clean):

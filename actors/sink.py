@@ -6,6 +6,10 @@ it. Ticks are buffered into large columnar inserts (ClickHouse wants 10k-100k ro
 insert, not one per batch) and flushed when ``flush_rows`` are buffered, when the oldest
 buffered tick is older than ``flush_ms``, or on :meth:`flush`.
 
+Inserts are idempotent (:meth:`tripwire.store.ticks.TickStore.insert_ticks`): a trade the
+store already holds is skipped and counted in ``stats()["duplicates"]``, so ingesting the
+same file twice, or a feed re-sending after a reconnect, stores each trade once.
+
 The buffer is bounded by ``flush_rows``: a write that fills it inserts before returning, so
 a slow store slows its callers (whose in-flight bounds then slow the feed) instead of
 growing memory.
@@ -43,8 +47,8 @@ class TickSink:
         self._pending: dict[str, list[TickBatch]] = {}  # by source
         self._pending_rows = 0
         self._oldest_ns = 0
-        self._counts = {"ticks": 0, "anomalies": 0, "dead_letters": 0, "news": 0, "labels": 0,
-                        "inserts": 0, "insert_ms": 0.0}
+        self._counts = {"ticks": 0, "duplicates": 0, "anomalies": 0, "dead_letters": 0,
+                        "news": 0, "labels": 0, "inserts": 0, "insert_ms": 0.0}
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -81,12 +85,14 @@ class TickSink:
             self.flush()
 
     def flush(self) -> int:
-        """Insert everything buffered; returns the rows inserted."""
+        """Insert everything buffered; returns the rows inserted (duplicates not counted)."""
         done = 0
         for source, parts in self._pending.items():
             batch = TickBatch.concat(parts)
             t0 = time.perf_counter()
-            done += self.store.insert_ticks(batch, self.symbols, source=source)
+            written = self.store.insert_ticks(batch, self.symbols, source=source)
+            done += written
+            self._counts["duplicates"] += len(batch) - written
             self._counts["insert_ms"] += (time.perf_counter() - t0) * 1e3
             self._counts["inserts"] += 1
         self._pending.clear()

@@ -133,14 +133,13 @@ def test_unknown_symbols_in_the_store_become_dead_letters(store, symbols):
     assert feed.stats()["dead"] == {"unknown_symbol": n_sol}
 
 
-def test_ticks_stored_twice_are_dead_lettered_as_duplicates(store, symbols):
+def test_ticks_stored_twice_replay_once_and_dead_letter_nothing(store, symbols):
     data = market(200, seed=5)
     store.insert_ticks(data, symbols)
-    store.insert_ticks(data, symbols)  # a day re-imported by mistake
+    store.insert_ticks(data, symbols)  # a day re-imported by mistake: the store keeps one copy
     chunks = collect(ReplayFeed(store.read_ticks, symbols, chunk_rows=64, keep_recv_ns=True))
     assert_same(ticks_of(chunks), data)
-    dead = [d for c in chunks for d in c.dead]
-    assert len(dead) == 200 and {d.reason for d in dead} == {DeadReason.DUPLICATE}
+    assert [d for c in chunks for d in c.dead] == []
 
 
 def test_news_are_replayed_in_time_order_with_the_ticks(store, symbols):

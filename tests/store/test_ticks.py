@@ -112,6 +112,17 @@ def key_of(b: TickBatch, symbols: SymbolTable, row: int) -> tuple[int, str, int]
     return int(b.ts_ns[row]), symbols.name(int(b.symbol_id[row])), int(b.trade_id[row])
 
 
+def legacy_insert(store: TickStore, ticks: TickBatch, symbols: SymbolTable, source: str = "") -> None:
+    """Write rows as a store from before idempotent inserts holds them: repeated
+    (symbol, trade_id) keys and -1 ids, inserted as they are."""
+    names = np.array(symbols.names, dtype=object)[ticks.symbol_id]
+    cols = [names, ticks.ts_ns, ticks.price, ticks.qty, ticks.side, ticks.trade_id,
+            ticks.recv_ns, [source] * len(ticks)]
+    store._client.insert(f"{store._db}.ticks", cols, column_oriented=True,
+                         column_names=["symbol", "ts", "price", "qty", "side", "trade_id",
+                                       "recv_ns", "source"])
+
+
 # ----------------------------------------------------------------------------- schema
 
 
@@ -194,14 +205,15 @@ def test_replay_orders_by_time_then_symbol_name_then_trade_id(store, symbols):
 @pytest.mark.parametrize("limit", [1, 2, 3, 5, 8, 13, 100])
 def test_keyset_pagination_never_loses_or_repeats_a_tick(store, symbols, limit):
     # Long runs of one timestamp across symbols, and rows that share the whole key
-    # (ts, symbol, trade_id = -1), so page boundaries fall inside runs of equal keys.
+    # (ts, symbol, trade_id = -1), so page boundaries fall inside runs of equal keys: what a
+    # store written before idempotent inserts may hold, and must still replay exactly.
     rng = np.random.default_rng(limit)
     n = 120
     ts = T0 + (np.arange(n) // 10) * MS
     sid = rng.integers(0, 2, n)
     trade_id = np.where(rng.random(n) < 0.5, -1, rng.integers(0, 3, n))
     ticks = TickBatch.from_columns(sid, ts, 1 + rng.random(n), rng.random(n), trade_id=trade_id)
-    store.insert_ticks(ticks, symbols)
+    legacy_insert(store, ticks, symbols)
     pages = read_all(store, symbols, limit)
     got = TickBatch.concat(pages)
     assert_same_ticks(got, replay_order(ticks, symbols))
@@ -228,7 +240,8 @@ def test_pagination_crosses_long_gaps_in_time(store, symbols):
 @pytest.mark.slow
 def test_random_layouts_paginate_exactly(store):
     # Many small scenarios in one store, each under its own symbol names (read back with a
-    # names filter): bursts, long gaps, equal timestamps, duplicate keys, odd page sizes.
+    # names filter): bursts, long gaps, equal timestamps, duplicate keys (a legacy store's),
+    # odd page sizes.
     rng = np.random.default_rng(42)
     for case in range(30):
         table = SymbolTable([f"C{case}S{i}" for i in range(3)])
@@ -238,7 +251,7 @@ def test_random_layouts_paginate_exactly(store):
         trade_id = np.where(rng.random(n) < 0.2, -1, rng.integers(0, 50, n))
         ticks = TickBatch.from_columns(rng.integers(0, 3, n), ts, rng.random(n) + 1,
                                        rng.random(n), trade_id=trade_id)  # fmt: skip
-        store.insert_ticks(ticks, table)
+        legacy_insert(store, ticks, table)
         want = replay_order(ticks, table)
         lo = int(rng.choice(ts)) if rng.random() < 0.3 else None
         hi = int(rng.choice(ts)) + 1 if rng.random() < 0.3 else None
@@ -534,7 +547,7 @@ def test_unreachable_server_names_url_but_not_password():
 def test_query_failure_names_the_operation_and_the_url(store, symbols):
     # Simulate a store broken behind our back (a table dropped by hand).
     store._client.command(f"DROP TABLE `{store.url.database}`.ticks")
-    with pytest.raises(TickStoreError, match=r"tick store chdb:///.*: insert into ticks failed"):
+    with pytest.raises(TickStoreError, match=r"tick store chdb:///.*: insert into ticks.* failed"):
         store.insert_ticks(make_ticks(3), symbols)
     with pytest.raises(TickStoreError, match=r"read tick"):
         store.read_ticks(symbols)
@@ -599,3 +612,102 @@ def test_chdb_directory_held_by_another_process_is_an_explicit_error(tmp_path, s
                              timeout=120, check=True)  # fmt: skip
         assert "another process has this chdb data directory open" in out.stdout
         assert mine.counts()["ticks"] == 5
+
+
+# ----------------------------------------------------------------------------- idempotent ticks
+
+
+def test_the_same_trades_inserted_twice_are_stored_once(store, symbols):
+    ticks = make_ticks(3_000, seed=11)
+    assert store.insert_ticks(ticks, symbols, source="a.csv") == 3_000
+    # Again, cut differently and under another source name: the trades are the same.
+    for part in (ticks.take(slice(0, 1_000)), ticks.take(slice(1_000, None))):
+        assert store.insert_ticks(part, symbols, source="b.csv") == 0
+    assert store.duplicates_skipped == 3_000
+    assert store.counts()["ticks"] == 3_000
+    assert_same_ticks(TickBatch.concat(read_all(store, symbols, 700)), replay_order(ticks, symbols))
+    assert sum(s["ticks"] for s in store.symbol_stats()) == 3_000
+
+
+def test_a_batch_that_overlaps_the_store_adds_only_the_new_trades(store, symbols):
+    ticks = make_ticks(2_000, seed=12)
+    store.insert_ticks(ticks.take(slice(0, 1_200)), symbols)
+    assert store.insert_ticks(ticks.take(slice(800, None)), symbols) == 800
+    assert_same_ticks(TickBatch.concat(read_all(store, symbols, 10_000)), replay_order(ticks, symbols))
+
+
+def test_a_repeated_trade_inside_one_batch_keeps_its_first_copy(store, symbols):
+    b = TickBatch.from_columns([0, 0, 1, 0], [T0, T0 + 1, T0, T0 + 2], [1.0, 2.0, 3.0, 4.0],
+                               [1.0] * 4, trade_id=[7, 7, 7, 8])
+    assert store.insert_ticks(b, symbols) == 3
+    got, _ = store.read_ticks(symbols)
+    assert sorted(zip(got.symbol_id.tolist(), got.trade_id.tolist(), got.price.tolist())) == [
+        (0, 7, 1.0), (0, 8, 4.0), (1, 7, 3.0)]
+
+
+def test_ticks_without_an_id_get_a_deterministic_one_and_are_stored_once(url, tmp_path, symbols):
+    rng = np.random.default_rng(3)
+    n = 600
+    ts = T0 + (np.arange(n) // 6) * MS  # runs of equal timestamps...
+    price = np.round(100 + rng.random(n), 1)  # ...and genuinely identical trades among them
+    ticks = TickBatch.from_columns(rng.integers(0, 2, n), ts, price, np.ones(n),
+                                   side=np.ones(n, dtype=np.int8))
+    identical = len(ticks) - len({(int(a), int(b), float(c)) for a, b, c in
+                                  zip(ticks.symbol_id, ticks.ts_ns, ticks.price, strict=True)})
+    assert identical > 10  # the case the ordinal is for
+    with TickStore(url) as first:
+        # Batches cut inside runs of identical trades: the ids do not depend on the cuts.
+        for lo in range(0, n, 7):
+            first.insert_ticks(ticks.take(slice(lo, lo + 7)), symbols, source="api")
+        stored, _ = first.read_ticks(symbols, limit=10_000)
+    assert len(stored) == n  # identical trades are distinct trades
+    assert (stored.trade_id < -1).all() and len(np.unique(stored.trade_id)) == n
+    with TickStore(url) as again:  # another process's run, the same ticks in one batch
+        assert again.insert_ticks(ticks, symbols, source="api") == 0
+        assert again.counts()["ticks"] == n
+        # Another source's id-less ticks are other trades: never matched against these.
+        assert again.insert_ticks(ticks.take(slice(0, 5)), symbols, source="other") == 5
+
+
+def test_a_store_written_before_idempotent_inserts_opens_and_takes_only_new_trades(store, symbols):
+    ticks = make_ticks(1_000, seed=13)
+    legacy_insert(store, ticks, symbols)
+    legacy_insert(store, ticks.take(slice(0, 100)), symbols)  # an old double ingest
+    store.close()
+    with TickStore(store.url.redacted) as reopened:
+        assert reopened.schema_version() == SCHEMA_VERSION
+        assert reopened.insert_ticks(ticks, symbols) == 0
+        assert reopened.insert_ticks(make_ticks(1_010, seed=13).take(slice(1_000, None)),
+                                     symbols) == 10  # fmt: skip
+        assert reopened.counts()["ticks"] == 1_110  # the old duplicates stay until removed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_tripwire_ingest_of_a_csv_twice_replays_like_one_ingest(ray_local, tmp_path, capsys):
+    """`tripwire ingest` of one Binance CSV twice, then a replay of the store: the same
+    ticks and trips as after one ingest, and the replay dead-letters nothing."""
+    import json
+
+    from tripwire.cli import main
+
+    path = tmp_path / "ETHUSDT-trades-2024-01-01.csv"
+    rows = [f"{i},{2000 + (i % 50) / 10},{1 + i % 3},1.0,{1_704_067_200_000 + i * 10},false,true"
+            for i in range(1, 3_001)]  # fmt: skip
+    path.write_text("\n".join(rows) + "\n")
+
+    def run(*argv: str) -> dict:
+        assert main(["ingest", *argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    once, twice = f"chdb://{tmp_path / 'once'}", f"chdb://{tmp_path / 'twice'}"
+    run("--source", "binance-csv", str(path), "--store", once)
+    run("--source", "binance-csv", str(path), "--store", twice)
+    second = run("--source", "binance-csv", str(path), "--store", twice)
+    assert second["store_rows"]["ticks"] == 3_000
+    replay_once = run("--source", "replay", "--store", once)
+    replay_twice = run("--source", "replay", "--store", twice)
+    assert replay_twice["ticks_in"] == replay_twice["ticks_scored"] == 3_000
+    assert replay_twice["dead_letters"] == 0 and replay_twice["dead_by_reason"] == {}
+    for key in ("ticks_scored", "trips", "anomalies", "gaps"):
+        assert replay_twice[key] == replay_once[key], key

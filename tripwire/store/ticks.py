@@ -24,6 +24,13 @@ are read with keyset pagination (the cursor is the last row's key), and a page n
 rows that share a key (``LIMIT ... WITH TIES``), so pagination neither loses nor repeats a
 tick even inside a run of equal timestamps.
 
+Ticks are idempotent: a trade is ``(symbol, trade_id)`` and :meth:`TickStore.insert_ticks`
+skips the ones already stored, so ingesting a file twice stores it once and a replay of
+the store never repeats a trade. Ticks without an exchange id get a deterministic negative
+id first (:mod:`tripwire.store.trade_ids`). Stores written before this rule open as they
+are (the table is unchanged); duplicates they already hold stay until removed by hand
+(see the README's tick store section).
+
 Time filters are half-open everywhere: ``start_ns`` inclusive, ``end_ns`` exclusive.
 
 >>> import tempfile
@@ -70,6 +77,7 @@ from tripwire.model import (
     SymbolTable,
     TickBatch,
 )
+from tripwire.store.trade_ids import TradeIds
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +208,7 @@ _SCHEMA = {
             price Float64,
             qty Float64,
             side Int8 COMMENT '1 taker bought, -1 taker sold, 0 unknown',
-            trade_id Int64 COMMENT '-1 when the source has none',
+            trade_id Int64 COMMENT 'the exchange id (>= 0), else derived (< -1; see trade_ids.py)',
             recv_ns Int64 COMMENT 'arrival time, ns UTC; 0 when unknown',
             source LowCardinality(String),
             time DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(ts)
@@ -316,6 +324,8 @@ class TickStore:
         self.url = parse_store_url(url)
         self._db = f"`{self.url.database}`"
         self._span_hint = _FIRST_SPAN_NS
+        self._trade_ids: dict[str, TradeIds] = {}  # by source: ids for rows without one
+        self.duplicates_skipped = 0  # rows insert_ticks did not store again
         self._client: Any = self._connect(connect_timeout_s, query_timeout_s)
         try:
             self._ensure_schema()
@@ -451,7 +461,16 @@ class TickStore:
     # -- ticks ---------------------------------------------------------------------------
 
     def insert_ticks(self, ticks: TickBatch, symbols: SymbolTable, *, source: str = "") -> int:
-        """Append a batch (one columnar insert); returns the rows written.
+        """Store the batch's new trades (one columnar insert); returns the rows written.
+
+        Idempotent: a trade is ``(symbol, trade_id)``, and a trade the store already holds,
+        or that an earlier row of the same batch holds, is skipped (counted in
+        :attr:`duplicates_skipped`), so ingesting the same trades twice stores one copy.
+        Rows without an exchange id (-1) first get the deterministic id of
+        :mod:`tripwire.store.trade_ids` (per ``source``). The check reads the stored keys in
+        the batch's time range (the sort key prunes it to the overlap, so appending new
+        data costs one small query) and relies on this store being the table's only
+        writer, as the tick-sink actor is.
 
         A symbol id outside ``symbols`` is a ValueError naming the first such row, and then
         nothing is written.
@@ -460,10 +479,21 @@ class TickStore:
             raise TypeError(f"insert_ticks takes a TickBatch, got {type(ticks).__name__}")
         if not isinstance(source, str):
             raise TypeError(f"source must be a string, got {type(source).__name__}")
+        if len(ticks) == 0:
+            return 0
+        names = _names_of(ticks.symbol_id, symbols)
+        ids = self._trade_ids.get(source)
+        if ids is None:
+            ids = self._trade_ids[source] = TradeIds(source)
+        ticks = ids.assign(ticks, symbols)
+        keep = self._new_trades(ticks, names, symbols)
+        if not keep.all():
+            self.duplicates_skipped += int(len(keep) - keep.sum())
+            rows = np.flatnonzero(keep)
+            ticks, names = ticks.take(rows), names[rows]
         n = len(ticks)
         if n == 0:
             return 0
-        names = _names_of(ticks.symbol_id, symbols)
         columns = [
             names,
             ticks.ts_ns,
@@ -483,6 +513,31 @@ class TickStore:
             column_oriented=True,
         )
         return n
+
+    def _new_trades(self, ticks: TickBatch, names: np.ndarray, symbols: SymbolTable) -> np.ndarray:
+        """Per row: True unless its ``(symbol, trade_id)`` is stored or came earlier in it."""
+        sid, tid = ticks.symbol_id, ticks.trade_id
+        order = np.lexsort((tid, sid))  # stable: the first of equal keys comes first
+        keep = np.ones(len(ticks), dtype=bool)
+        if len(order) > 1:
+            s, t = sid[order], tid[order]
+            keep[order[1:][(s[1:] == s[:-1]) & (t[1:] == t[:-1])]] = False
+        present = sorted(set(names.tolist()))
+        params = {"names": present, "lo": int(ticks.ts_ns.min()), "hi": int(ticks.ts_ns.max()),
+                  **_table_params(symbols)}
+        sql = f"""
+            SELECT {_SID} AS sid, trade_id FROM {self._db}.ticks
+            WHERE symbol IN {{names:Array(String)}} AND ts >= {{lo:Int64}} AND ts <= {{hi:Int64}}"""
+        found = self._run("insert into ticks: read the stored trade ids",
+                          lambda: self._client.query_np(sql, parameters=params))
+        if len(found) == 0:
+            return keep
+        f_sid = np.asarray(found["sid"], dtype=np.int32)
+        f_tid = np.asarray(found["trade_id"], dtype=np.int64)
+        for s in np.unique(f_sid).tolist():
+            mine = np.flatnonzero(sid == s)
+            keep[mine[np.isin(tid[mine], f_tid[f_sid == s])]] = False
+        return keep
 
     def read_ticks(
         self,
