@@ -136,7 +136,7 @@ async def _pump(feed, app, counts: dict[str, int], stop: dict, run_for: float | 
             await app.dataplane.news.remote(list(chunk.news))
             counts["news"] += len(chunk.news)
         if len(chunk.ticks):
-            out = await app.dataplane.ingest.remote(chunk.ticks)
+            out, _replayed = await app.dataplane.ingest.remote(chunk.ticks)  # (result, replayed)
             counts["ticks"] += len(chunk.ticks)
             for key in ("accepted", "rejected", "trips"):
                 counts[key] += out[key]
