@@ -80,6 +80,8 @@ class RoutePolicy(BaseModel):
     failure_threshold   consecutive failed provider calls that open the breaker
     cooldown_s          open time before a single half-open trial call
     metered             counted against the token/USD budgets
+    per_day_tokens/usd  this route's own share of the UTC day (on top of [llm.budget]'s
+                        total; shared by every process like the total)
     cache_answers       successful answers go into the response cache
     """
 
@@ -97,6 +99,8 @@ class RoutePolicy(BaseModel):
     cooldown_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     price: Price | None = None
     metered: bool = True
+    per_day_tokens: int | None = Field(default=None, ge=1)
+    per_day_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     cache_answers: bool = True
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from typing import Any
 from tripwire.llm.base import Provider
 from tripwire.llm.config import LLMConfig, RouteConfig
 from tripwire.llm.ledger import LedgerSink
+from tripwire.llm.limits import Budget, SharedBudget
 from tripwire.llm.router import Router, build_router
 from tripwire.model import Clock
 
@@ -103,10 +104,16 @@ def build_llm(
     *,
     env: Mapping[str, str] | None = None,
     ledger: LedgerSink | None = None,
+    budget: Budget | SharedBudget | None = None,
     clock: Clock | None = None,
     rng: random.Random | None = None,
 ) -> LLMStack:
-    """Providers for every buildable route (cassettes after the routes they wrap)."""
+    """Providers for every buildable route (cassettes after the routes they wrap).
+
+    ``ledger`` and ``budget``: where calls are recorded and budgets held; a cluster process
+    passes :class:`tripwire.llm.spend.PgSpend`'s (see :func:`build_llm_pg`), a lone run the
+    JSONL ledger and the in-process budget (the default).
+    """
     env = os.environ if env is None else env
     built: dict[str, Provider] = {}
     unavailable: list[tuple[str, str]] = []
@@ -122,5 +129,25 @@ def build_llm(
             "no usable LLM route: " + "; ".join(f"{n}: {why}" for n, why in unavailable)
         )
     config = config.model_copy(update={"routes": usable})
-    router = build_router(config, built, ledger=ledger, clock=clock, rng=rng)
+    router = build_router(config, built, ledger=ledger, budget=budget, clock=clock, rng=rng)
     return LLMStack(router, built, unavailable)
+
+
+async def build_llm_pg(
+    config: LLMConfig,
+    dsn: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> LLMStack:
+    """:func:`build_llm` with the ledger and the day budgets in PostgreSQL, shared with every
+    other process on ``dsn`` (the router's ``aclose`` closes their pool). Real time: budgets
+    are about real calls, whatever clock the caller's market runs on."""
+    from tripwire.llm.spend import PgSpend
+
+    spend = await PgSpend.connect(dsn, config)
+    try:
+        return build_llm(config, env=env, ledger=spend.ledger, budget=spend.budget, rng=rng)
+    except BaseException:
+        await spend.pool.close()
+        raise

@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
 
 from tripwire.llm.base import BudgetExceeded, LLMRequest
-from tripwire.llm.config import BudgetConfig
+from tripwire.llm.config import BudgetConfig, RouteConfig
 from tripwire.model import NS_PER_SECOND, Clock, SystemClock
 
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -280,10 +282,84 @@ class Reservation:
     tokens: int
     usd: float
     settled: bool = False
+    route: str | None = None
+
+
+DayLimit = tuple[int | None, float | None]  # (tokens, USD) per UTC day; None: no limit
+
+
+def route_limits(routes: Iterable[RouteConfig]) -> dict[str, DayLimit]:
+    """Route name -> its own (per_day_tokens, per_day_usd), for routes that set either."""
+    out: dict[str, DayLimit] = {}
+    for r in routes:
+        if r.per_day_tokens is not None or r.per_day_usd is not None:
+            out[r.name] = (r.per_day_tokens, r.per_day_usd)
+    return out
+
+
+def call_refusal(
+    config: BudgetConfig, tokens: int, usd: float, call_tokens: int, call_usd: float
+) -> str | None:
+    """Why one more attempt of ``tokens``/``usd`` would break a per-call ceiling, or None."""
+    c = config
+    if c.per_call_tokens is not None and call_tokens + tokens > c.per_call_tokens:
+        return (
+            f"per-call token budget: {call_tokens} spent of {c.per_call_tokens}, "
+            f"this attempt needs up to {tokens}"
+        )
+    if c.per_call_usd is not None and call_usd + usd > c.per_call_usd:
+        return (
+            f"per-call USD budget: {call_usd:.4f} spent of {c.per_call_usd:.4f}, "
+            f"this attempt needs up to {usd:.4f}"
+        )
+    return None
+
+
+def day_refusal(
+    scope: str, measure: str, used: float, limit: float, needs: float
+) -> str:
+    """The message of a per-day refusal (the same text in-process and from PostgreSQL).
+
+    >>> print(day_refusal("total", "usd", 4.5, 5.0, 0.75))
+    per-day USD budget: 4.5000 spent of 5.0000, this call needs up to 0.7500 (resets at 00:00 UTC)
+    >>> day_refusal("route:claude", "tokens", 10, 12, 5)[:60]
+    "route 'claude' per-day token budget: 10 spent of 12, this ca"
+    """
+    who = "" if scope == "total" else f"route {scope.removeprefix('route:')!r} "
+    if measure == "tokens":
+        figures = f"{int(used)} spent of {int(limit)}, this call needs up to {int(needs)}"
+        return f"{who}per-day token budget: {figures} (resets at 00:00 UTC)"
+    figures = f"{used:.4f} spent of {limit:.4f}, this call needs up to {needs:.4f}"
+    return f"{who}per-day USD budget: {figures} (resets at 00:00 UTC)"
+
+
+@runtime_checkable
+class SharedBudget(Protocol):
+    """Day budgets kept outside the process (:class:`tripwire.llm.spend.PgBudget`): the
+    router awaits a reservation before each metered attempt and its settlement after."""
+
+    async def reserve_attempt(
+        self, *, route: str, model: str, role: str, call_id: str, tokens_in: int,
+        tokens_out: int, usd: float, call_tokens: int, call_usd: float, route_timeout_s: float,
+    ) -> Any: ...
+
+    async def settle_attempt(self, reservation: Any, tokens: int, usd: float) -> None: ...
+
+
+class _Day:
+    __slots__ = ("held_tokens", "held_usd", "tokens", "usd")
+
+    def __init__(self) -> None:
+        self.tokens = self.held_tokens = 0
+        self.usd = self.held_usd = 0.0
 
 
 class Budget:
-    """Per-call and per-UTC-day ceilings on tokens and USD (None: unlimited).
+    """Per-call and per-UTC-day ceilings on tokens and USD (None: unlimited), in one process.
+
+    The embedded default when no database is configured; with PostgreSQL the router uses
+    :class:`tripwire.llm.spend.PgBudget`, the same ceilings shared by every process.
+    ``routes``: a route's own day limits (``[[llm.routes]] per_day_usd``), on top of the total.
 
     >>> from tripwire.model import SimClock
     >>> b = Budget(BudgetConfig(per_call_tokens=None, per_call_usd=None,
@@ -297,72 +373,72 @@ class Budget:
     per-day token budget: 700 spent of 1000, this call needs up to 400 (resets at 00:00 UTC)
     """
 
-    def __init__(self, config: BudgetConfig | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, config: BudgetConfig | None = None, clock: Clock | None = None,
+                 routes: Mapping[str, DayLimit] | None = None) -> None:
         self.config = config or BudgetConfig()
+        self.routes = dict(routes or {})
         self._clock = clock or SystemClock()
         self._day = self._clock.now_ns() // NS_PER_DAY
-        self._day_tokens = 0
-        self._day_usd = 0.0
-        self._held_tokens = 0
-        self._held_usd = 0.0
+        self._total = _Day()
+        self._by_route: dict[str, _Day] = {}
         self.refusals = 0
 
     def _roll(self) -> None:
         day = self._clock.now_ns() // NS_PER_DAY
         if day != self._day:
-            self._day, self._day_tokens, self._day_usd = day, 0, 0.0
+            self._day = day
+            for d in (self._total, *self._by_route.values()):
+                d.tokens, d.usd = 0, 0.0
 
-    def spent_today(self) -> tuple[int, float]:
-        """(tokens, USD) settled today, not counting calls in flight."""
+    def spent_today(self, route: str | None = None) -> tuple[int, float]:
+        """(tokens, USD) settled today (of one route, or in total), not counting calls in
+        flight."""
         self._roll()
-        return self._day_tokens, self._day_usd
+        d = self._total if route is None else self._by_route.get(route, _Day())
+        return d.tokens, d.usd
 
     def reserve(
-        self, tokens: int, usd: float, *, call_tokens: int = 0, call_usd: float = 0.0
+        self, tokens: int, usd: float, *, call_tokens: int = 0, call_usd: float = 0.0,
+        route: str | None = None,
     ) -> Reservation:
         """Hold an estimate, or raise BudgetExceeded. ``call_*``: spent earlier in this call."""
         self._roll()
-        why = self._refusal(tokens, usd, call_tokens, call_usd)
+        why = call_refusal(self.config, tokens, usd, call_tokens, call_usd)
+        days = [("total", self._total, (self.config.per_day_tokens, self.config.per_day_usd))]
+        if route is not None and route in self.routes:
+            d = self._by_route.get(route)
+            if d is None:
+                d = self._by_route[route] = _Day()
+            days.append((f"route:{route}", d, self.routes[route]))
+        for scope, d, (max_tokens, max_usd) in days:
+            if why is not None:
+                break
+            used_t = d.tokens + d.held_tokens
+            used_u = d.usd + d.held_usd
+            if max_tokens is not None and used_t + tokens > max_tokens:
+                why = day_refusal(scope, "tokens", used_t, max_tokens, tokens)
+            elif max_usd is not None and used_u + usd > max_usd:
+                why = day_refusal(scope, "usd", used_u, max_usd, usd)
         if why is not None:
             self.refusals += 1
             raise BudgetExceeded(why)
-        self._held_tokens += tokens
-        self._held_usd += usd
-        return Reservation(tokens, usd)
+        for _, d, _ in days:
+            d.held_tokens += tokens
+            d.held_usd += usd
+        return Reservation(tokens, usd, route=route if len(days) > 1 else None)
 
     def settle(self, reservation: Reservation, tokens: int, usd: float) -> None:
         """Replace a reservation by what the call really used (0, 0 if it used nothing)."""
         if reservation.settled:
             return
         reservation.settled = True
-        self._held_tokens -= reservation.tokens
-        self._held_usd -= reservation.usd
+        days = [self._total]
+        if reservation.route is not None:
+            days.append(self._by_route[reservation.route])
+        for d in days:
+            d.held_tokens -= reservation.tokens
+            d.held_usd -= reservation.usd
         self._roll()
-        self._day_tokens += tokens
-        self._day_usd += usd
-
-    def _refusal(self, tokens: int, usd: float, call_tokens: int, call_usd: float) -> str | None:
-        c = self.config
-        if c.per_call_tokens is not None and call_tokens + tokens > c.per_call_tokens:
-            return (
-                f"per-call token budget: {call_tokens} spent of {c.per_call_tokens}, "
-                f"this attempt needs up to {tokens}"
-            )
-        if c.per_call_usd is not None and call_usd + usd > c.per_call_usd:
-            return (
-                f"per-call USD budget: {call_usd:.4f} spent of {c.per_call_usd:.4f}, "
-                f"this attempt needs up to {usd:.4f}"
-            )
-        day_tokens = self._day_tokens + self._held_tokens
-        if c.per_day_tokens is not None and day_tokens + tokens > c.per_day_tokens:
-            return (
-                f"per-day token budget: {day_tokens} spent of {c.per_day_tokens}, "
-                f"this call needs up to {tokens} (resets at 00:00 UTC)"
-            )
-        day_usd = self._day_usd + self._held_usd
-        if c.per_day_usd is not None and day_usd + usd > c.per_day_usd:
-            return (
-                f"per-day USD budget: {day_usd:.4f} spent of {c.per_day_usd:.4f}, "
-                f"this call needs up to {usd:.4f} (resets at 00:00 UTC)"
-            )
-        return None
+        for d in days:
+            d.tokens += tokens
+            d.usd += usd

@@ -75,8 +75,10 @@ from tripwire.llm.limits import (
     ConcurrencyLimit,
     Deadline,
     Deadlines,
+    SharedBudget,
     TokenBucket,
     estimate_tokens,
+    route_limits,
 )
 from tripwire.model import NS_PER_MS, Clock, SystemClock
 
@@ -225,7 +227,7 @@ class Router:
         *,
         ledger: LedgerSink | None = None,
         cache: ResponseCache | None = None,
-        budget: Budget | None = None,
+        budget: Budget | SharedBudget | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
@@ -242,6 +244,8 @@ class Router:
         self.ledger: LedgerSink = ledger if ledger is not None else InMemoryLedger()
         self.cache = cache
         self.budget = budget
+        # Budget: in this process, synchronous; a SharedBudget (PostgreSQL) is awaited.
+        self._shared_budget = budget is not None and not isinstance(budget, Budget)
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
         self._tracer = telemetry.get_tracer(tracer)
@@ -267,12 +271,16 @@ class Router:
         return {rt.name: rt.breaker.state for rt in self._routes}
 
     async def aclose(self) -> None:
-        """Close every provider (each once, even when routes share one)."""
+        """Close every provider (each once, even when routes share one), then the budget
+        (a shared one settles what it still owes and closes its pool)."""
         seen: set[int] = set()
         for rt in self._routes:
             if id(rt.provider) not in seen:
                 seen.add(id(rt.provider))
                 await rt.provider.aclose()
+        close = getattr(self.budget, "aclose", None)
+        if close is not None:
+            await close()
 
     # ------------------------------------------------------------------ the call
 
@@ -400,13 +408,22 @@ class Router:
         """Budget, pacing, concurrency, then one provider call; None when refused (recorded)."""
         cfg = rt.cfg
         reservation = None
-        if cfg.metered and self.budget is not None:
+        budget = self.budget
+        if cfg.metered and budget is not None:
             est_in, est_out = estimate_tokens(req)
             try:
-                reservation = self.budget.reserve(
-                    est_in + est_out, rt.cost(est_in, est_out),
-                    call_tokens=c.metered_tokens, call_usd=c.metered_usd,
-                )
+                if self._shared_budget:
+                    reservation = await budget.reserve_attempt(  # type: ignore[union-attr]
+                        route=rt.name, model=rt.provider.model, role=req.role,
+                        call_id=c.call_id, tokens_in=est_in, tokens_out=est_out,
+                        usd=rt.cost(est_in, est_out), call_tokens=c.metered_tokens,
+                        call_usd=c.metered_usd, route_timeout_s=cfg.timeout_s,
+                    )
+                else:
+                    reservation = budget.reserve(  # type: ignore[union-attr]
+                        est_in + est_out, rt.cost(est_in, est_out),
+                        call_tokens=c.metered_tokens, call_usd=c.metered_usd, route=rt.name,
+                    )
             except BudgetExceeded as exc:
                 c.budget_refusals += 1
                 self.stats["budget_refused"] += 1
@@ -429,8 +446,13 @@ class Router:
             return att
         finally:
             if reservation is not None:
-                assert self.budget is not None
-                self.budget.settle(reservation, used_in + used_out, rt.cost(used_in, used_out))
+                used_usd = rt.cost(used_in, used_out)
+                if self._shared_budget:
+                    # Shielded: a caller cancelled mid-settle still releases its hold.
+                    await asyncio.shield(budget.settle_attempt(  # type: ignore[union-attr]
+                        reservation, used_in + used_out, used_usd))
+                else:
+                    budget.settle(reservation, used_in + used_out, used_usd)  # type: ignore[union-attr]
 
     async def _admit(self, rt: _RouteRuntime, c: _Call, span: Span, wait: float | None) -> bool:
         """Wait for the rate-limit slot reserved ``wait`` seconds ahead (None: none within
@@ -606,13 +628,15 @@ def build_router(
     providers: Mapping[str, Provider],
     *,
     ledger: LedgerSink | None = None,
+    budget: Budget | SharedBudget | None = None,
     clock: Clock | None = None,
     sleep: Sleep | None = None,
     rng: random.Random | None = None,
     tracer: Tracer | None = None,
     similarity: Similarity | None = None,
 ) -> Router:
-    """A router for ``config``'s routes, with ``providers`` by route name."""
+    """A router for ``config``'s routes, with ``providers`` by route name. ``budget``:
+    default, ``config.budget`` in this process (pass a PgBudget to share it)."""
     missing = [r.name for r in config.routes if r.name not in providers]
     if missing:
         raise ValueError(f"llm.routes: no provider built for route {missing[0]!r}")
@@ -622,7 +646,8 @@ def build_router(
         routes,
         ledger=ledger,
         cache=ResponseCache.from_config(config.cache, clock, similarity=similarity),
-        budget=Budget(config.budget, clock),
+        budget=budget if budget is not None else Budget(
+            config.budget, clock, route_limits(config.routes)),
         clock=clock,
         sleep=sleep,
         rng=rng,
