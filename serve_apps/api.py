@@ -48,7 +48,7 @@ from serve_apps.contract import (
     text_error,
 )
 from serve_apps.errors import is_database_outage, is_service_outage, unwrap
-from serve_apps.prometheus import exposition
+from serve_apps.prometheus import CONTENT_TYPE, exposition
 from tripwire.llm.incident import Incident
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.model import DeadLetter, NewsItem, SymbolTable, new_id
@@ -406,7 +406,7 @@ def _health_routes(app: FastAPI, backend: Backend, store: DecisionStore) -> None
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(exposition(await backend.metrics()),
-                                 media_type="text/plain; version=0.0.4")
+                                 media_type=CONTENT_TYPE)
 
 
 def _read_routes(app: FastAPI, backend: Backend, store: DecisionStore,

@@ -35,12 +35,10 @@ from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.base import OrderStatus
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
-from tripwire.llm.cli import ledger_path
-from tripwire.llm.factory import build_llm
+from tripwire.llm.factory import build_llm_pg
 from tripwire.llm.incident import Incident
-from tripwire.llm.ledger import JsonlLedger
 from tripwire.llm.skills import SkillLoader
-from tripwire.metrics import DecisionMetrics, InstrumentedBroker, snapshot
+from tripwire.metrics import DecisionMetrics, InstrumentedBroker, families
 from tripwire.model import Clock, SimClock, SymbolTable, SystemClock, TickBatch, new_id
 from tripwire.store.decisions import StoreError
 from tripwire.store.journal import journal_root
@@ -81,7 +79,9 @@ async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
     prices = LatestPrices(symbols)
     paper = paper if paper is not None else PaperBroker(symbols, clock, cfg.paper)
     metrics, reader = DecisionMetrics.in_memory()
-    llm = build_llm(settings.llm, ledger=JsonlLedger(ledger_path(settings)))
+    # Ledger and day budgets in PostgreSQL: one budget for the SignOff and every Triage
+    # replica, kept across restarts (the router's aclose closes their pool).
+    llm = await build_llm_pg(settings.llm, dsn)
     deps = DecisionDeps(
         store=store, broker=InstrumentedBroker(paper, metrics, "paper"), backend="paper",
         router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
@@ -447,7 +447,7 @@ class Orchestrator:
 
     def metrics(self) -> dict[str, Any]:
         return {"counters": dict(self._c), "inflight": self._inflight,
-                "queued": self.runner.queued(), "otel": snapshot(self.parts.reader),
+                "queued": self.runner.queued(), "otel": families(self.parts.reader),
                 "book": self.book_status()}
 
     def book_status(self) -> dict[str, Any]:

@@ -257,3 +257,96 @@ def test_console_provider_prints_the_instruments():
     DecisionMetrics(provider.get_meter(METER_NAME)).order_placed("paper")
     provider.shutdown()  # flushes one last export
     assert ORDERS in out.getvalue()
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_families_keep_types_labels_and_buckets(mem):
+    metrics, reader = mem
+    metrics.backend_failure("paper", "OrderRejected")
+    metrics.decision_latency("signoff", 7.0)
+    from tripwire.metrics import families
+
+    fams = {f["name"]: f for f in families(reader)}
+    assert fams[BACKEND_FAILURES]["kind"] == "counter"
+    assert fams[BACKEND_FAILURES]["points"] == [
+        {"labels": {"backend": "paper", "error": "OrderRejected"}, "value": 1}]
+    hist = fams[DECISION_LATENCY]
+    assert hist["kind"] == "histogram" and hist["unit"] == "ms"
+    point = hist["points"][0]
+    assert point["count"] == 1 and point["sum"] == 7.0
+    assert len(point["counts"]) == len(point["bounds"]) + 1
+    assert point["counts"][point["bounds"].index(10.0)] == 1  # 7 ms falls in (5, 10]
+    json.dumps(families(reader))  # plain data: it crosses Ray process boundaries
+
+
+def test_metrics_go_to_the_otlp_collector_when_configured():
+    """[telemetry] exporter = "otlp": the same instruments that feed /metrics are exported
+    to <endpoint>/v1/metrics (a loopback HTTP collector decodes the OTLP protobuf)."""
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    from tripwire import telemetry
+
+    got: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        telemetry.configure("otlp", endpoint=f"http://127.0.0.1:{server.server_port}",
+                            service_name="tw-test")
+        metrics, reader = DecisionMetrics.in_memory()
+        metrics.order_placed("paper")
+        metrics.node_latency("signoff", "risk_gate", 3.0)
+        assert metrics.provider.force_flush(10_000)
+        metrics.provider.shutdown()
+    finally:
+        telemetry.configure("off")
+        server.shutdown()
+        server.server_close()
+    paths = {path for path, _ in got}
+    assert "/v1/metrics" in paths
+    names, services = set(), set()
+    for path, body in got:
+        if path != "/v1/metrics":
+            continue
+        req = ExportMetricsServiceRequest.FromString(body)
+        for rm in req.resource_metrics:
+            services |= {a.value.string_value for a in rm.resource.attributes
+                         if a.key == "service.name"}
+            for sm in rm.scope_metrics:
+                names |= {m.name for m in sm.metrics}
+    assert {ORDERS, NODE_LATENCY} <= names and services == {"tw-test"}
+    # /metrics still reads the same instruments through the in-memory reader.
+    assert snapshot(reader)[ORDERS] == {"backend=paper": 1}
+
+
+def test_the_memory_exporter_sees_the_same_instruments():
+    from tripwire import telemetry
+
+    telemetry.configure("memory")
+    try:
+        metrics, _ = DecisionMetrics.in_memory()
+        metrics.order_placed("paper")
+        exported = telemetry.memory_metric_readers()
+        assert len(exported) == 1
+        assert snapshot(exported[0])[ORDERS] == {"backend=paper": 1}
+    finally:
+        telemetry.configure("off")
+    with pytest.raises(RuntimeError, match="not configured with the 'memory' exporter"):
+        telemetry.memory_metric_readers()

@@ -6,14 +6,14 @@ event. :class:`InstrumentedBroker` wraps any execution backend and counts what i
 :func:`snapshot` turns an in-memory reader's contents into a plain, JSON-serialisable dict for
 the CLI summary and the HTTP ``/metrics`` route.
 
-Exporting: until an SDK ``MeterProvider`` is installed globally, the default meter is a no-op
-(and costs nothing). To ship metrics to a collector, install ``opentelemetry-exporter-otlp``
-(not a dependency of tripwire), build a ``MeterProvider`` with a
-``PeriodicExportingMetricReader(OTLPMetricExporter())`` and pass it to
-``opentelemetry.metrics.set_meter_provider``; the exporter reads the standard
-``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_INTERVAL`` environment variables.
-Instruments created before that call start recording once it is made (the API's proxy meter
-forwards to the real one). :func:`console_provider` is the dependency-free alternative.
+Exporting: :meth:`DecisionMetrics.in_memory` builds its provider with
+:func:`tripwire.telemetry.meter_provider`, so the in-memory reader behind ``/metrics`` and,
+when ``[telemetry]`` names an exporter (``otlp``: ``<endpoint>/v1/metrics``), a periodic
+exporting reader see the same instruments. :func:`families` gives the reader's contents
+with their types, label sets and histogram buckets (what ``serve_apps.prometheus`` turns
+into the exposition format); :func:`snapshot` is the compact ``"k=v"`` view tests and
+summaries read. Without an injected meter the instruments use the global meter provider,
+a no-op until one is installed.
 
 >>> metrics, reader = DecisionMetrics.in_memory()
 >>> metrics.order_placed("paper")
@@ -25,6 +25,11 @@ forwards to the real one). :func:`console_provider` is the dependency-free alter
 ({'backend=paper': 1}, {'limit=max_exposure': 1})
 >>> snap[NODE_LATENCY]["graph=signoff,node=risk_gate"]["count"]
 1
+>>> fams = {f["name"]: f for f in families(reader)}
+>>> fams[ORDERS]["kind"], fams[ORDERS]["points"]
+('counter', [{'labels': {'backend': 'paper'}, 'value': 1}])
+>>> fams[NODE_LATENCY]["kind"], fams[NODE_LATENCY]["points"][0]["bounds"][:3]
+('histogram', [1.0, 2.0, 5.0])
 """
 
 from __future__ import annotations
@@ -40,13 +45,17 @@ from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
+    Gauge,
+    Histogram,
     HistogramDataPoint,
     InMemoryMetricReader,
     MetricReader,
     NumberDataPoint,
     PeriodicExportingMetricReader,
+    Sum,
 )
 
+from tripwire import telemetry
 from tripwire.execution.base import Account, Broker, Fill, Order, OrderRequest, Position
 
 __all__ = [
@@ -64,6 +73,7 @@ __all__ = [
     "DecisionMetrics",
     "InstrumentedBroker",
     "console_provider",
+    "families",
     "snapshot",
 ]
 
@@ -102,6 +112,8 @@ _LATENCY_BUCKETS_MS = (
 class DecisionMetrics:
     """The decision core's counters and latency histograms, created once per meter."""
 
+    provider: MeterProvider | None = None  # set by in_memory (its own provider)
+
     def __init__(self, meter: Meter | None = None) -> None:
         meter = meter if meter is not None else otel_metrics.get_meter(METER_NAME)
         self._counters = {
@@ -123,10 +135,15 @@ class DecisionMetrics:
 
     @classmethod
     def in_memory(cls) -> tuple[DecisionMetrics, InMemoryMetricReader]:
-        """Metrics on a private SDK provider whose reader :func:`snapshot` can read."""
+        """Metrics on their own SDK provider: an in-memory reader (returned, for
+        :func:`snapshot`, :func:`families` and ``/metrics``) plus the exporter that
+        :func:`tripwire.telemetry.configure` chose. Own, not global: each orchestrator
+        (several per process in tests and the local app) counts its own decisions."""
         reader = InMemoryMetricReader()
-        provider = MeterProvider(metric_readers=[reader])
-        return cls(provider.get_meter(METER_NAME)), reader
+        provider = telemetry.meter_provider(reader)
+        metrics = cls(provider.get_meter(METER_NAME))
+        metrics.provider = provider  # to flush or shut down the exporter
+        return metrics, reader
 
     def _add(self, name: str, attributes: Mapping[str, str]) -> None:
         self._counters[name].add(1, attributes)
@@ -291,6 +308,52 @@ def snapshot(reader: InMemoryMetricReader) -> dict[str, dict[str, Any]]:
                 for point in metric.data.data_points:
                     points[_key(point.attributes)] = _point(point)
     return out
+
+
+def _labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in sorted((attributes or {}).items())}
+
+
+def _family_point(point: NumberDataPoint | HistogramDataPoint) -> dict[str, Any]:
+    if isinstance(point, HistogramDataPoint):
+        return {"labels": _labels(point.attributes), "count": int(point.count),
+                "sum": float(point.sum), "bounds": [float(b) for b in point.explicit_bounds],
+                "counts": [int(c) for c in point.bucket_counts]}
+    return {"labels": _labels(point.attributes), "value": point.value}
+
+
+def families(reader: InMemoryMetricReader) -> list[dict[str, Any]]:
+    """The reader's metrics as plain, JSON-able families, sorted by name::
+
+        {"name", "kind": "counter" | "gauge" | "histogram", "unit", "description",
+         "points": [{"labels": {str: str}, "value"}                        # counter, gauge
+                    {"labels", "count", "sum", "bounds", "counts"}]}       # histogram
+
+    A histogram's ``counts`` are per bucket (``len(bounds) + 1``, the last above the last
+    bound), as OpenTelemetry keeps them; values are cumulative since the provider started.
+    A non-monotonic sum is a gauge. Labels are a mapping, so a value may hold any text.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return []
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                d = metric.data
+                if isinstance(d, Histogram):
+                    kind = "histogram"
+                elif isinstance(d, Sum) and d.is_monotonic:
+                    kind = "counter"
+                elif isinstance(d, Sum | Gauge):
+                    kind = "gauge"
+                else:  # an exponential histogram: not used by tripwire's instruments
+                    continue
+                fam = out.setdefault(metric.name, {
+                    "name": metric.name, "kind": kind, "unit": metric.unit or "",
+                    "description": metric.description or "", "points": []})
+                fam["points"].extend(_family_point(p) for p in d.data_points)
+    return [out[name] for name in sorted(out)]
 
 
 def console_provider(

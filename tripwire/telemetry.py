@@ -30,6 +30,15 @@ True
 >>> [s.name for s in memory_exporter().get_finished_spans()]
 ['parent', 'child']
 >>> _ = configure("off")
+
+Metrics follow the same choice: :func:`meter_provider` builds an SDK ``MeterProvider`` with
+the caller's readers (the in-memory one behind ``/metrics``) plus the configured exporter's
+periodic reader -- OTLP/HTTP to ``<endpoint>/v1/metrics`` for ``"otlp"``, the console for
+``"console"``, an in-memory reader for ``"memory"`` (tests: :func:`memory_metric_readers`).
+So the same instruments feed ``/metrics`` and the collector. The export interval is the
+SDK's (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s by default). A provider built before a
+:func:`configure` call keeps the exporter it was built with: each process configures first,
+then builds its metrics (the Serve replicas do).
 """
 
 from __future__ import annotations
@@ -40,11 +49,18 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import default_getter, default_setter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    InMemoryMetricReader,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -66,6 +82,8 @@ __all__ = [
     "extract",
     "inject",
     "memory_exporter",
+    "memory_metric_readers",
+    "meter_provider",
     "span",
     "telemetry_settings",
 ]
@@ -125,6 +143,9 @@ class _State:
     memory: InMemorySpanExporter | None = None
     installed = False  # our forwarding provider is the global one
     configured = False  # configure() has run: its provider decides, even when it is "off"
+    # What meter_provider() adds: the latest configure()'s exporter, endpoint and service.
+    metrics: TelemetrySettings = TelemetrySettings()
+    metric_memory: ClassVar[list[InMemoryMetricReader]] = []  # "memory": readers handed out
 
 
 class _ForwardingTracer(trace.Tracer):
@@ -191,6 +212,8 @@ def configure(exporter: Exporter | None = None, endpoint: str | None = None,
     with _State.lock:
         old, _State.provider, _State.memory = _State.provider, provider, memory
         _State.configured = True
+        _State.metrics = TelemetrySettings(str(exporter), endpoint, service_name)
+        _State.metric_memory = []
         _install_global()
     if isinstance(old, TracerProvider):
         old.shutdown()
@@ -209,6 +232,44 @@ def _otlp_exporter(endpoint: str | None) -> Any:
             endpoint += "/v1/traces"
         return OTLPSpanExporter(endpoint=endpoint, timeout=OTLP_TIMEOUT_S)
     return OTLPSpanExporter(timeout=OTLP_TIMEOUT_S)  # reads the OTEL_* variables itself
+
+
+def _otlp_metric_exporter(endpoint: str | None) -> Any:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    if endpoint:  # the base endpoint convention, as for traces: <base>/v1/metrics
+        endpoint = endpoint.rstrip("/")
+        if endpoint.endswith("/v1/traces"):
+            endpoint = endpoint[: -len("/v1/traces")]
+        if not endpoint.endswith("/v1/metrics"):
+            endpoint += "/v1/metrics"
+        return OTLPMetricExporter(endpoint=endpoint, timeout=OTLP_TIMEOUT_S)
+    return OTLPMetricExporter(timeout=OTLP_TIMEOUT_S)  # reads the OTEL_* variables itself
+
+
+def meter_provider(*readers: MetricReader) -> MeterProvider:
+    """An SDK meter provider with ``readers`` and the configured exporter's reader (none
+    when telemetry is off or never configured)."""
+    s = _State.metrics
+    extra: list[MetricReader] = []
+    if s.exporter == "otlp":
+        extra.append(PeriodicExportingMetricReader(_otlp_metric_exporter(s.endpoint)))
+    elif s.exporter == "console":
+        extra.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    elif s.exporter == "memory":
+        memory = InMemoryMetricReader()
+        with _State.lock:
+            _State.metric_memory.append(memory)
+        extra.append(memory)
+    resource = Resource.create({SERVICE_NAME: s.service_name})
+    return MeterProvider(metric_readers=[*readers, *extra], resource=resource)
+
+
+def memory_metric_readers() -> list[InMemoryMetricReader]:
+    """The exporter-side readers :func:`meter_provider` built since ``configure("memory")``."""
+    if _State.metrics.exporter != "memory":
+        raise RuntimeError("telemetry is not configured with the 'memory' exporter")
+    return list(_State.metric_memory)
 
 
 def memory_exporter() -> InMemorySpanExporter:

@@ -161,8 +161,8 @@ def test_metrics_and_llm_costs(serve_app: LiveApp) -> None:
     with serve_app.client(auth=False) as c:
         text = c.get("/metrics").text
         costs = c.get("/v1/llm/costs").json()
-    assert "tripwire_dataplane_ticks_in " in text
-    assert "tripwire_signoff_submitted " in text
+    assert "tripwire_dataplane_ticks_in_total " in text  # a counter, as Prometheus names them
+    assert "tripwire_signoff_submitted_total " in text
     assert set(costs) >= {"calls", "usd", "by_route"}
 
 

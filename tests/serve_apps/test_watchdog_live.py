@@ -146,12 +146,12 @@ def test_a_killed_shard_comes_back_and_a_resume_holds(serve_app: LiveApp) -> Non
         control.close()
     with serve_app.client(auth=False) as c:
         assert c.get("/v1/halt").json()["halted"] is False  # the resume held
-    assert _metric(serve_app, "tripwire_dataplane_shard_restarts") == 1
+    assert _metric(serve_app, "tripwire_dataplane_shard_restarts_total") == 1
     # Ticks for every symbol are scored again: none is dead-lettered shard_unavailable.
-    before = _metric(serve_app, "tripwire_dataplane_shard_errors")
+    before = _metric(serve_app, "tripwire_dataplane_shard_errors_total")
     for symbol in ("ETHUSDT", "BTCUSDT", "SOLUSDT"):
         assert serve_app.push_ticks(symbol, n=3)["accepted"] == 3
-    assert _metric(serve_app, "tripwire_dataplane_shard_errors") == before
+    assert _metric(serve_app, "tripwire_dataplane_shard_errors_total") == before
 
 
 def _submit_while_halted(serve_app: LiveApp) -> str:
