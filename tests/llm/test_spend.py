@@ -19,6 +19,7 @@ from tripwire.llm.base import BudgetExceeded, LLMRequest, Message
 from tripwire.llm.config import BudgetConfig, load_llm_config
 from tripwire.llm.factory import build_llm_pg
 from tripwire.llm.incident import Incident
+from tripwire.llm.ledger import CallRecord
 from tripwire.llm.limits import estimate_tokens
 from tripwire.llm.schemas import TriageVerdict
 from tripwire.llm.spend import PgBudget, PgLedger, summarise_pg
@@ -183,3 +184,42 @@ def test_database_down_refuses_metered_route_and_rules_answers() -> None:
     assert router.budget.stats["unavailable"] == 1 and router.stats["budget_refused"] == 1
     # The refusal and the answer wait for the database (bounded), counted as ledger errors.
     assert router.ledger.backlog == 2 and router.stats["ledger_errors"] == 2
+
+
+def _record(call_id: str, route: str, outcome: str, usd: float) -> CallRecord:
+    return CallRecord(call_id, DAY0, "triage-analyst", route, "m", 100, 20, usd, 5.0, outcome,
+                      1, "fp", outcome == "cache_hit", "")
+
+
+def test_costs_route_and_cli_read_postgresql(migrated_db: str, capsys, tmp_path,
+                                             monkeypatch) -> None:
+    """What every replica wrote is what /v1/llm/costs and `tripwire llm costs` show."""
+    from serve_apps.api import _llm_costs
+    from tripwire.cli import main
+    from tripwire.store.pg_decisions import PgDecisionStore
+
+    async def write_and_read() -> dict:
+        pool = await asyncpg.create_pool(migrated_db, min_size=1, max_size=2)
+        replica_a, replica_b = PgLedger(pool), PgLedger(pool)
+        await replica_a.write(_record("a", "paid", "ok", 0.25))
+        await replica_b.write(_record("b", "paid", "ok", 0.5))
+        await replica_b.write(_record("b", "paid", "budget", 0.0))
+        await replica_a.write(_record("c", "rules", "ok", 0.0))
+        await pool.close()
+        store = await PgDecisionStore.connect(migrated_db)
+        try:
+            return await _llm_costs(store, tmp_path / "none.jsonl", None)
+        finally:
+            await store.close()
+
+    costs = asyncio.run(write_and_read())
+    assert costs["source"] == "postgresql" and costs["calls"] == 4
+    assert costs["usd"] == pytest.approx(0.75)
+    assert costs["by_route"]["paid"]["calls"] == 3 and costs["by_route"]["rules"]["ok"] == 1
+    monkeypatch.setenv("TRIPWIRE_DATA__DIR", str(tmp_path))
+    assert main(["llm", "costs", "--dsn", migrated_db, "--by", "route,outcome", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {(r["route"], r["outcome"]): r for r in out["rows"]}
+    assert out["source"] == "postgresql" and rows[("paid", "ok")]["calls"] == 2
+    assert rows[("paid", "budget")]["calls"] == 1
+    assert rows[("paid", "ok")]["cost_usd"] == pytest.approx(0.75)

@@ -127,8 +127,48 @@ def _add_serve_local(llm_sub: argparse._SubParsersAction) -> None:
 
 
 def ledger_path(settings) -> Path:
-    """Where runs record their LLM calls until PostgreSQL holds them: <data dir>."""
+    """The offline JSONL ledger (runs without a database write it): <data dir>."""
     return Path(settings.data_dir) / "llm_calls.jsonl"
+
+
+def _jsonl_report(path: Path, since: int | None, by: tuple[str, ...]) -> dict:
+    from tripwire.llm.ledger import JsonlLedger
+
+    ledger = JsonlLedger(path)
+    rows = asyncio.run(ledger.summarise(since, None, by=by))
+    return {"source": "jsonl", "ledger": str(path), "corrupt_lines": ledger.corrupt,
+            "calls": sum(r.calls for r in rows), "usd": sum(r.cost_usd for r in rows),
+            "rows": [r.as_dict() for r in rows]}
+
+
+def _pg_report(args: argparse.Namespace, settings, since: int | None,
+               by: tuple[str, ...]) -> dict:
+    import asyncpg
+
+    from tripwire.llm.spend import spend_report
+    from tripwire.store.pg import database, redact_dsn
+
+    async def read(dsn: str) -> dict:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            return await spend_report(conn, since, by=by)
+        finally:
+            await conn.close()
+
+    if args.dsn:
+        return {**asyncio.run(read(args.dsn)), "dsn": redact_dsn(args.dsn)}
+    with database(settings.data_dir) as dsn:
+        return {**asyncio.run(read(dsn)), "dsn": redact_dsn(dsn)}
+
+
+def _has_database(args: argparse.Namespace, settings) -> bool:
+    """Whether a database is configured: --dsn, TRIPWIRE_PG_DSN, or a private cluster that
+    exists under the data directory (a run without one wrote the JSONL ledger)."""
+    from tripwire.store.pg import resolve_dsn
+
+    if args.dsn or resolve_dsn() is not None:
+        return True
+    return (Path(settings.data_dir) / "postgres" / "pgdata" / "PG_VERSION").exists()
 
 
 def cmd_costs(args: argparse.Namespace) -> int:
@@ -136,7 +176,6 @@ def cmd_costs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from tripwire.config import load_settings
-    from tripwire.llm.ledger import JsonlLedger
 
     try:
         settings = load_settings(args.config)
@@ -144,28 +183,39 @@ def cmd_costs(args: argparse.Namespace) -> int:
         _say(f"tripwire llm costs: {exc}")
         return 2
     since = None if args.hours is None else time.time_ns() - int(args.hours * 3600e9)
-    ledger = JsonlLedger(Path(args.ledger) if args.ledger else ledger_path(settings))
-    rows = asyncio.run(ledger.summarise(since, None, by=tuple(args.by.split(","))))
+    by = tuple(args.by.split(","))
+    try:
+        if args.ledger or not _has_database(args, settings):
+            report = _jsonl_report(Path(args.ledger or ledger_path(settings)), since, by)
+        else:
+            report = _pg_report(args, settings, since, by)
+    except Exception as exc:  # asyncpg's errors (no server, no schema) share no base
+        _say(f"tripwire llm costs: cannot read the ledger from PostgreSQL "
+             f"({type(exc).__name__}: {str(exc)[:200]}); run `tripwire db migrate`, set "
+             "--dsn / TRIPWIRE_PG_DSN, or read an offline file with --ledger")
+        return 1
     if args.json:
-        print(json.dumps({"ledger": str(ledger.path), "corrupt_lines": ledger.corrupt,
-                          "rows": [r.as_dict() for r in rows]}))
+        print(json.dumps(report))
         return 0
-    table = Table(title=f"LLM calls ({ledger.path})")
-    cols = [*args.by.split(","), "calls", "ok", "cache hits", "tokens in", "tokens out",
-            "cost USD", "mean ms"]
+    where = report.get("ledger") or report.get("dsn")
+    table = Table(title=f"LLM calls ({report['source']}: {where})")
+    cols = [*by, "calls", "ok", "cache hits", "tokens in", "tokens out", "cost USD", "mean ms"]
     for c in cols:
-        table.add_column(c, justify="left" if c in args.by.split(",") else "right")
-    for r in rows:
-        keys = [getattr(r, k) for k in args.by.split(",")]
-        table.add_row(*keys, f"{r.calls:,}", f"{r.ok:,}", f"{r.cache_hits:,}",
-                      f"{r.input_tokens:,}", f"{r.output_tokens:,}", f"{r.cost_usd:.4f}",
-                      f"{r.mean_latency_ms:.1f}")
+        table.add_column(c, justify="left" if c in by else "right")
+    for r in report["rows"]:
+        table.add_row(*[r[k] for k in by], f"{r['calls']:,}", f"{r['ok']:,}",
+                      f"{r['cache_hits']:,}", f"{r['input_tokens']:,}",
+                      f"{r['output_tokens']:,}", f"{r['cost_usd']:.4f}",
+                      f"{r['mean_latency_ms']:.1f}")
     Console().print(table)
-    total = sum(r.cost_usd for r in rows)
-    calls = sum(r.calls for r in rows)
-    print(f"summary: {calls:,} calls, {total:.4f} USD"
+    for scope, b in report.get("today", {}).get("scopes", {}).items():
+        print(f"today {scope}: {b['spent_usd']:.4f} USD spent, {b['held_usd']:.4f} held by "
+              f"{b['held_calls']} calls in flight, {b['refusals']} refused, "
+              f"{b['reclaimed']} reclaimed")
+    corrupt = report.get("corrupt_lines", 0)
+    print(f"summary: {report['calls']:,} calls, {report['usd']:.4f} USD"
           + (f" in the last {args.hours:g} h" if args.hours is not None else "")
-          + (f"; {ledger.corrupt} unreadable lines skipped" if ledger.corrupt else ""))
+          + (f"; {corrupt} unreadable lines skipped" if corrupt else ""))
     return 0
 
 
@@ -181,11 +231,15 @@ def _by(text: str) -> str:
 
 def _add_costs(llm_sub: argparse._SubParsersAction) -> None:
     c = llm_sub.add_parser("costs", help="what LLM calls cost, from the cost ledger",
-                           description="Summarise the cost ledger: calls, tokens, USD.")
+                           description="Summarise the cluster's cost ledger (PostgreSQL "
+                           "llm_calls) and today's shared budget: calls, tokens, USD.")
     c.add_argument("--by", type=_by, default="route,model",
                    help="group by any of role,route,model,outcome (default route,model)")
     c.add_argument("--hours", type=positive_float, help="only the last N hours")
-    c.add_argument("--ledger", help="ledger file (default: <data dir>/llm_calls.jsonl)")
+    c.add_argument("--ledger", help="read an offline JSONL ledger file instead of PostgreSQL "
+                   "(runs without a database write <data dir>/llm_calls.jsonl)")
+    c.add_argument("--dsn", help="PostgreSQL to read (default: $TRIPWIRE_PG_DSN, else the "
+                   "private cluster under the data directory)")
     c.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_costs)

@@ -369,3 +369,27 @@ def reservation_ttl_s(timeout_s: float) -> float:
     150.0
     """
     return 3 * timeout_s + TTL_MARGIN_S
+
+
+async def spend_report(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    *,
+    by: Sequence[str] = ("route",),
+    now_ns: int | None = None,
+) -> dict[str, Any]:
+    """What ``/v1/llm/costs`` and ``tripwire llm costs`` show: the ledger's rows grouped by
+    ``by`` (costliest first), their totals, and today's budget rows (UTC day of ``now_ns``,
+    default the wall clock): spent, held by calls in flight, refusals, reclaims per scope."""
+    rows = await summarise_pg(conn, since_ns, until_ns, by=by)
+    day = (SystemClock().now_ns() if now_ns is None else now_ns) // NS_PER_DAY
+    return {
+        "source": "postgresql",
+        "calls": sum(r.calls for r in rows),
+        "tokens_in": sum(r.input_tokens for r in rows),
+        "tokens_out": sum(r.output_tokens for r in rows),
+        "usd": round(sum(r.cost_usd for r in rows), 10),
+        "rows": [r.as_dict() for r in rows],
+        "today": {"day": day, "scopes": await budget_day(conn, day)},
+    }
