@@ -464,7 +464,7 @@ def _read_routes(app: FastAPI, backend: Backend, store: DecisionStore,
 
     @app.get("/v1/llm/costs", tags=["read"])
     async def llm_costs(since: str | None = _q()) -> dict[str, Any]:
-        return await _llm_costs(ledger_path, _time(since, "since"))
+        return await _llm_costs(store, ledger_path, _time(since, "since"))
 
     @app.get("/v1/dead-letters", tags=["read"])
     async def dead_letters(page: PageDep) -> dict[str, Any]:
@@ -489,9 +489,17 @@ async def _halt(store: DecisionStore) -> dict[str, Any]:
     return {"halted": h.halted, "reason": h.reason, "set_by": h.by}
 
 
-async def _llm_costs(path: Path | None, since_ns: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0,
-                           "by_route": {}}
+async def _llm_costs(store: DecisionStore, path: Path | None,
+                     since_ns: int | None) -> dict[str, Any]:
+    """The cluster's LLM spend from PostgreSQL (``llm_calls`` and today's shared budget rows,
+    written by every replica); a store without a database falls back to the JSONL ledger."""
+    spend = getattr(store, "llm_spend", None)
+    if spend is not None:
+        report = await spend(since_ns, by=("route",))
+        rows = report.pop("rows")
+        return {**report, "by_route": {r["route"]: r for r in rows}}
+    out: dict[str, Any] = {"source": "jsonl", "calls": 0, "tokens_in": 0, "tokens_out": 0,
+                           "usd": 0.0, "by_route": {}}
     if path is None or not path.exists():
         return out
     for r in await JsonlLedger(path).summarise(since_ns, None, by=("route",)):

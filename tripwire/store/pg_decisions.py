@@ -694,6 +694,13 @@ class PgDecisionStore(DecisionStore):
             "DELETE FROM ingest_batches WHERE claimed_ns < $1", before_ns)
         return int(status.split()[-1])
 
+    async def llm_spend(self, since_ns=None, *, by=("route",)):
+        """The LLM ledger (``llm_calls``) grouped by ``by`` and today's shared budget rows:
+        :func:`tripwire.llm.spend.spend_report` (what ``/v1/llm/costs`` answers)."""
+        from tripwire.llm.spend import spend_report
+
+        return await spend_report(self._pool, since_ns, by=by)
+
 
 class MessageFeed:
     """An async iterator over bus notes, bounded: past :data:`FEED_BOUND` unread notes new
