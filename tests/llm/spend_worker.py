@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 
 from pydantic import BaseModel
 
@@ -75,6 +76,8 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=100)
     p.add_argument("--per-day-usd", type=float, default=6.0)
     args = p.parse_args()
+    # Budget refusals are the point here: one warning per refused call would bury the figures.
+    logging.getLogger("tripwire.llm.router").setLevel(logging.ERROR)
     print(json.dumps(asyncio.run(run(args.dsn, args.base_url, args.calls, args.per_day_usd))),
           flush=True)
 
