@@ -1,7 +1,7 @@
-"""The data plane's commands: ``tripwire ingest`` and ``tripwire detect-eval``.
+"""The data plane's command: ``tripwire ingest`` (``detect-eval`` is tripwire.detect.cli).
 
 Registered into the ``tripwire`` command through the ``tripwire.commands`` entry point.
-Both run the real pipeline on Ray (a local one unless ``RAY_ADDRESS`` or ``[ray] address``
+It runs the real pipeline on Ray (a local one unless ``RAY_ADDRESS`` or ``[ray] address``
 names a cluster), show a live progress line, and end with a summary (``--json``: one JSON
 object on stdout). Exit codes: 0 done, 1 the run failed, 2 bad usage or input.
 """
@@ -70,16 +70,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--run-for", type=positive_float, metavar="SECONDS",
                      help="stop after this much wall time (live feeds run until stopped)")
     ing.set_defaults(func=cmd_ingest)
-
-    ev = sub.add_parser(
-        "detect-eval",
-        help="score detection against a labelled scenario",
-        description="Run a labelled scenario through the pipeline and print recall per event "
-        "type, precision, and false trips per symbol-day.",
-    )
-    ev.add_argument("--scenario", type=int, metavar="SEED", help="scenario seed (default one)")
-    _common(ev)
-    ev.set_defaults(func=cmd_detect_eval)
 
     from actors.decide import register as register_decide
     from actors.triage import register as register_triage
@@ -330,54 +320,6 @@ def _print_summary(out: Console, s: dict[str, Any]) -> None:
         f"[bold]summary[/bold]: {s['ticks_scored']:,} ticks scored in {s['wall_s']:.1f} s "
         f"({s['ticks_per_s']:,} ticks/s) on {s['shards']} shards; {s['trips']} trips, "
         f"{s['dead_letters']} dead letters, {s['shed_ticks']} shed; store: {s['store'] or 'off'}"
-    )
-
-
-# ----------------------------------------------------------------------------- detect-eval
-
-
-def cmd_detect_eval(args: argparse.Namespace) -> int:
-    from tripwire.detect.evaluate import evaluate
-    from tripwire.feeds.scenario import Scenario, ScenarioFeed
-
-    err, out = Console(stderr=True), Console()
-    try:
-        settings = load_settings(args.config)
-        scen_cfg = _scenario_config(args, args.scenario)
-        scenario = Scenario(scen_cfg)
-        cfg = _pipeline_config(args, settings, store_url=None, keep_trips=10_000_000)
-    except ValueError as exc:
-        return _fail(err, "detect-eval", exc, 2)
-    try:
-        with Pipeline(lambda: ScenarioFeed(scen_cfg), scenario.symbols, cfg,
-                      address=settings.ray_address) as pipeline:
-            res = _run(pipeline, _Live(err, scenario.estimated_ticks, not args.json), None)
-    except Exception as exc:
-        return _fail(err, "detect-eval", exc, 1)
-    duration_ns = scen_cfg.end_ns - scen_cfg.start_ns
-    report = evaluate(res.trips, scenario.labels, scenario.symbols, duration_ns=duration_ns)
-    if args.json:
-        print(json.dumps(report.to_json()))
-        return 0
-    _print_report(out, report, res, scen_cfg)
-    return 0
-
-
-def _print_report(out: Console, report, res: PipelineResult, scen_cfg) -> None:
-    from tripwire.detect.evaluate import TABLE_COLUMNS
-
-    table = Table(title=f"detection on scenario seed {scen_cfg.seed}")
-    for col in TABLE_COLUMNS:
-        table.add_column(col, justify="left" if col == TABLE_COLUMNS[0] else "right")
-    for row in report.table():
-        table.add_row(*row)
-    out.print(table)
-    j = report.to_json()
-    out.print(
-        f"[bold]summary[/bold]: {res.feed['ticks_scored']:,} ticks, {res.feed['trips']} trips "
-        f"in {res.wall_s:.1f} s; precision {j['precision']:.3f}, "
-        f"{j['false_trips_per_symbol_day']:.3f} false trips per symbol-day, "
-        f"slow-trend trips {j['slow_trend_trips']}"
     )
 
 

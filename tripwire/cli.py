@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tripwire.argtypes import int_in
+from tripwire.detect.cli import register as register_detect_eval
 from tripwire.llm.cli import register as register_llm
 from tripwire.slurm_cli import register as register_slurm
 from tripwire.store.cli import register as register_db
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=int_in(1), default=50_000)
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_demo)
+    register_detect_eval(sub)
     register_llm(sub)
     register_db(sub)
     register_watchdog(sub)

@@ -34,14 +34,15 @@ The model, per symbol (log-prices; ``t`` in seconds)::
   scaled by sqrt(time since the symbol's last trade), so variance grows with time and the
   tails are those of T_nu; volatility clusters through a GARCH(1,1) recursion on a minute
   grid (half market-wide, half the symbol's own; persistence 0.98, ~50 minutes of
-  memory); buys print at the ask and sells at the bid on the symbol's tick grid (bid-ask
-  bounce: trade-to-trade returns have negative lag-1 autocorrelation); sizes are lognormal
+  memory; its own shocks are t(5) whatever ``nu``, so ``nu`` changes the returns only);
+  buys print at the ask and sells at the bid on the symbol's tick grid (bid-ask bounce:
+  trade-to-trade returns have negative lag-1 autocorrelation); sizes are lognormal
   times Pareto(1.6), so a few trades are huge.
 * **Regime days** (market-wide, one per day): ``calm`` (vol x0.7), ``trending`` (a smooth
   drift of 3-8 % over the day), ``high_vol`` (vol x2, activity x1.6) and ``crash`` (vol
-  x2.5, activity x2, a market-wide drawdown of 8-15 % over 3-6 hours). ``regimes=None``
-  draws each day's regime from the seed (calm .35, trending .30, high_vol .25, crash .10).
-  Regimes are background: they carry no label.
+  x2.5, activity x2, a market-wide drawdown of 8-15 % over 3-6 hours). ``regimes=None``:
+  every four days hold each regime once, in an order drawn from the seed. Regimes are
+  background: they carry no label (a trip on a crash day's slide is a false trip).
 * **Graded events** (:mod:`tripwire.feeds.graded_events`): flash crash, pump and dump,
   liquidation cascade, news shock and fat finger, each at sizes from 0.2 % to 10 %.
   Each symbol-day holds ``events_per_symbol_day`` events, one per equal slot of the day
@@ -113,7 +114,6 @@ TIER_NAMES = tuple(t.name for t in TIERS)
 _TIER = {t.name: t for t in TIERS}
 
 REGIMES = ("calm", "trending", "high_vol", "crash")
-_REGIME_P = (0.35, 0.30, 0.25, 0.10)
 _REGIME_VOL = {"calm": 0.7, "trending": 1.0, "high_vol": 2.0, "crash": 2.5}
 _REGIME_ACT = {"calm": 0.85, "trending": 1.0, "high_vol": 1.6, "crash": 2.0}
 
@@ -123,7 +123,8 @@ _WEEKEND = 0.55  # activity on Saturday and Sunday
 _T_CAP = 50.0  # sd; a bigger innovation would be an (unlabelled) event
 _PARETO_ALPHA = 1.6  # trade sizes' tail index
 _EVENT_GAP_S = 900.0  # quiet time after an event inside its slot
-_STREAM_SETUP, _STREAM_VOL, _STREAM_EVENTS, _STREAM_BLOCK = 11, 12, 13, 14
+_STREAM_SETUP, _STREAM_VOL, _STREAM_EVENTS, _STREAM_BLOCK, _STREAM_T = 11, 12, 13, 14, 15
+_VOL_SHOCK_NU = 5.0  # the GARCH's own shocks: fixed, so nu changes the returns only
 _ACTIVITY = _activity_curve()
 
 
@@ -324,8 +325,9 @@ class RealisticMarket:
         if self.config.regimes is not None:
             r = tuple(self.config.regimes)
             return tuple(r[d % len(r)] for d in range(days))
-        pick = rng.choice(len(REGIMES), size=days, p=_REGIME_P)
-        return tuple(REGIMES[int(k)] for k in pick)
+        # Every four days hold each regime once, in an order drawn from the seed.
+        cycles = [rng.permutation(len(REGIMES)) for _ in range(-(-days // len(REGIMES)))]
+        return tuple(REGIMES[int(k)] for k in np.concatenate(cycles)[:days])
 
     def _grids(self) -> None:
         """Per symbol and minute: trade rate (per s) and sigma (per sqrt(s))."""
@@ -343,7 +345,8 @@ class RealisticMarket:
         # GARCH(1,1) unit-mean variance, market (row 0) and each symbol, on the minute grid.
         h = np.empty((n + 1, m))
         g = np.ones(n + 1)
-        z2 = self._t(rng, (m, n + 1), cap=8.0) ** 2
+        z = rng.standard_t(_VOL_SHOCK_NU, (m, n + 1)) * math.sqrt(1 - 2 / _VOL_SHOCK_NU)
+        z2 = np.clip(z, -8, 8) ** 2
         w = 1 - _GARCH_ALPHA - _GARCH_BETA
         for j in range(m):
             h[:, j] = g
@@ -379,7 +382,7 @@ class RealisticMarket:
         y.append(level)
         return np.array(t), np.array(y)
 
-    def _t(self, rng: np.random.Generator, size, cap: float = _T_CAP) -> np.ndarray:
+    def _t(self, rng: np.random.Generator, size: int, cap: float = _T_CAP) -> np.ndarray:
         nu = self.config.nu
         if math.isinf(nu):
             x = rng.standard_normal(size)
@@ -538,7 +541,7 @@ class RealisticMarket:
                     np.empty(0, np.int64))
         minute = (ts - cfg.start_ns) // _MIN_NS
         dt = np.diff(ts, prepend=st.last_ts[i]).astype(np.float64) * (1.0 / _NS)
-        eps = self._t(rng, n)
+        eps = self._t(_gen(cfg.seed, _STREAM_T, b, i), n)  # own stream: nu changes only this
         eps *= np.sqrt(dt)
         eps *= self._sig[i, minute]
         mid = np.cumsum(eps)
