@@ -2,7 +2,7 @@
 // Every server string goes into the page through textContent (see el()), never parsed as HTML.
 "use strict";
 
-const POLL_MS = 3000;
+const COALESCE_MS = 250; // a burst of stream events re-reads a panel once
 const LIST_LIMIT = 50;
 const KEEP_ROWS = 500; // rows kept per kind in a long-lived tab; the oldest go first
 const TOKEN_KEY = "tripwire.operatorToken";
@@ -449,7 +449,7 @@ async function showDecision(id, quiet = false) {
         jsonBlock(chain.proposal)),
     );
   } catch (err) {
-    if (quiet) throw err; // a background refresh: the poll status says it, the detail stays
+    if (quiet) throw err; // a background refresh: the status line says it, the detail stays
     const text = `Could not load the decision: ${err.message}`;
     box.replaceChildren(el("p", { class: "message error" }, text));
   }
@@ -545,10 +545,17 @@ function renderCosts(c) {
 
 // ---------------------------------------------------------------- runs
 
-// The run whose rows are shown: the chosen one, the newest for "current", null for all.
+// The newest run while it goes on. Once it ended, what arrives belongs to no run (e.g. a
+// service started after a demo): "current" then shows every row, newest first.
+function currentRun() {
+  const newest = state.runs[0];
+  return newest && (newest.ended_ns === null || newest.ended_ns === undefined) ? newest : null;
+}
+
+// The run whose rows are shown: the chosen one, the open newest for "current", null for all.
 function selectedRun() {
   if (state.runChoice === RUN_ALL) return null;
-  if (state.runChoice === RUN_CURRENT) return state.runs[0] || null;
+  if (state.runChoice === RUN_CURRENT) return currentRun();
   return state.runs.find((r) => r.id === state.runChoice) || null;
 }
 
@@ -573,8 +580,8 @@ function runLabel(run) {
 
 function renderRuns() {
   const select = $("run-select");
-  const newest = state.runs[0];
-  const current = newest ? `current run: ${runLabel(newest)}` : "current run (none yet: all rows)";
+  const open = currentRun();
+  const current = open ? `current run: ${runLabel(open)}` : "current (no run going on: all rows)";
   const options = [
     el("option", { value: RUN_CURRENT }, current),
     el("option", { value: RUN_ALL }, "all runs"),
@@ -610,7 +617,7 @@ function setupRuns() {
   });
 }
 
-// ---------------------------------------------------------------- refresh and polling
+// ---------------------------------------------------------------- refresh
 
 function upsert(map, rows) {
   for (const row of rows) if (row && row.id) map.set(row.id, row);
@@ -620,7 +627,7 @@ function upsert(map, rows) {
   }
 }
 
-// A refresh after an action failed: say so in the status line; the next poll retries.
+// A refresh failed: say so in the status line; the next event or reconnect reads again.
 function reportRefreshError(err) {
   $("poll-status").textContent = `refresh failed: ${err.message}`;
 }
@@ -658,23 +665,56 @@ async function refreshApprovals() {
   renderDecisions();
 }
 
-const polled = [
+async function refreshBook() {
+  const [positions, pnl] = await Promise.all([api("GET", "/v1/positions"), api("GET", "/v1/pnl")]);
+  renderPositions(positions);
+  renderPnl(pnl);
+}
+
+async function refreshCosts() {
+  renderCosts(await api("GET", "/v1/llm/costs"));
+}
+
+// Everything the page shows. Read at start and again when the stream (re)connects or says
+// "refresh" (the server lost its database listener): there is no periodic poll, so between
+// those only the stream's events cause reads, each of the panels it names.
+const panels = [
   refreshHalt,
   refreshRuns,
   refreshDetail,
   refreshApprovals,
+  refreshIncidents,
   refreshDecisions,
-  async () => renderPositions(await api("GET", "/v1/positions")),
-  async () => renderPnl(await api("GET", "/v1/pnl")),
-  async () => renderCosts(await api("GET", "/v1/llm/costs")),
+  refreshBook,
+  refreshCosts,
 ];
 
-// A failed poll shows in the status line, not as a modal error: the next poll retries.
-async function poll() {
-  const results = await Promise.allSettled(polled.map((fn) => fn()));
+// A failed read shows in the status line, not as a modal error.
+async function reloadAll() {
+  const results = await Promise.allSettled(panels.map((fn) => fn()));
   const failed = results.find((r) => r.status === "rejected");
   $("poll-status").textContent = failed ? `refresh failed: ${failed.reason.message}` : "";
 }
+
+// fn at most once per COALESCE_MS, however many events ask for it meanwhile.
+function coalesced(fn) {
+  let timer = null;
+  return () => {
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn().catch(reportRefreshError);
+    }, COALESCE_MS);
+  };
+}
+
+const soon = {
+  approvals: coalesced(refreshApprovals),
+  book: coalesced(refreshBook),
+  costs: coalesced(refreshCosts),
+  detail: coalesced(refreshDetail),
+  runs: coalesced(refreshRuns),
+};
 
 // ---------------------------------------------------------------- live stream (SSE)
 
@@ -691,12 +731,13 @@ function onStreamEvent(name, handler) {
 function connectStream() {
   const status = $("stream-status");
   const source = new EventSource("/v1/stream");
+  let opened = false;
   source.addEventListener("open", () => {
     status.textContent = "live";
     status.className = "muted";
-    // Catch up on anything missed while disconnected.
-    refreshIncidents().catch(reportRefreshError);
-    refreshDecisions().catch(reportRefreshError);
+    // A reconnect: catch up on everything missed while disconnected.
+    if (opened) reloadAll();
+    opened = true;
   });
   source.addEventListener("error", () => {
     status.textContent = "stream disconnected, reconnecting…";
@@ -709,18 +750,29 @@ function connectStream() {
     renderIncidents();
   }));
   source.addEventListener("verdict", onStreamEvent("verdict", (row) => {
+    soon.costs(); // a verdict is an LLM call
     if (!inSelectedRun(row)) return;
     upsert(state.verdicts, [row]);
     renderVerdicts();
     renderIncidents();
   }));
   source.addEventListener("decision", onStreamEvent("decision", (row) => {
+    soon.approvals();
+    soon.costs();
+    if (row.id === state.selectedDecision) soon.detail();
     if (!inSelectedRun(row)) return;
     upsert(state.decisions, [row]);
     renderDecisions();
-    refreshApprovals().catch(reportRefreshError);
-    if (row.id === state.selectedDecision) refreshDetail().catch(reportRefreshError);
   }));
+  // Orders and fills: the note names the decision; the open detail and the book re-read.
+  const onTrade = (name) => onStreamEvent(name, (note) => {
+    soon.book();
+    if (note.decision_id && note.decision_id === state.selectedDecision) soon.detail();
+  });
+  source.addEventListener("order", onTrade("order"));
+  source.addEventListener("fill", onTrade("fill"));
+  source.addEventListener("run", onStreamEvent("run", () => soon.runs()));
+  source.addEventListener("refresh", () => reloadAll());
   source.addEventListener("halt", onStreamEvent("halt", renderHalt));
   source.addEventListener("ping", () => {
     status.textContent = "live";
@@ -739,13 +791,7 @@ async function start() {
     showMessage(`Could not load the runs: ${err.message}`, "error");
   }
   connectStream();
-  try {
-    await refreshIncidents();
-  } catch (err) {
-    showMessage(`Could not load incidents: ${err.message}`, "error");
-  }
-  await poll();
-  setInterval(poll, POLL_MS);
+  await reloadAll(); // the initial load; afterwards the stream says what to read
 }
 
 document.addEventListener("DOMContentLoaded", start);

@@ -282,6 +282,26 @@ def test_the_current_runs_newest_incident_comes_first(serve_app: Any, browser: B
         assert console.errors == []
 
 
+def test_after_the_newest_run_ended_current_shows_what_arrives_since(
+        serve_app: Any, browser: Browser) -> None:
+    tag = secrets.token_hex(4)
+    late = new_id()
+
+    async def seed(s: Any) -> None:
+        await s.start_run(f"done-{tag}", "a demo that ended")
+        await s.end_run(f"done-{tag}")
+        # e.g. the service started again after the demo: its rows belong to no run
+        await s.record_incident(late, "BTCUSDT", time.time_ns(), "open", {})
+
+    in_store(serve_app, seed)
+    with opened(serve_app, browser) as console:
+        page = console.page
+        rows = page.locator("[data-testid=incident-row]")
+        expect(rows.first).to_have_attribute("data-incident-id", late)
+        expect(page.locator("#run-select option:checked")).to_contain_text("no run going on")
+        assert console.errors == []
+
+
 def test_money_is_formatted_and_an_order_state_follows_its_fills(
         serve_app: Any, browser: Browser) -> None:
     tag = secrets.token_hex(4)
