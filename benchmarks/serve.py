@@ -32,6 +32,18 @@ Figures (JSON keys; the Serve app's at the top level, the baseline's under
   requests / errors                  timed requests, and those that did not answer 2xx
   serve_overhead_ms                  Serve minus baseline, per route, p50 and p99
 
+Then, on the Serve app only, the live stream: 50 SSE clients on /v1/stream while decisions
+are written straight into PostgreSQL (as a sign-off replica would):
+
+  sse_latency_ms_p50 / _p99          a decision's write (timed from before the INSERT, so
+                                     it bounds commit -> event from above) to its SSE event,
+                                     over every (decision, stream) pair
+  sse_events_missing                 (decision, stream) pairs that never arrived
+  idle_db_xact_per_s_no_streams      transactions/s in the app's database while idle (the
+                                     data plane's heartbeats), from pg_stat_database
+  idle_db_xact_per_s_50_streams      the same with the 50 streams open
+  idle_stream_queries_per_s          the difference: what the open streams cost (~0)
+
 The machine is a shared 2-CPU box here: client, servers, Ray and PostgreSQL all compete.
 """
 
@@ -65,6 +77,8 @@ IDLE_TIMEOUT_S = 120.0  # seeded incidents must be triaged and decided within th
 DRIVE_TIMEOUT_S = 300.0
 ARROW = "application/vnd.apache.arrow.stream"
 TOKEN_ENV = "TRIPWIRE_API_TOKEN"
+STREAMS = 50  # open SSE streams in the stream phase
+STATS_FLUSH_S = 11.0  # > PostgreSQL 15's PGSTAT_IDLE_INTERVAL: earlier counts are published
 
 
 @dataclass(frozen=True)
@@ -269,6 +283,123 @@ async def wait_idle(idle: Callable, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
+# -- live stream: NOTIFY latency and idle queries ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamLoad:
+    """The stream phase: ``decisions`` written ``gap_s`` apart while ``STREAMS`` streams are
+    open; idle windows of ``window_s`` (each after ``STATS_FLUSH_S``)."""
+
+    decisions: int
+    gap_s: float
+    window_s: float
+
+    @classmethod
+    def of(cls, quick: bool) -> StreamLoad:
+        return cls(15, 0.1, 5.0) if quick else cls(60, 0.05, 15.0)
+
+
+class _Streams:
+    """``n`` SSE clients on one loop; the arrival time of each decision event per client."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.arrivals: dict[str, list[float]] = {}
+        self.ready: set[int] = set()
+        self.tasks: list[asyncio.Task] = []
+
+    async def _read(self, client: Any, url: str, i: int) -> None:
+        async with client.stream("GET", f"{url}/v1/stream") as resp:
+            name = None
+            async for line in resp.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: ") and name is not None:
+                    if name == "halt":  # the last row of every snapshot
+                        self.ready.add(i)
+                    elif name == "decision":
+                        row = json.loads(line[6:])
+                        self.arrivals.setdefault(row["id"], []).append(time.perf_counter())
+                    name = None
+
+    async def open(self, client: Any, url: str) -> None:
+        self.tasks = [asyncio.create_task(self._read(client, url, i)) for i in range(self.n)]
+        deadline = time.monotonic() + 60
+        while len(self.ready) < self.n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.ready)}/{self.n} streams opened in 60 s")
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _xact(conn: Any) -> int:
+    """Transactions committed in this database so far (each query of the app is at least
+    one); PostgreSQL 15 publishes a backend's counts within PGSTAT_IDLE_INTERVAL (10 s)."""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    return await conn.fetchval(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+
+
+async def _idle_rate(conn: Any, window_s: float) -> float:
+    """Transactions per second while this process sends nothing; our own reads subtracted."""
+    await asyncio.sleep(STATS_FLUSH_S)  # what ran before has been counted
+    a = await _xact(conn)
+    await asyncio.sleep(window_s)
+    b = await _xact(conn)
+    return max(0, b - a - 2) / window_s  # 2: the two reads' own transactions
+
+
+async def stream_phase(url: str, dsn: str, load: StreamLoad) -> dict[str, Any]:
+    """``sse_latency_ms_*`` (a decision written -> its event at each of ``STREAMS`` clients)
+    and the database's idle transaction rate without and with the streams open."""
+    import asyncpg
+    import httpx
+
+    from tripwire.model import new_id
+    from tripwire.store.pg_decisions import PgDecisionStore
+
+    conn = await asyncpg.connect(dsn)
+    writer = await PgDecisionStore.connect(dsn, max_size=1)
+    streams = _Streams(STREAMS)
+    limits = httpx.Limits(max_connections=STREAMS + 4)
+    try:
+        idle_without = await _idle_rate(conn, load.window_s)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=None),
+                                     limits=limits) as client:
+            await streams.open(client, url)
+            idle_with = await _idle_rate(conn, load.window_s)
+            sent: dict[str, float] = {}
+            for _ in range(load.decisions):
+                d = new_id()
+                # Timed from before the write: the insert's own round trip is included, so
+                # the figure bounds commit -> event from above.
+                sent[d] = time.perf_counter()
+                await writer.record_proposal(
+                    d, incident_id=None, verdict_id=None, symbol="BENCHUSDT",
+                    ts_ns=time.time_ns(), action="HOLD", proposal_hash="bench", revision=0,
+                    mode="DRY_RUN", payload={})
+                await asyncio.sleep(load.gap_s)
+            await asyncio.sleep(2.0)  # stragglers
+            await streams.close()
+    finally:
+        await writer.close()
+        await conn.close()
+    lat = [(t - sent[d]) * 1e3 for d, ts in streams.arrivals.items() if d in sent for t in ts]
+    expected = len(sent) * STREAMS
+    return {"sse_streams": STREAMS, "sse_decisions": len(sent),
+            "sse_events_missing": expected - len(lat),
+            "sse_latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat else None,
+            "sse_latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat else None,
+            "idle_db_xact_per_s_no_streams": round(idle_without, 3),
+            "idle_db_xact_per_s_50_streams": round(idle_with, 3),
+            "idle_stream_queries_per_s": round(max(0.0, idle_with - idle_without), 3)}
+
+
 @dataclass
 class Bench:
     settings: Any
@@ -277,6 +408,7 @@ class Bench:
     incident: Any
     load: Load
     token: str
+    quick: bool = False
 
 
 async def _baseline(b: Bench) -> dict[str, Any]:
@@ -324,7 +456,9 @@ def _serve(b: Bench) -> dict[str, Any]:
             return await asyncio.to_thread(lambda: app.signoff.idle.remote().result(timeout_s=60))
 
         asyncio.run(wait_idle(idle, "serve"))
-        return run_driver(app.url, b.token, b.symbols, b.load)
+        res = run_driver(app.url, b.token, b.symbols, b.load)
+        res.update(asyncio.run(stream_phase(app.url, b.dsn, StreamLoad.of(b.quick))))
+        return res
     finally:
         try:
             app.shutdown()
@@ -357,7 +491,7 @@ def measure(quick: bool, step: Callable[[str], None] = lambda _: None) -> dict[s
             step("starting Ray")
             ensure_ray()
             b = Bench(settings, dsn, symbol_names(incident.symbol), incident,
-                      Load.of(quick), secrets.token_hex(16))
+                      Load.of(quick), secrets.token_hex(16), quick)
             step("baseline: LocalServices on uvicorn")
             base = asyncio.run(_baseline(b))
             step("Ray Serve app")
@@ -389,6 +523,8 @@ def _print(res: dict[str, Any]) -> None:
     for col in ("figure", "Ray Serve", "uvicorn baseline", "Serve - baseline"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     for k, v in res.items():
+        if isinstance(v, float) and k not in base:  # the stream phase runs on Serve only
+            table.add_row(k, f"{v:,.3f}", "", "")
         if isinstance(v, float) and k in base:
             diff = res["serve_overhead_ms"].get(k)
             table.add_row(k, f"{v:,.3f}", f"{base[k]:,.3f}",

@@ -49,6 +49,7 @@ from serve_apps.contract import (
 )
 from serve_apps.errors import is_database_outage, is_service_outage, unwrap
 from serve_apps.prometheus import CONTENT_TYPE, exposition
+from serve_apps.stream import REFRESH, RESYNC, StreamHub
 from tripwire.llm.incident import Incident
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.model import DeadLetter, NewsItem, SymbolTable, new_id
@@ -57,8 +58,8 @@ from tripwire.timeparse import parse_time_ns
 from tripwire.watchdog import acknowledgement_error
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
-STREAM_POLL_S = 0.5
-STREAM_PING_S = 15.0
+STREAM_PING_S = 15.0  # a keep-alive comment while nothing changes (no query behind it)
+STREAM_READY_S = 5.0  # a new stream waits this long for the replica's listener to start
 STREAM_SEEN_MAX = 20_000  # ids remembered per stream; the oldest are forgotten first
 
 
@@ -640,41 +641,77 @@ async def _answer(fn: Any, decision_id: str, body: Answer) -> dict[str, Any]:
 
 
 def _stream_route(app: FastAPI, store: DecisionStore) -> None:
+    # One hub per app, i.e. per ingress replica: one LISTEN connection for all its streams.
+    hub = StreamHub(store, lambda: _snapshot(store))
+    app.state.stream_hub = hub
+    app.router.on_shutdown.append(hub.close)  # gives its pooled connection back
+
     @app.get("/v1/stream", tags=["read"])
     async def stream(request: Request) -> StreamingResponse:
-        return StreamingResponse(_events(store, request), media_type="text/event-stream",
+        return StreamingResponse(_events(store, hub, request), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
 
-async def _events(store: DecisionStore, request: Request) -> AsyncIterator[str]:
-    """New or changed incidents, verdicts, decisions and the halt flag, as SSE events.
+async def _events(store: DecisionStore, hub: StreamHub, request: Request
+                  ) -> AsyncIterator[str]:
+    """Incidents, verdicts, decisions and the halt flag as SSE events, woken by NOTIFY.
 
-    It polls the store (every replica of the ingress sees every writer's rows the same
-    way); a row is sent when first seen and again when its status or outcome changes.
+    First the latest rows (read once, after the replica's listener is up so nothing falls
+    in between), then every change as the hub announces it: ``incident``, ``verdict``,
+    ``decision`` (with ``awaiting_approval``), ``halt`` carry the row; ``order``, ``fill``
+    and ``run`` carry the note (ids) for views to re-read; ``refresh`` says the listener
+    was lost or this stream fell behind, and the latest rows follow. A row already sent is
+    sent again only when its status, outcome, halt or approval state changed. While nothing
+    changes, a ``ping`` every :data:`STREAM_PING_S` and no query.
     """
-    seen: dict[str, Any] = {}
-    waited = STREAM_PING_S
-    yield "retry: 2000\n\n"
-    while not await request.is_disconnected():
-        sent = False
-        for event, rows in await _latest(store):
-            for row in reversed(rows):  # oldest first
-                key = f"{event}:{row.get('id', '')}"
-                state = (row.get("status"), row.get("outcome"), row.get("halted"),
-                         row.get("awaiting_approval"))
-                if key in seen and seen[key] == state:
-                    continue
-                seen[key] = state
-                sent = True
-                yield f"event: {event}\ndata: {json.dumps(_jsonable(row))}\n\n"
-        while len(seen) > STREAM_SEEN_MAX:
-            seen.pop(next(iter(seen)))
-        waited = 0.0 if sent else waited + STREAM_POLL_S
-        if waited >= STREAM_PING_S:
-            waited = 0.0
-            yield "event: ping\ndata: {}\n\n"
-        await asyncio.sleep(STREAM_POLL_S)
+    client = hub.subscribe()
+    try:
+        await hub.ready(STREAM_READY_S)  # not listening yet: the refresh after covers it
+        seen: dict[str, Any] = {}
+        yield "retry: 2000\n\n"
+        for text in _fresh(seen, await _snapshot(store)):
+            yield text
+        while True:
+            item = await client.next(STREAM_PING_S)
+            if item is None:
+                if await request.is_disconnected():
+                    return
+                yield "event: ping\ndata: {}\n\n"
+            elif item == RESYNC:
+                yield "event: refresh\ndata: {}\n\n"
+                for text in _fresh(seen, await _snapshot(store)):
+                    yield text
+            elif item == REFRESH:
+                yield "event: refresh\ndata: {}\n\n"
+            else:
+                for text in _fresh(seen, [item]):
+                    yield text
+    finally:
+        hub.unsubscribe(client)
+
+
+def _fresh(seen: dict[str, Any], events: list[tuple[str, Any]]) -> list[str]:
+    """The SSE texts of ``events`` not sent before in the same state (bounded memory)."""
+    out = []
+    for event, row in events:
+        if event in ("incident", "verdict", "decision", "halt"):
+            key = f"{event}:{row.get('id', '')}"
+            state = (row.get("status"), row.get("outcome"), row.get("halted"),
+                     row.get("awaiting_approval"), row.get("reason"))
+            if seen.get(key, ()) == state:
+                continue
+            seen.pop(key, None)  # re-inserted last: the oldest are forgotten first
+            seen[key] = state
+        out.append(f"event: {event}\ndata: {json.dumps(_jsonable(row))}\n\n")
+    while len(seen) > STREAM_SEEN_MAX:
+        seen.pop(next(iter(seen)))
+    return out
+
+
+async def _snapshot(store: DecisionStore) -> list[tuple[str, dict[str, Any]]]:
+    """The latest rows as events, oldest first."""
+    return [(event, row) for event, rows in await _latest(store) for row in reversed(rows)]
 
 
 async def _latest(store: DecisionStore) -> list[tuple[str, list[dict[str, Any]]]]:

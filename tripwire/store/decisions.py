@@ -34,7 +34,7 @@ import copy
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 LIST_ORDERS = ("market", "arrival")  # the ``by`` of the list methods
 RUN_ID_MAX = 100  # characters of a run id
 RUN_LABEL_MAX = 200
+# Channels of DecisionStore.listen_changes: a row a live view shows changed (note: "table",
+# "id", and "decision_id" where the row belongs to one), or the halt flag was written.
+CHANGES = "changes"
+HALT = "halt"
+ChangeCallback = Callable[[str, dict[str, Any]], None]
 
 
 class StoreError(RuntimeError):
@@ -359,6 +364,23 @@ class DecisionStore(abc.ABC):
     async def close(self) -> None:
         return None
 
+    # -- live views -----------------------------------------------------------------------
+
+    async def listen_changes(self, callback: ChangeCallback, *,
+                             on_lost: Callable[[], None] | None = None
+                             ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback(channel, note)`` for every committed write a live view shows.
+
+        ``channel`` is :data:`CHANGES` with ``note`` = ``{"table", "id"}`` (plus
+        ``decision_id`` for approvals, orders and fills; ``incident_id`` for verdicts; tables
+        incidents, verdicts, proposals, approvals, orders, fills, runs), or :data:`HALT` with
+        ``{"halted", "reason", "set_by", "set_ns"}``. A note names a row; read it by id.
+        Listening has begun when this returns; the result is the coroutine function that
+        stops it. ``on_lost()`` is called once if notes stop coming (the connection was lost):
+        listen again, then read afresh what may have changed meanwhile.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot announce changes")
+
     # -- derived --------------------------------------------------------------------------
 
     async def chain(self, decision_id: str) -> DecisionChain | None:
@@ -514,6 +536,27 @@ class MemoryDecisionStore(DecisionStore):
         # Arrival of orders and fills (their rows keep the shape of order_row / fill_row).
         self._arrived: dict[tuple[str, str], int] = {}
         self._last_ns = 0
+        self._listeners: list[ChangeCallback] = []
+
+    def _announce(self, channel: str, note: dict[str, Any]) -> None:
+        """The in-process NOTIFY: tell every listener, after the write is done."""
+        for callback in list(self._listeners):
+            try:
+                callback(channel, dict(note))
+            except Exception:  # a listener's fault never fails the write
+                pass
+
+    def _changed(self, table: str, row_id: str, **extra: Any) -> None:
+        self._announce(CHANGES, {"table": table, "id": row_id, **extra})
+
+    async def listen_changes(self, callback, *, on_lost=None):
+        self._listeners.append(callback)
+
+        async def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
 
     def _now(self) -> int:
         """The arrival clock: wall time, strictly increasing, so arrival order is insertion
@@ -535,12 +578,15 @@ class MemoryDecisionStore(DecisionStore):
         self._incidents[incident_id] = {"id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
                                         "status": status, "payload": copy.deepcopy(dict(payload)),
                                         "recorded_ns": self._now()}
+        self._changed("incidents", incident_id)
         return True
 
     async def set_incident_status(self, incident_id, status):
         if incident_id not in self._incidents:
             raise StoreError(f"no incident {incident_id!r}")
-        self._incidents[incident_id]["status"] = status
+        if self._incidents[incident_id]["status"] != status:
+            self._incidents[incident_id]["status"] = status
+            self._changed("incidents", incident_id)
 
     async def claim_trip(self, symbol, ts_ns, metric, incident_id, now_ns):
         key = (symbol, ts_ns, metric)
@@ -571,6 +617,7 @@ class MemoryDecisionStore(DecisionStore):
         if row["status"] not in UNFINISHED_INCIDENT:
             return False
         row["status"] = status
+        self._changed("incidents", incident_id)
         return True
 
     async def incident(self, incident_id):
@@ -588,6 +635,7 @@ class MemoryDecisionStore(DecisionStore):
             "id": verdict_id, "incident_id": incident_id, "symbol": symbol, "ts_ns": ts_ns,
             "class": classification, "confidence": confidence,
             "payload": copy.deepcopy(dict(payload)), "recorded_ns": self._now()}
+        self._changed("verdicts", verdict_id, incident_id=incident_id)
         return True
 
     async def incidents(self, limit=50, *, offset=0, since_ns=None, until_ns=None, symbol=None,
@@ -631,6 +679,7 @@ class MemoryDecisionStore(DecisionStore):
             "revision": revision, "mode": mode, "outcome": None, "reason": "",
             "updated_ns": ts_ns, "payload": copy.deepcopy(dict(payload)),
             "recorded_ns": recorded}
+        self._changed("proposals", decision_id, decision_id=decision_id)
 
     async def proposal(self, decision_id):
         return copy.deepcopy(self._proposals.get(decision_id))
@@ -643,6 +692,7 @@ class MemoryDecisionStore(DecisionStore):
             return False
         row.update(outcome=outcome, reason=reason, updated_ns=ts_ns)
         row["payload"].update(copy.deepcopy(dict(payload or {})))
+        self._changed("proposals", decision_id, decision_id=decision_id)
         return True
 
     async def decisions(self, limit=50, *, undecided_only=False, offset=0, since_ns=None,
@@ -671,7 +721,11 @@ class MemoryDecisionStore(DecisionStore):
                              f"got {approval.status!r}")
         if approval.decision_id not in self._proposals:
             raise StoreError(f"approval for unknown decision {approval.decision_id!r}")
-        return self._approvals.setdefault(approval.decision_id, approval)
+        if approval.decision_id in self._approvals:
+            return self._approvals[approval.decision_id]
+        self._approvals[approval.decision_id] = approval
+        self._changed("approvals", approval.decision_id, decision_id=approval.decision_id)
+        return approval
 
     async def decide_approval(self, decision_id, *, approve, by, note, now_ns):
         a = self._approvals.get(decision_id)
@@ -680,6 +734,7 @@ class MemoryDecisionStore(DecisionStore):
         if a.status != "pending":
             return a
         self._approvals[decision_id] = _decided(a, approve, by, note, now_ns)
+        self._changed("approvals", decision_id, decision_id=decision_id)
         return self._approvals[decision_id]
 
     async def approval(self, decision_id):
@@ -696,6 +751,7 @@ class MemoryDecisionStore(DecisionStore):
             return False
         self._orders[order.id] = order_row(decision_id, backend, order)
         self._arrived[("orders", order.id)] = self._now()
+        self._changed("orders", order.id, decision_id=decision_id)
         return True
 
     async def update_order(self, backend, order):
@@ -704,6 +760,7 @@ class MemoryDecisionStore(DecisionStore):
             raise StoreError(f"no order {order.id!r}")
         new = order_row(row["proposal_id"], backend, order)
         row.update(status=new["status"], updated_ns=new["updated_ns"], payload=new["payload"])
+        self._changed("orders", order.id, decision_id=row["proposal_id"])
 
     async def orders(self, decision_id):
         rows = [o for o in self._orders.values() if o["proposal_id"] == decision_id]
@@ -716,6 +773,8 @@ class MemoryDecisionStore(DecisionStore):
             return False
         self._fills[fill.fill_id] = fill_row(fill)
         self._arrived[("fills", fill.fill_id)] = self._now()
+        self._changed("fills", fill.fill_id, order_id=fill.order_id,
+                      decision_id=self._orders[fill.order_id]["proposal_id"])
         return True
 
     async def fills(self, client_order_id):
@@ -746,10 +805,12 @@ class MemoryDecisionStore(DecisionStore):
 
     async def set_halt(self, reason, by, ts_ns):
         self._halt = HaltStatus(True, reason, by)
+        self._announce(HALT, {"halted": True, "reason": reason, "set_by": by, "set_ns": ts_ns})
 
     async def resume(self, by, acknowledgement, ts_ns):
         _require_ack(by, acknowledgement)
         self._halt = HaltStatus(False, "", by)
+        self._announce(HALT, {"halted": False, "reason": "", "set_by": by, "set_ns": ts_ns})
 
     async def heartbeat(self, component, ts_ns, detail=""):
         self._heartbeats[component] = (ts_ns, detail)
@@ -791,6 +852,7 @@ class MemoryDecisionStore(DecisionStore):
                 "started_ns": self._now() if started_ns is None else started_ns,
                 "ended_ns": None, "period_start_ns": period_start_ns,
                 "period_end_ns": period_end_ns, "payload": copy.deepcopy(dict(payload or {}))}
+            self._changed("runs", run_id)
         return copy.deepcopy(self._runs[run_id])
 
     async def end_run(self, run_id, *, ended_ns=None, period_start_ns=None,
@@ -810,6 +872,7 @@ class MemoryDecisionStore(DecisionStore):
         if row["ended_ns"] is None:
             row["ended_ns"] = end
         row.update(period_start_ns=lo, period_end_ns=hi)
+        self._changed("runs", run_id)
         return copy.deepcopy(row)
 
     async def run(self, run_id):

@@ -26,6 +26,8 @@ from tripwire.execution.base import Fill, Order, Position
 from tripwire.risk.gates import HaltStatus
 from tripwire.store.decisions import (
     APPROVAL_STATUSES,
+    CHANGES,
+    HALT,
     UNFINISHED_INCIDENT,
     Approval,
     DecisionStore,
@@ -45,6 +47,7 @@ from tripwire.store.decisions import (
 
 CHANNEL = "bus_messages"  # the channel the bus_messages_notify trigger announces on
 HALT_CHANNEL = "tripwire_halt"  # the channel the app_state_notify_halt trigger announces on
+CHANGES_CHANNEL = "tripwire_changes"  # the channel of migration 0013's row-change triggers
 FEED_BOUND = 1000  # notes a slow follower may fall behind by before new ones are dropped
 
 # Ids sort bytewise (as Python compares str) whatever the server's default collation is, so
@@ -149,6 +152,9 @@ class PgDecisionStore(DecisionStore):
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # The stop() of every listener still running: close() stops them first, as the
+        # pool's close waits for every connection to come back.
+        self._listeners: set[Callable[[], Awaitable[None]]] = set()
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 8
@@ -158,6 +164,9 @@ class PgDecisionStore(DecisionStore):
         return cls(pool)
 
     async def close(self) -> None:
+        for stop in list(self._listeners):
+            with contextlib.suppress(Exception):
+                await stop()
         await self._pool.close()
 
     async def _exists(self, table: str, key: str, value: Any) -> bool:
@@ -647,6 +656,47 @@ class PgDecisionStore(DecisionStore):
             finally:
                 await self._pool.release(conn)
 
+        return stop
+
+    async def listen_changes(self, callback, *, on_lost=None):
+        """See :meth:`DecisionStore.listen_changes`: LISTEN on ``tripwire_changes`` and
+        ``tripwire_halt`` on ONE pooled connection held until stopped (a replica runs one
+        for all its live views). ``on_lost`` is called when the server ends the connection
+        (e.g. ``pg_terminate_backend``, a restart): asyncpg's termination listener."""
+        names = {CHANGES_CHANNEL: CHANGES, HALT_CHANNEL: HALT}
+
+        def on_notify(_conn: object, _pid: int, channel: str, payload: str) -> None:
+            callback(names[channel], json.loads(payload))
+
+        def on_terminated(_conn: object) -> None:
+            if on_lost is not None and not stopped:
+                on_lost()
+
+        stopped = False
+        conn = await self._pool.acquire()
+        try:
+            for channel in names:
+                await conn.add_listener(channel, on_notify)
+            conn.add_termination_listener(on_terminated)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+
+        async def stop() -> None:  # a second call does nothing (the connection went back)
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
+            self._listeners.discard(stop)
+            try:
+                conn.remove_termination_listener(on_terminated)
+                if not conn.is_closed():
+                    for channel in names:
+                        await conn.remove_listener(channel, on_notify)
+            finally:
+                await self._pool.release(conn)
+
+        self._listeners.add(stop)
         return stop
 
     @contextlib.asynccontextmanager
