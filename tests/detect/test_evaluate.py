@@ -1,10 +1,14 @@
-"""Detection-quality arithmetic on small hand-made cases."""
+"""Detection-quality arithmetic on small hand-made cases, and `tripwire detect-eval`."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
+from tripwire.cli import main
+from tripwire.decisions.intake import IncidentIntake
 from tripwire.detect.evaluate import (
     DEFAULT_TOLERANCE_NS,
     TABLE_COLUMNS,
@@ -12,6 +16,8 @@ from tripwire.detect.evaluate import (
     alarms,
     evaluate,
 )
+from tripwire.detect.tier_report import Graded, llm_calls, tier_report
+from tripwire.feeds.realistic import TIER_NAMES
 from tripwire.model import EventKind, EventLabel, Metric, SymbolTable, Trips
 
 S = 1_000_000_000
@@ -199,3 +205,185 @@ def test_bad_arguments_are_refused():
         run(trips(), [label(EventKind.FLASH_CRASH, "DOGEUSDT", 1, 2)])
     with pytest.raises(ValueError, match="differ in length"):
         TripColumns(ts_ns=[1, 2], symbol_id=[0], metric=[0])
+
+
+# ----------------------------------------------------------------------------- per tier
+
+
+TIER_OF = {"BTCUSDT": "t1", "ETHUSDT": "t1", "SOLUSDT": "t5"}
+
+
+def graded(kind, symbol, start_s, end_s, size, id_="g"):
+    return Graded(label(kind, symbol, start_s, end_s, id_), TIER_OF[symbol], size)
+
+
+def tiers(t, events, **kw):
+    return tier_report(t, events, SYMBOLS, TIER_OF, duration_ns=kw.pop("duration_ns", DAY),
+                       incident_cooldown_ns=kw.pop("cooldown", 60 * S),
+                       size_buckets=["0.5%", "2%"], **kw)
+
+
+def test_false_trips_and_llm_calls_are_per_tier_per_symbol_day():
+    t = trips(
+        (1_000 * S, 0, R), (1_030 * S, 0, V),  # BTC: two alarms 30 s apart -> one incident
+        (5_000 * S, 1, P),  # ETH: one
+        (9_000 * S, 2, V), (9_100 * S, 2, V),  # SOL: 100 s apart -> two incidents
+    )
+    r = tiers(t, [], duration_ns=2 * DAY)
+    t1, t5 = r.tiers
+    assert (t1.tier, t1.symbols, t1.symbol_days, t1.false_trips, t1.llm_calls) == (
+        "t1", 2, 4.0, 3, 2)
+    assert t1.false_trips_per_symbol_day == pytest.approx(3 / 4)
+    assert t1.llm_calls_per_symbol_day == pytest.approx(2 / 4)
+    assert (t5.symbols, t5.false_trips, t5.llm_calls) == (1, 2, 2)
+    assert t5.false_trips_per_symbol_day == pytest.approx(1.0)
+    j = r.to_json()
+    assert j["false_trips_per_symbol_day"] == pytest.approx(5 / 6, abs=1e-6)
+    assert j["false_trips_per_symbol_day_worst_tier"] == pytest.approx(1.0)
+    assert [row["tier"] for row in j["tiers"]] == ["t1", "t5"]
+
+
+def test_llm_calls_follow_the_intakes_own_rule():
+    rng = np.random.default_rng(0)
+    ts = np.sort(rng.integers(0, 3_600 * S, 200))
+    sym = rng.integers(0, 3, 200)
+    intake = IncidentIntake(cooldown_ns=60 * S, max_pending=1)
+    want = np.zeros(3, int)
+    for i in np.lexsort((sym, ts)):
+        if intake.offer(str(i), str(sym[i]), int(ts[i])).status == "accepted":
+            want[sym[i]] += 1
+        intake.take()
+    assert llm_calls(ts, sym, 60 * S).tolist() == want.tolist()
+    assert llm_calls(ts, sym, 0).sum() == 200  # no cool-down: every alarm is a call
+    assert 0 < want.sum() < 200
+
+
+def test_recall_curve_per_tier_and_size_and_delays():
+    events = [
+        graded(EventKind.FLASH_CRASH, "BTCUSDT", 100, 200, 0.005, "a"),
+        graded(EventKind.FLASH_CRASH, "BTCUSDT", 10_000, 10_100, 0.02, "b"),
+        graded(EventKind.FAT_FINGER, "ETHUSDT", 20_000, 20_000, 0.02, "c"),
+        graded(EventKind.NEWS_SHOCK, "SOLUSDT", 30_000, 30_300, 0.02, "d"),
+    ]
+    t = trips((103 * S, 0, R), (10_007 * S, 0, P), (20_000 * S, 1, R), (10 * S, 2, V))
+    r = tiers(t, events)
+    curve = r.to_json()["recall_curve"]
+    assert curve["t1"]["0.5%"] == {"events": 1, "detected": 1, "recall": 1.0}
+    assert curve["t1"]["2%"] == {"events": 2, "detected": 2, "recall": 1.0}
+    assert curve["t5"]["2%"] == {"events": 1, "detected": 0, "recall": 0.0}
+    assert curve["t5"]["0.5%"] == {"events": 0, "detected": 0, "recall": None}
+    by_kind = r.to_json()["recall_by_tier_kind"]
+    assert by_kind["t1"]["flash_crash"]["recall"] == 1.0
+    assert by_kind["t5"] == {"news_shock": {"events": 1, "detected": 0, "recall": 0.0}}
+    assert r.to_json()["recall"] == {"flash_crash": 1.0, "news_shock": 0.0, "fat_finger": 1.0}
+    t1 = r.tiers[0]
+    assert t1.delay_s == {"n": 3, "p50": 3.0, "p95": pytest.approx(6.6), "max": 7.0}
+    assert r.tiers[1].delay_s["n"] == 0 and r.tiers[1].false_trips == 1
+    assert [m.id for m in r.missed] == ["d"]
+    assert t1.false_trips == 0 and r.alarms == 4 and r.true_alarms == 3
+
+
+def test_an_unknown_size_gets_its_own_bucket_in_order():
+    events = [graded(EventKind.PUMP_AND_DUMP, "BTCUSDT", 100, 200, 0.001)]
+    r = tiers(trips(), events)
+    assert r.size_buckets == ("0.1%", "0.5%", "2%")
+
+
+def test_slow_trend_labels_make_alarms_false_never_detections():
+    trend = label(EventKind.SLOW_TREND, "BTCUSDT", 0, 5_000)
+    r = tiers(trips((1_050 * S, 0, R)), [graded(EventKind.FLASH_CRASH, "BTCUSDT", 1_000,
+                                                  1_100, 0.02)], labels=[trend])
+    assert r.kind_totals["flash_crash"].detected == 1
+    assert r.tiers[0].false_trips == 1 and r.slow_trend_trips == 1
+
+
+def test_tier_report_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="no tier for symbol"):
+        tier_report(trips(), [], SYMBOLS, {"BTCUSDT": "t1"}, duration_ns=DAY)
+    with pytest.raises(ValueError, match="duration_ns > 0"):
+        tiers(trips(), [], duration_ns=0)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+SMALL_RUN = ("--symbols", "5", "--days", "0.05")
+
+
+def detect_eval(capsys, *argv: str) -> dict:
+    assert main(["detect-eval", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_detect_eval_json_has_per_tier_rows_and_the_curve(capsys):
+    r = detect_eval(capsys, *SMALL_RUN)
+    assert [row["tier"] for row in r["tiers"]] == list(TIER_NAMES)
+    for row in r["tiers"]:
+        assert {"symbols", "symbol_days", "false_trips_per_symbol_day",
+                "llm_calls_per_symbol_day", "events", "detected", "recall", "delay_s",
+                "llm_calls_per_symbol_day_event_days"} <= set(row)
+        assert row["symbols"] == 1
+        assert set(row["delay_s"]) == {"n", "p50", "p95", "max"}
+        assert row["llm_calls_per_symbol_day"] <= row["false_trips_per_symbol_day"]
+    assert {"recall", "recall_by_tier_kind", "recall_curve", "size_buckets", "precision",
+            "false_trips_per_symbol_day", "false_trips_per_symbol_day_worst_tier",
+            "llm_calls_per_symbol_day", "budget_ok", "scenario"} <= set(r)
+    assert r["size_buckets"] == ["0.2%", "0.5%", "1%", "2%", "5%", "10%"]
+    assert set(r["recall_curve"]) == set(TIER_NAMES)
+    assert r["scenario"]["scenario"] == "realistic" and r["scenario"]["nu"] == 4.0
+    assert sum(row["events"] for row in r["tiers"]) > 0
+    assert r["budget_ok"] == (r["false_trips_per_symbol_day_worst_tier"] <= 1.0)
+
+
+def test_detect_eval_is_reproducible_and_takes_a_seed_and_several_nu(capsys):
+    a = detect_eval(capsys, *SMALL_RUN, "--scenario", "3", "--no-events")
+    b = detect_eval(capsys, *SMALL_RUN, "--scenario", "3", "--no-events")
+    assert a == b and a["scenario"]["seed"] == 3
+    assert "recall" not in a and "quiet_ticks" in a
+    both = detect_eval(capsys, *SMALL_RUN, "--nu", "3,10", "--no-events")
+    assert [run["scenario"]["nu"] for run in both["runs"]] == [3.0, 10.0]
+    assert both["budget_ok"] == all(run["budget_ok"] for run in both["runs"])
+
+
+def test_detect_eval_prints_the_tables_and_plots_the_curve(capsys, tmp_path):
+    png = tmp_path / "curve.png"
+    assert main(["detect-eval", *SMALL_RUN, "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "per liquidity tier" in out and "recall vs event size" in out
+    assert "summary" in out and "t5_1per10min" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--scenario", "bogus"], "--scenario: unknown scenario 'bogus'"),
+    (["--scenario", "-3"], "--scenario: a seed must be >= 0"),
+    (["--plot", "curve.txt"], "--plot writes a PNG"),
+    (["--config", "/nope.toml"], "/nope.toml"),
+])
+def test_detect_eval_bad_input_exits_2_naming_it(argv, message, capsys):
+    assert main(["detect-eval", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--nu", "2"], "argument --nu"),
+    (["--nu", "x"], "argument --nu"),
+    (["--symbols", "0"], "argument --symbols"),
+    (["--days", "-1"], "argument --days"),
+])
+def test_detect_eval_bad_arguments_exit_2_naming_the_argument(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["detect-eval", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_original_scenario_stays_available_by_name_and_meets_its_targets(capsys):
+    r = detect_eval(capsys, "--scenario", "default")
+    assert r["scenario"]["scenario"] == "default"
+    for kind in ("flash_crash", "pump_and_dump", "liquidation_cascade", "news_shock",
+                 "fat_finger"):
+        assert r["recall"][kind] >= 0.95, kind
+    assert r["slow_trend_trips"] == 0
+    assert r["false_trips_per_symbol_day"] <= 1.0

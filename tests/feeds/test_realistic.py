@@ -210,6 +210,12 @@ def test_graded_events_cover_every_kind_and_size_and_carry_tier_and_size(eventfu
         assert e.label.start_ns >= m.config.start_ns + m.config.warmup_s * S
 
 
+def test_a_short_run_gets_fewer_events_after_a_shorter_warm_up():
+    m = RealisticMarket(RealisticConfig(tiers={"t3_0p5ps": 1}, days=0.05))  # 72 minutes
+    assert len(m.events) == 2  # 54 minutes after an 18-minute warm-up: two 20-minute slots
+    assert min(e.label.start_ns for e in m.events) >= m.config.start_ns + 18 * 60 * S
+
+
 def test_events_of_one_symbol_never_overlap(eventful):
     by_symbol: dict[str, list] = {}
     for e in eventful.events:

@@ -96,13 +96,13 @@ class TierRow:
     def to_json(self) -> dict[str, Any]:
         return {
             "tier": self.tier, "symbols": self.symbols,
-            "symbol_days": round(self.symbol_days, 4), "alarms": self.alarms,
+            "symbol_days": round(self.symbol_days, 6), "alarms": self.alarms,
             "false_trips": self.false_trips,
-            "false_trips_per_symbol_day": round(self.false_trips_per_symbol_day, 4),
+            "false_trips_per_symbol_day": round(self.false_trips_per_symbol_day, 6),
             "llm_calls": self.llm_calls,
-            "llm_calls_per_symbol_day": round(self.llm_calls_per_symbol_day, 4),
+            "llm_calls_per_symbol_day": round(self.llm_calls_per_symbol_day, 6),
             "events": self.events, "detected": self.detected,
-            "recall": None if self.recall is None else round(self.recall, 4),
+            "recall": None if self.recall is None else round(self.recall, 6),
             "delay_s": self.delay_s,
         }  # fmt: skip
 
@@ -119,7 +119,7 @@ class Cell:
     def to_json(self) -> dict[str, Any]:
         r = self.recall
         return {"events": self.events, "detected": self.detected,
-                "recall": None if r is None else round(r, 4)}
+                "recall": None if r is None else round(r, 6)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +151,16 @@ class TierReport:
         worst = max((r.false_trips_per_symbol_day for r in self.tiers), default=0.0)
         return {
             "tiers": [r.to_json() for r in self.tiers],
-            "false_trips_per_symbol_day": round(self.false_trips / sd, 4) if sd else 0.0,
-            "false_trips_per_symbol_day_worst_tier": round(worst, 4),
-            "llm_calls_per_symbol_day": round(llm / sd, 4) if sd else 0.0,
+            "false_trips_per_symbol_day": round(self.false_trips / sd, 6) if sd else 0.0,
+            "false_trips_per_symbol_day_worst_tier": round(worst, 6),
+            "llm_calls_per_symbol_day": round(llm / sd, 6) if sd else 0.0,
             "recall": {k: c.to_json()["recall"] for k, c in self.kind_totals.items()},
             "recall_by_tier_kind": {t: {k: c.to_json() for k, c in row.items()}
                                     for t, row in self.by_kind.items()},
             "recall_curve": {t: {b: c.to_json() for b, c in row.items()}
                              for t, row in self.by_size.items()},
             "size_buckets": list(self.size_buckets),
-            "precision": round(self.true_alarms / self.alarms, 4) if self.alarms else 1.0,
+            "precision": round(self.true_alarms / self.alarms, 6) if self.alarms else 1.0,
             "alarms": self.alarms,
             "slow_trend_trips": self.slow_trend_trips,
             "days": round(self.days, 6),

@@ -46,7 +46,8 @@ The model, per symbol (log-prices; ``t`` in seconds)::
 * **Graded events** (:mod:`tripwire.feeds.graded_events`): flash crash, pump and dump,
   liquidation cascade, news shock and fat finger, each at sizes from 0.2 % to 10 %.
   Each symbol-day holds ``events_per_symbol_day`` events, one per equal slot of the day
-  (none in the first ``warmup_s``), and within a tier the (kind, size) pairs are dealt in a
+  (fewer when a run is too short for 20-minute slots; none in the first ``warmup_s`` or
+  quarter of the run, whichever is shorter), and within a tier the (kind, size) pairs are dealt in a
   cycle that visits every pair, so every tier sees every kind at every size given enough
   symbol-days. Labels carry kind, symbol, start/end and the signed move; :attr:`events`
   adds the tier and the unsigned size.
@@ -123,6 +124,7 @@ _WEEKEND = 0.55  # activity on Saturday and Sunday
 _T_CAP = 50.0  # sd; a bigger innovation would be an (unlabelled) event
 _PARETO_ALPHA = 1.6  # trade sizes' tail index
 _EVENT_GAP_S = 900.0  # quiet time after an event inside its slot
+_MIN_SLOT_S = 1_200.0  # shorter slots hold no event (a short run gets fewer)
 _STREAM_SETUP, _STREAM_VOL, _STREAM_EVENTS, _STREAM_BLOCK, _STREAM_T = 11, 12, 13, 14, 15
 _VOL_SHOCK_NU = 5.0  # the GARCH's own shocks: fixed, so nu changes the returns only
 _ACTIVITY = _activity_curve()
@@ -176,7 +178,8 @@ class RealisticConfig:
     tiers                  None, or {tier name: symbols} (n_symbols is then their sum)
     regimes                None (drawn per day from the seed) or names, cycled over days
     events_per_symbol_day  graded events per symbol-day; 0: quiet days, no event at all
-    warmup_s               no event before start + warm-up (the detectors fill windows)
+    warmup_s               no event before start + warm-up (the detectors fill windows;
+                           at most a quarter of the run)
     block_s                seconds per generated block (divides 86,400; whole minutes)
     news_per_hour          background headlines per hour
     """
@@ -399,15 +402,17 @@ class RealisticMarket:
         days = self.config.minutes / 1440
         cursor = {t: int(rng.integers(0, len(KINDS) * len(SIZES))) for t in range(len(TIERS))}
         out: list[_Placed] = []
+        warmup = min(cfg.warmup_s, cfg.duration_ns / _NS / 4)  # short runs: a quarter
         for d in range(math.ceil(days)):
-            lo_s = d * DAY_S + (cfg.warmup_s if d == 0 else 0.0)
+            lo_s = d * DAY_S + (warmup if d == 0 else 0.0)
             hi_s = min((d + 1) * DAY_S, cfg.duration_ns / _NS) - 300.0
-            slot = (hi_s - lo_s) / k
-            if slot < 1_200.0:  # too short for an event and its quiet time
+            k_day = min(k, int((hi_s - lo_s) // _MIN_SLOT_S))  # fewer when the day is short
+            if k_day < 1:
                 continue
+            slot = (hi_s - lo_s) / k_day
             for i in range(len(self._tier_idx)):
                 tier = int(self._tier_idx[i])
-                for j in range(k):
+                for j in range(k_day):
                     kind, size = combo(cursor[tier])
                     cursor[tier] += 1
                     shape = build(kind, rng, size, base_rate=float(self.rate[i]))
