@@ -537,8 +537,10 @@ class RealisticMarket:
                 extra_f.append(np.array([2], np.int8))
         if len(extra_t) > 1:
             ts, flag = np.concatenate(extra_t), np.concatenate(extra_f)
-        order = np.argsort(ts, kind="stable")
-        ts, flag = ts[order], flag[order]
+            order = np.argsort(ts, kind="stable")
+            ts, flag = ts[order], flag[order]
+        else:  # background only: all flags 0, a plain sort is enough (5x cheaper)
+            ts.sort()
         n = len(ts)
         if n == 0:
             e = np.empty(0)
@@ -555,7 +557,13 @@ class RealisticMarket:
         st.last_ts[i] = ts[-1]
         rel = (ts - cfg.start_ns).astype(np.float64)
         logp = mid + st.level[i]
-        logp += self.beta[i] * np.interp(rel, *self._regime_knots)
+        knots_t, knots_y = self._regime_knots
+        a, b = np.searchsorted(knots_t, [rel[0], rel[-1]])
+        around = knots_y[max(a - 1, 0) : b + 1]  # the knots that bracket this block
+        if np.ptp(around) > 0:
+            logp += self.beta[i] * np.interp(rel, knots_t, knots_y)
+        else:  # a flat stretch (calm and high-vol days): one number, no per-trade interp
+            logp += self.beta[i] * around[0]
         p_buy = np.full(n, 0.5)
         qmult = np.ones(n)
         for p in events:
