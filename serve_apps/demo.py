@@ -61,6 +61,8 @@ require_stops = true
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    import serve_apps.config  # noqa: F401 - registers [serve] for `tripwire config show`
+
     p = sub.add_parser("demo", help="the whole system on the embedded defaults: Serve app, "
                        "scenario replay, decisions, watchdog, report",
                        description=__doc__.splitlines()[0])

@@ -36,7 +36,7 @@ def test_env_overrides_the_file_which_overrides_defaults(tmp_path):
         ({"TRIPWIRE_PIPELINE__BATCH_MS": "-1"}, "pipeline.batch_ms must be a number >= 0.0, got -1"),
         ({"TRIPWIRE_PIPELINE__SHRADS": "2"}, "pipeline.shrads is not a known key of [pipeline]"),
         ({"TRIPWIRE_DETECTOR__RETURNS__WINDOW": "0"}, "detector.returns.window must be an integer >= 1 and <= 10000000, got 0 (from TRIPWIRE_DETECTOR__RETURNS__WINDOW)"),
-        ({"TRIPWIRE_STORE__URL": "7"}, "store.url must be a str, got 7"),
+        ({"TRIPWIRE_STORE__URL": "7"}, "store.url must be a string, got 7 (from TRIPWIRE_STORE__URL)"),
         ({"TRIPWIRE_NOPE__X": "1"}, "nope is not a config section"),
     ],
 )

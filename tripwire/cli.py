@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tripwire.argtypes import int_in
+from tripwire.config_cli import register as register_config
 from tripwire.detect.cli import register as register_detect_eval
 from tripwire.llm.cli import register as register_llm
 from tripwire.slurm_cli import register as register_slurm
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_db(sub)
     register_watchdog(sub)
     register_slurm(sub)
+    register_config(sub)
     for ep in entry_points(group="tripwire.commands"):
         try:
             register = ep.load()

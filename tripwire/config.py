@@ -10,6 +10,14 @@ Precedence, lowest first: built-in defaults, the TOML file (``--config`` or
 
 A bad value stops start-up with a message naming the key and where it came from.
 
+Every section is a pydantic model (:mod:`tripwire.config_model`): ``[data]``, ``[store]``,
+``[ray]``, ``[pipeline]``, ``[time]`` here; ``[detector]`` (:class:`DetectorSection`, over
+:class:`~tripwire.detect.config.DetectorConfig`), ``[llm]``, ``[risk]``/``[signoff]``/
+``[news]`` in their modules; tables owned by other modules or layers (``[serve]``,
+``[watchdog]``, ``[telemetry]``) are kept raw here and validated by their owners' models,
+which :func:`register_section` makes known to ``tripwire config show`` and ``schema``.
+:attr:`Settings.origins` says where each key's value came from (the file or a variable).
+
 >>> s = load_settings(env={"TRIPWIRE_PIPELINE__SHARDS": "3", "TRIPWIRE_DATA__DIR": "/tmp/tw"})
 >>> s.pipeline.shards, s.store_url
 (3, 'chdb:///tmp/tw/ticks')
@@ -24,36 +32,56 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
+from tripwire.config_model import Section, validate
 from tripwire.decisions.config import DecisionConfig, load_decision_config
 from tripwire.detect.config import DetectorConfig
 from tripwire.llm.config import LLMConfig, load_llm_config
 
 ENV_PREFIX = "TRIPWIRE_"
 OWNED_TABLES = ("serve", "watchdog", "telemetry")  # validated by their own modules
+_SECONDS = {"kind": "a number of seconds"}
+_TEN_YEARS_S = 10 * 365 * 86_400
 
 
-@dataclass(frozen=True, slots=True)
-class PipelineSettings:
-    """The data plane's bounds (see actors.pipeline)."""
+class DataSection(Section):
+    """``[data]``: where tripwire keeps its files (tick store, private PostgreSQL, ledger)."""
 
-    shards: int = 2
-    batch_rows: int = 50_000
-    batch_ms: float = 5.0
-    max_inflight: int = 4
-    buffer_ticks: int = 2_000_000
-    sink_flush_rows: int = 100_000
-    sink_flush_ms: int = 1_000
+    dir: str = "data"
 
 
-_PIPELINE_MIN = {"batch_ms": 0.0, "sink_flush_ms": 0}
+class StoreSection(Section):
+    """``[store]``: the tick store's URL (``chdb:///path`` or ``http://...``); "" for the
+    embedded chdb store under the data directory. May carry a password: redacted when
+    shown."""
+
+    url: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class TimeSettings:
+class RaySection(Section):
+    """``[ray]``: the address of a Ray cluster to join; "" starts a local Ray."""
+
+    address: str = ""
+
+
+class PipelineSettings(Section):
+    """``[pipeline]``: the data plane's bounds (see actors.pipeline)."""
+
+    shards: int = Field(2, ge=1)
+    batch_rows: int = Field(50_000, ge=1)
+    batch_ms: float = Field(5.0, ge=0.0, allow_inf_nan=False)
+    max_inflight: int = Field(4, ge=1)
+    buffer_ticks: int = Field(2_000_000, ge=1)
+    sink_flush_rows: int = Field(100_000, ge=1)
+    sink_flush_ms: int = Field(1_000, ge=0)
+
+
+class TimeSettings(Section):
     """``[time]``: the window a timestamp must fall in to be believed (ticks, news, incidents).
 
     Live (wall clock): at most ``max_future_skew_s`` ahead of the wall clock and at most
@@ -62,26 +90,79 @@ class TimeSettings:
     the rule that keeps one outlier from moving that clock); no age bound on market time.
     """
 
-    max_future_skew_s: float = 5.0  # exchange clocks and ours disagree by ms, not seconds
-    max_age_s: float = 86_400.0  # a day: older data is a backfill, not a live feed
+    # exchange clocks and ours disagree by ms, not seconds
+    max_future_skew_s: float = Field(5.0, gt=0, le=_TEN_YEARS_S, json_schema_extra=_SECONDS)
+    # a day: older data is a backfill, not a live feed
+    max_age_s: float = Field(86_400.0, gt=0, le=_TEN_YEARS_S, json_schema_extra=_SECONDS)
     # One POSTed replay batch spans minutes to hours of market time (50,000 ticks of the
     # demo's quiet hours is ~80 min) and news is posted ahead of its block's ticks.
-    market_max_skew_s: float = 21_600.0
+    market_max_skew_s: float = Field(21_600.0, gt=0, le=_TEN_YEARS_S,
+                                     json_schema_extra=_SECONDS)
 
 
 def _time(table: Any) -> TimeSettings:
-    if not isinstance(table, dict):
-        raise ValueError(f"time must be a table ([time]), got {table!r}")
-    names = {f.name for f in fields(TimeSettings)}
-    for key, value in table.items():
-        if key not in names:
-            raise ValueError(f"time.{key} is not a known key of [time] "
-                             f"(known: {', '.join(sorted(names))})")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                0 < value <= 10 * 365 * 86_400):
-            raise ValueError(f"time.{key} must be a number of seconds in (0, 315360000], "
-                             f"got {value!r}")
-    return TimeSettings(**{k: float(v) for k, v in table.items()})
+    return validate(TimeSettings, table, "time")
+
+
+class DetectorSection(Section):
+    """``[detector]``: :class:`~tripwire.detect.config.DetectorConfig` as a model.
+
+    The detector's keys and messages are its module's own (``DetectorConfig.from_dict`` /
+    ``to_dict``); this model carries the validated values, so the schema and ``config show``
+    follow whatever keys that module defines.
+    """
+
+    model_config = Section.model_config | {"strict": False}
+
+    values: dict[str, Any] = Field(default_factory=lambda: DetectorConfig().to_dict())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _through_detector_config(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) != {"values"}:
+            data = {"values": DetectorConfig.from_dict(dict(data)).to_dict()}
+        return data
+
+    @property
+    def config(self) -> DetectorConfig:
+        return DetectorConfig.from_dict(self.values)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The detector table's shape, read off its defaults (types and nesting)."""
+        return {"title": "DetectorSection", "type": "object",
+                "description": (cls.__doc__ or "").strip().splitlines()[0],
+                "properties": _schema_of(DetectorConfig().to_dict()),
+                "additionalProperties": False}
+
+
+def _schema_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out[key] = {"type": "object", "properties": _schema_of(value),
+                        "additionalProperties": False}
+        else:
+            kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
+                type(value), "array" if isinstance(value, list | tuple) else "null")
+            out[key] = {"type": kind, "default": list(value) if isinstance(value, tuple)
+                        else value}
+    return out
+
+
+# name -> the model of a section whose table another module or layer owns (e.g. [serve] by
+# serve_apps.config): for ``tripwire config show`` and ``schema``.
+_REGISTERED: dict[str, Any] = {}
+
+
+def register_section(name: str, model: Any, load: Any) -> None:
+    """Make an owned section known: ``model`` its pydantic model, ``load(settings)`` its
+    validated value (called by ``tripwire config show``)."""
+    _REGISTERED[name] = (model, load)
+
+
+def registered_sections() -> dict[str, Any]:
+    return dict(_REGISTERED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +178,25 @@ class Settings:
     # Tables validated by the module that owns them ([serve] by serve_apps.config,
     # [watchdog] by tripwire.watchdog, [telemetry] by tripwire.telemetry): raw, as read.
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # "section.key" -> where its value came from: "TRIPWIRE_..." (a variable) or the file's
+    # path; keys not named here have their default.
+    origins: Mapping[str, str] = field(default_factory=dict)
+    file: str | None = None
 
     def table(self, name: str) -> dict[str, Any]:
         """A raw owned table (``serve``, ``watchdog``, ``telemetry``); {} when absent."""
         return dict(self.tables.get(name, {}))
+
+    def named(self, exc: ValueError) -> ValueError:
+        """``exc`` with the variable its key came from, as load_settings names it."""
+        return ValueError(with_origin(str(exc), self.origins))
+
+    def named_call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``; a ValueError it raises names the variable too (see :meth:`named`)."""
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            raise self.named(exc) from None
 
 
 def _scalar(text: str) -> Any:
@@ -147,27 +243,47 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
     overrides, origin = _env_overrides(env)
+    origins = {**{k: str(path) for k in _leaves(data)}, **origin}
     data = _merge(data, overrides)
     try:
-        return _build(data)
+        return _build(data, origins, None if path is None else str(path))
     except ValueError as exc:
-        msg = str(exc)
-        key = next((k for k in sorted(origin, key=len, reverse=True) if msg.startswith(k)), None)
-        raise ValueError(f"{msg} (from {origin[key]})" if key else msg) from None
+        raise ValueError(with_origin(str(exc), origin)) from None
 
 
-def _build(data: dict[str, Any]) -> Settings:
+def with_origin(msg: str, origins: Mapping[str, str]) -> str:
+    """``msg`` plus ``(from VAR)`` when it names a key an environment variable set."""
+    env = {k: v for k, v in origins.items() if v.startswith(ENV_PREFIX)}
+    key = next((k for k in sorted(env, key=len, reverse=True)
+                if msg.startswith(k + " ") or msg.startswith(k + ":")
+                or msg.startswith(k + ".") or msg.startswith(k + "[")), None)
+    if key is None or f"(from {env[key]})" in msg:
+        return msg
+    return f"{msg} (from {env[key]})"
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        out.extend(_leaves(v, name + ".") if isinstance(v, Mapping) else [name])
+    return out
+
+
+def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
+           file: str | None = None) -> Settings:
     known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
              "time", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
             raise ValueError(f"{section} is not a config section (known: {names})")
-    data_dir = Path(_get(data, "data", "dir", str, "data"))
-    store_url = _get(data, "store", "url", str, "") or f"chdb://{data_dir.resolve() / 'ticks'}"
-    ray_address = _get(data, "ray", "address", str, "") or None
+    data_dir = Path(validate(DataSection, data.get("data", {}), "data").dir)
+    store_url = (validate(StoreSection, data.get("store", {}), "store").url
+                 or f"chdb://{data_dir.resolve() / 'ticks'}")
+    ray_address = validate(RaySection, data.get("ray", {}), "ray").address or None
     detector = DetectorConfig.from_dict(data.get("detector", {}))
-    pipeline = _pipeline(data.get("pipeline", {}))
+    pipeline = validate(PipelineSettings, data.get("pipeline", {}), "pipeline")
     llm = load_llm_config(data.get("llm", {}))
     decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}),
                                      data.get("news", {}))
@@ -179,29 +295,4 @@ def _build(data: dict[str, Any]) -> Settings:
         tables[name] = table
     time = _time(data.get("time", {}))
     return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions,
-                    time, tables)
-
-
-def _get(data: dict[str, Any], section: str, key: str, typ: type, default: Any) -> Any:
-    table = data.get(section, {})
-    extra = set(table) - {key}
-    if extra:
-        raise ValueError(f"{section}.{sorted(extra)[0]} is not a known key of [{section}]")
-    value = table.get(key, default)
-    if not isinstance(value, typ):
-        raise ValueError(f"{section}.{key} must be a {typ.__name__}, got {value!r}")
-    return value
-
-
-def _pipeline(table: dict[str, Any]) -> PipelineSettings:
-    names = {f.name: f for f in fields(PipelineSettings)}
-    for key, value in table.items():
-        if key not in names:
-            raise ValueError(f"pipeline.{key} is not a known key of [pipeline]")
-        is_float = names[key].type == "float"
-        lo = _PIPELINE_MIN.get(key, 1)
-        ok_type = (int, float) if is_float else (int,)
-        if isinstance(value, bool) or not isinstance(value, ok_type) or value < lo:
-            kind = "a number" if is_float else "an integer"
-            raise ValueError(f"pipeline.{key} must be {kind} >= {lo}, got {value!r}")
-    return PipelineSettings(**table)
+                    time, tables, dict(origins or {}), file)

@@ -48,7 +48,6 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from opentelemetry import context as otel_context
@@ -72,6 +71,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from tripwire.config_model import STRICT, validate
 
 __all__ = [
     "EXPORTERS",
@@ -101,11 +104,20 @@ MAX_CARRIER_VALUE = 512  # a traceparent is 55 chars; anything far longer is not
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-@dataclass(frozen=True, slots=True)
+# A pydantic dataclass (the [telemetry] section's model; positional construction kept).
+@pydantic_dataclass(frozen=True, config=STRICT)
 class TelemetrySettings:
-    exporter: str = "off"
+    """``[telemetry]``: where spans and metrics go (an empty endpoint: the environment's)."""
+
+    exporter: str = Field("off", json_schema_extra={"enum": list(EXPORTERS)})
     endpoint: str | None = None
     service_name: str = "tripwire"
+
+    @field_validator("exporter")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        _check_exporter(value, "telemetry.exporter")
+        return value
 
 
 def telemetry_settings(table: Mapping[str, Any] | None = None,
@@ -114,12 +126,12 @@ def telemetry_settings(table: Mapping[str, Any] | None = None,
     the key."""
     table = dict(table or {})
     env = os.environ if env is None else env
-    unknown = set(table) - {"exporter", "endpoint", "service_name"}
-    if unknown:
-        raise ValueError(f"telemetry.{sorted(unknown)[0]} is not a known key of [telemetry]")
-    for key in table:
-        if not isinstance(table[key], str):
-            raise ValueError(f"telemetry.{key} must be a string, got {table[key]!r}")
+    for key, value in table.items():  # every key a string: "" means "not set"
+        if not isinstance(value, str):
+            raise ValueError(f"telemetry.{key} must be a string, got {value!r}"
+                             if key in ("exporter", "endpoint", "service_name") else
+                             f"telemetry.{key} is not a known key of [telemetry]")
+    validate(TelemetrySettings, {k: v for k, v in table.items() if v}, "telemetry")
     endpoint = table.get("endpoint") or next((env[k] for k in ENDPOINT_ENV if env.get(k)), None)
     exporter = table.get("exporter") or ("otlp" if endpoint else "off")
     _check_exporter(exporter, "telemetry.exporter")

@@ -18,11 +18,13 @@ ValueError: signoff.approval_ttl_s must be a number > 0, got -1
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ConfigDict, Field, model_validator
+
+from tripwire.config_model import Section, validate
 from tripwire.decisions.factcheck import FactPolicy
 from tripwire.decisions.provenance import NewsTrust
 from tripwire.execution.paper import PaperConfig
@@ -48,32 +50,87 @@ DEFAULT_LIMITS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class SignoffSettings:
+def _pos(default: float) -> Any:
+    return Field(default, gt=0, allow_inf_nan=False)
+
+
+def _nonneg(default: float) -> Any:
+    return Field(default, ge=0, allow_inf_nan=False)
+
+
+class SignoffSettings(Section):
     """``[signoff]``: everything but the hard limits. Times in seconds."""
 
-    price_tolerance_pct: float = 1.0
-    max_price_age_s: float = 60.0
-    max_verdict_age_s: float = 300.0
-    approval_ttl_s: float = 120.0
-    node_timeout_s: float = 60.0  # any node slower than this ends the decision REJECTED
-    rejection_threshold: int = 5  # rejections within the window that close the gate
-    rejection_window_s: float = 600.0
-    rejection_cooldown_s: float = 900.0
-    daily_loss_limit: float = 2_000.0  # quote currency; reached -> closed until 00:00 UTC
-    kelly_fraction: float = 0.5
-    payoff_ratio: float = 2.0  # the strategist's usual target / stop distance
-    incident_cooldown_s: float = 60.0  # one incident per symbol per this long
-    max_pending: int = 32  # incidents waiting for triage; more are skipped: overload
-    slippage_bps: float = 2.0  # the paper venue
-    taker_fee_bps: float = 4.0
-    maker_fee_bps: float = 2.0
-    latency_ms: float = 50.0
-    initial_cash: float = 100_000.0
+    price_tolerance_pct: float = _pos(1.0)
+    max_price_age_s: float = _pos(60.0)
+    max_verdict_age_s: float = _pos(300.0)
+    approval_ttl_s: float = _pos(120.0)
+    node_timeout_s: float = _pos(60.0)  # any node slower than this ends the decision REJECTED
+    rejection_threshold: int = Field(5, gt=0)  # rejections within the window close the gate
+    rejection_window_s: float = _pos(600.0)
+    rejection_cooldown_s: float = _pos(900.0)
+    daily_loss_limit: float = _pos(2_000.0)  # quote currency; reached -> closed until 00:00 UTC
+    kelly_fraction: float = _pos(0.5)
+    payoff_ratio: float = _pos(2.0)  # the strategist's usual target / stop distance
+    incident_cooldown_s: float = _pos(60.0)  # one incident per symbol per this long
+    max_pending: int = Field(32, gt=0)  # incidents waiting for triage; more: overload
+    slippage_bps: float = _nonneg(2.0)  # the paper venue
+    taker_fee_bps: float = _nonneg(4.0)
+    maker_fee_bps: float = _nonneg(2.0)
+    latency_ms: float = _nonneg(50.0)
+    initial_cash: float = _pos(100_000.0)
 
 
-_INTS = {"rejection_threshold", "max_pending"}
-_ZERO_OK = {"slippage_bps", "taker_fee_bps", "maker_fee_bps", "latency_ms"}
+def _risk_defaults() -> dict[str, Any]:
+    out = dict(DEFAULT_LIMITS)
+    out["allowed_symbols"] = list(DEFAULT_ALLOWED)
+    return out
+
+
+class RiskSection(Section):
+    """``[risk]``: the safety mode and the hard limits (:class:`~tripwire.risk.limits.
+    RiskLimits` validates them, with its own messages naming ``risk.<key>``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: str = Field(DEFAULT_SAFETY_MODE.value,
+                      description="DRY_RUN, TWO_PHASE, DIRECT, ... (tripwire.risk.modes)")
+    max_order_notional: float = DEFAULT_LIMITS["max_order_notional"]
+    max_daily_orders: int = DEFAULT_LIMITS["max_daily_orders"]
+    max_position_per_symbol: float = DEFAULT_LIMITS["max_position_per_symbol"]
+    max_gross_exposure: float = DEFAULT_LIMITS["max_gross_exposure"]
+    allowed_symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED))
+    max_risk_per_trade_pct: float = DEFAULT_LIMITS["max_risk_per_trade_pct"]
+    max_drawdown_pct: float = DEFAULT_LIMITS["max_drawdown_pct"]
+    quantity_step: float = DEFAULT_LIMITS["quantity_step"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _through_risk_limits(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        risk = dict(data)
+        mode = parse_safety_mode(risk.pop("mode", DEFAULT_SAFETY_MODE))
+        limits = RiskLimits.from_mapping({**DEFAULT_LIMITS, **risk})
+        return {"mode": mode.value, **{k: getattr(limits, k) for k in DEFAULT_LIMITS},
+                "allowed_symbols": sorted(limits.allowed_symbols)}
+
+
+class NewsSection(Section):
+    """``[news]``: the sources whose headlines may support a NEWS_DRIVEN trade
+    (:class:`~tripwire.decisions.provenance.NewsTrust` validates the names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trusted_sources: list[str] = Field(
+        default_factory=lambda: sorted(NewsTrust().trusted_sources))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _through_news_trust(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return {"trusted_sources": sorted(NewsTrust.from_table(dict(data)).trusted_sources)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +159,7 @@ class DecisionConfig:
 
 
 def _signoff(table: Mapping[str, Any]) -> SignoffSettings:
-    names = {f.name for f in fields(SignoffSettings)}
-    for key, value in table.items():
-        if key not in names:
-            raise ValueError(f"signoff.{key} is not a known key of [signoff] "
-                             f"({', '.join(sorted(names))})")
-        want_int = key in _INTS
-        ok = (isinstance(value, int) if want_int else isinstance(value, int | float))
-        ok = ok and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (value == 0 and key not in _ZERO_OK):
-            kind = "an integer" if want_int else "a number"
-            bound = ">= 0" if key in _ZERO_OK else "> 0"
-            raise ValueError(f"signoff.{key} must be {kind} {bound}, got {value!r}")
-    return SignoffSettings(**table)
+    return validate(SignoffSettings, table, "signoff")
 
 
 def load_decision_config(risk: Mapping[str, Any], signoff: Mapping[str, Any],
