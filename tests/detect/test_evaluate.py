@@ -280,6 +280,10 @@ def test_recall_curve_per_tier_and_size_and_delays():
     assert t1.delay_s == {"n": 3, "p50": 3.0, "p95": pytest.approx(6.6), "max": 7.0}
     assert r.tiers[1].delay_s["n"] == 0 and r.tiers[1].false_trips == 1
     assert [m.id for m in r.missed] == ["d"]
+    assert t1.windows_s == (160.0, 160.0, 60.0)
+    assert t1.chance_recall(0.0) == 0.0
+    assert t1.chance_recall(86_400 / 160) == pytest.approx((2 * (1 - np.exp(-1)) + 1 - np.exp(
+        -60 / 160)) / 3)  # one false trip per 160 s: a 160 s window catches 1 - 1/e
     assert t1.false_trips == 0 and r.alarms == 4 and r.true_alarms == 3
 
 
@@ -333,6 +337,7 @@ def test_detect_eval_json_has_per_tier_rows_and_the_curve(capsys):
     assert r["scenario"]["scenario"] == "realistic" and r["scenario"]["nu"] == 4.0
     assert sum(row["events"] for row in r["tiers"]) > 0
     assert r["budget_ok"] == (r["false_trips_per_symbol_day_worst_tier"] <= 1.0)
+    assert all(0 <= row["chance_recall"] <= 1 for row in r["tiers"] if row["events"])
 
 
 def test_detect_eval_is_reproducible_and_takes_a_seed_and_several_nu(capsys):

@@ -148,7 +148,7 @@ def _print_run(out: Console, r: dict[str, Any]) -> None:
                                    else ""))
     table = Table(title=f"per liquidity tier — {title}")
     cols = ("tier", "symbols", "false trips/sym-day", "LLM calls/sym-day", "events",
-            "recall", "delay p50 s", "delay p95 s", "LLM calls/sym-day (events)")
+            "recall", "by chance", "delay p50 s", "delay p95 s", "LLM calls/sym-day (events)")
     table.add_column(cols[0], no_wrap=True)
     for c in cols[1:]:
         table.add_column(c, justify="right")
@@ -158,7 +158,8 @@ def _print_run(out: Console, r: dict[str, Any]) -> None:
             t["tier"], str(t["symbols"]), _fmt(t.get("false_trips_per_symbol_day"), 3),
             _fmt(t.get("llm_calls_per_symbol_day"), 3),
             f"{t['detected']}/{t['events']}" if "events" in t else "-",
-            _fmt(t.get("recall")), _fmt(delay.get("p50"), 1), _fmt(delay.get("p95"), 1),
+            _fmt(t.get("recall")), _fmt(t.get("chance_recall")),
+            _fmt(delay.get("p50"), 1), _fmt(delay.get("p95"), 1),
             _fmt(t.get("llm_calls_per_symbol_day_event_days"), 3),
         )
     out.print(table)

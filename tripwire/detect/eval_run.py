@@ -5,7 +5,9 @@ A run is two passes over the same market (same seed, same tiers, same regimes):
 * the **quiet pass** has no event at all, so every alarm in it is a false trip: this is
   where false trips and LLM calls per symbol-day per tier are measured;
 * the **event pass** has the graded events: recall per kind and size, delays, and the LLM
-  calls of a day with events.
+  calls of a day with events. Each tier's ``chance_recall`` is the recall its quiet-pass
+  false trips would score by luck in the same event windows: on a sparse symbol that trips
+  on every trade, "detected" means little, and this says how little.
 
 The detectors run in process, one :class:`~tripwire.detect.DetectorBank` over every
 symbol, fed the market's time-ordered blocks: the same code the pipeline's shard actors
@@ -213,6 +215,10 @@ def evaluation_json(spec: MarketSpec, quiet: PassResult | None, events: PassResu
                        llm_calls_per_symbol_day=t["llm_calls_per_symbol_day"])
         if e is not None:
             t = e["tiers"][i]
+            if q is not None:  # what the quiet pass's false trips alone would "detect"
+                chance = events.report.tiers[i].chance_recall(
+                    q["tiers"][i]["false_trips_per_symbol_day"])
+                row["chance_recall"] = None if chance is None else round(chance, 4)
             row.update(symbols=t["symbols"], symbol_days=t["symbol_days"], events=t["events"],
                        detected=t["detected"], recall=t["recall"], delay_s=t["delay_s"],
                        false_trips_per_symbol_day_event_days=t["false_trips_per_symbol_day"],

@@ -80,6 +80,15 @@ class TierRow:
     events: int
     detected: int
     delay_s: dict[str, Any]
+    windows_s: tuple[float, ...] = ()  # each event's window length (chance detections)
+
+    def chance_recall(self, false_trips_per_symbol_day: float) -> float | None:
+        """The recall alarms at ``false_trips_per_symbol_day`` (a Poisson rate) would score
+        by chance alone in these events' windows: what a recall must be read against."""
+        if not self.windows_s:
+            return None
+        rate = false_trips_per_symbol_day / 86_400
+        return float(np.mean(-np.expm1(-rate * np.array(self.windows_s))))
 
     @property
     def false_trips_per_symbol_day(self) -> float:
@@ -218,6 +227,7 @@ def tier_report(
                                                 for t in tier_names}
     totals: dict[str, list[int]] = {}
     delays: dict[str, list[float]] = {t: [] for t in tier_names}
+    windows: dict[str, list[float]] = {t: [] for t in tier_names}
     missed = []
 
     def window(label: EventLabel) -> tuple[int, int]:
@@ -247,6 +257,7 @@ def tier_report(
             cell[1] += hit
         if bucket not in buckets:
             buckets.append(bucket)
+        windows[ev.tier].append((lab.end_ns + tolerance_ns - lab.start_ns) / NS_PER_SECOND)
         if hit:
             delays[ev.tier].append((int(ts[a]) - lab.start_ns) / NS_PER_SECOND)
         else:
@@ -267,6 +278,7 @@ def tier_report(
             tier=t, symbols=n_sym, symbol_days=n_sym * days, alarms=int(mine.sum()),
             false_trips=int((mine & ~true).sum()), llm_calls=int(calls[sym_tier == k].sum()),
             events=ev_n, detected=ev_d, delay_s=_pct(np.array(delays[t])),
+            windows_s=tuple(windows[t]),
         ))  # fmt: skip
     order = sorted(buckets, key=_bucket_value)
 
