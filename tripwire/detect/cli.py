@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "detect-eval",
         help="score the detectors per liquidity tier on a labelled market",
-        description=__doc__.splitlines()[0],
+        description="Score the detectors per liquidity tier on a labelled market: false trips "
+        "and LLM calls per symbol-day on event-free days, recall per event kind and size, "
+        "detection delays.",
     )
     ev.add_argument("--scenario", default="realistic", metavar="NAME|SEED",
                     help="realistic (default), default (the original scenario), or a seed "
