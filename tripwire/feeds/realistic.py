@@ -632,7 +632,7 @@ class RealisticMarket:
 class RealisticFeed(IterableFeed):
     """The realistic market as a feed: blocks through a :class:`TickValidator`."""
 
-    source = "scenario"
+    source = "realistic"
 
     def __init__(self, config: RealisticConfig | None = None, *, speed: float | None = None,
                  clock: Clock | None = None) -> None:
