@@ -281,6 +281,10 @@ def test_recall_curve_per_tier_and_size_and_delays():
     assert r.tiers[1].delay_s["n"] == 0 and r.tiers[1].false_trips == 1
     assert [m.id for m in r.missed] == ["d"]
     assert t1.windows_s == (160.0, 160.0, 60.0)
+    delays = r.to_json()["delay_s_by_tier_kind"]
+    assert delays["t1"]["flash_crash"] == {"n": 2, "p50": 5.0, "p95": pytest.approx(6.8),
+                                           "max": 7.0}
+    assert delays["t1"]["fat_finger"]["max"] == 0.0 and delays["t5"]["news_shock"]["n"] == 0
     assert t1.chance_recall(0.0) == 0.0
     assert t1.chance_recall(86_400 / 160) == pytest.approx((2 * (1 - np.exp(-1)) + 1 - np.exp(
         -60 / 160)) / 3)  # one false trip per 160 s: a 160 s window catches 1 - 1/e
@@ -330,6 +334,7 @@ def test_detect_eval_json_has_per_tier_rows_and_the_curve(capsys):
         assert set(row["delay_s"]) == {"n", "p50", "p95", "max"}
         assert row["llm_calls_per_symbol_day"] <= row["false_trips_per_symbol_day"]
     assert {"recall", "recall_by_tier_kind", "recall_curve", "size_buckets", "precision",
+            "delay_s_by_tier_kind",
             "false_trips_per_symbol_day", "false_trips_per_symbol_day_worst_tier",
             "llm_calls_per_symbol_day", "budget_ok", "scenario"} <= set(r)
     assert r["size_buckets"] == ["0.2%", "0.5%", "1%", "2%", "5%", "10%"]

@@ -168,6 +168,7 @@ def _print_run(out: Console, r: dict[str, Any]) -> None:
     if "recall_curve" in r:
         _print_curve(out, r)
         _print_kinds(out, r)
+        _print_delays(out, r)
     _print_summary(out, r)
 
 
@@ -200,6 +201,21 @@ def _print_kinds(out: Console, r: dict[str, Any]) -> None:
             c = r["recall_by_tier_kind"][t].get(k)
             cells.append("-" if not c else f"{c['recall']:.2f} {c['detected']}/{c['events']}")
         table.add_row(k, *cells, _fmt(r["recall"][k]))
+    out.print(table)
+
+
+def _print_delays(out: Console, r: dict[str, Any]) -> None:
+    tiers = list(r["delay_s_by_tier_kind"])
+    table = Table(title="detection delay p50 / p95 s per event kind and tier")
+    table.add_column("kind", no_wrap=True)
+    for t in tiers:
+        table.add_column(t, justify="right")
+    for k in r["recall"]:
+        cells = []
+        for t in tiers:
+            d = r["delay_s_by_tier_kind"][t].get(k)
+            cells.append("-" if not d or not d["n"] else f"{d['p50']:.1f} / {d['p95']:.1f}")
+        table.add_row(k, *cells)
     out.print(table)
 
 

@@ -236,6 +236,7 @@ def evaluation_json(spec: MarketSpec, quiet: PassResult | None, events: PassResu
         out["recall"] = e["recall"]
         out["recall_by_tier_kind"] = e["recall_by_tier_kind"]
         out["recall_curve"] = e["recall_curve"]
+        out["delay_s_by_tier_kind"] = e["delay_s_by_tier_kind"]
         out["size_buckets"] = e["size_buckets"]
         out["precision"] = e["precision"]
         out["slow_trend_trips"] = e["slow_trend_trips"]

@@ -145,6 +145,7 @@ class TierReport:
     true_alarms: int
     slow_trend_trips: int
     missed: tuple[EventLabel, ...] = field(default=())
+    delay_by_kind: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def false_trips(self) -> int:
@@ -166,6 +167,7 @@ class TierReport:
             "recall": {k: c.to_json()["recall"] for k, c in self.kind_totals.items()},
             "recall_by_tier_kind": {t: {k: c.to_json() for k, c in row.items()}
                                     for t, row in self.by_kind.items()},
+            "delay_s_by_tier_kind": self.delay_by_kind,
             "recall_curve": {t: {b: c.to_json() for b, c in row.items()}
                              for t, row in self.by_size.items()},
             "size_buckets": list(self.size_buckets),
@@ -228,6 +230,7 @@ def tier_report(
     totals: dict[str, list[int]] = {}
     delays: dict[str, list[float]] = {t: [] for t in tier_names}
     windows: dict[str, list[float]] = {t: [] for t in tier_names}
+    kind_delays: dict[tuple[str, str], list[float]] = {}
     missed = []
 
     def window(label: EventLabel) -> tuple[int, int]:
@@ -259,7 +262,9 @@ def tier_report(
             buckets.append(bucket)
         windows[ev.tier].append((lab.end_ns + tolerance_ns - lab.start_ns) / NS_PER_SECOND)
         if hit:
-            delays[ev.tier].append((int(ts[a]) - lab.start_ns) / NS_PER_SECOND)
+            delay = (int(ts[a]) - lab.start_ns) / NS_PER_SECOND
+            delays[ev.tier].append(delay)
+            kind_delays.setdefault((ev.tier, kind), []).append(delay)
         else:
             missed.append(lab)
     true &= ~in_trend
@@ -297,6 +302,11 @@ def tier_report(
         true_alarms=int(true.sum()),
         slow_trend_trips=int((in_trend & has_return).sum()),
         missed=tuple(missed),
+        # Per kind, because an abrupt onset (fat finger, crash) and a slow build-up (a pump
+        # accelerating over minutes) have different delays a detector can reach.
+        delay_by_kind={t: {k: _pct(np.array(kind_delays.get((t, k), [])))
+                           for k in sorted(by_kind[t], key=lambda k: _KIND_ORDER[k])}
+                       for t in tier_names},
     )
 
 
