@@ -9,6 +9,8 @@ import pytest
 
 from tripwire.cli import main
 from tripwire.decisions.intake import IncidentIntake
+from tripwire.detect import DetectorConfig, MetricConfig
+from tripwire.detect.eval_run import Market, run_pass
 from tripwire.detect.evaluate import (
     DEFAULT_TOLERANCE_NS,
     TABLE_COLUMNS,
@@ -18,7 +20,7 @@ from tripwire.detect.evaluate import (
 )
 from tripwire.detect.tier_report import Graded, llm_calls, tier_report
 from tripwire.feeds.realistic import TIER_NAMES
-from tripwire.model import EventKind, EventLabel, Metric, SymbolTable, Trips
+from tripwire.model import EventKind, EventLabel, Metric, SymbolTable, TickBatch, Trips
 
 S = 1_000_000_000
 DAY = 86_400 * S
@@ -397,3 +399,20 @@ def test_the_original_scenario_stays_available_by_name_and_meets_its_targets(cap
         assert r["recall"][kind] >= 0.95, kind
     assert r["slow_trend_trips"] == 0
     assert r["false_trips_per_symbol_day"] <= 1.0
+
+
+def test_the_warm_up_is_not_scored():
+    n = 200
+    ts = np.arange(n, dtype=np.int64) * S  # one trade a second for 200 s
+    price = 100.0 + 0.01 * np.sin(np.arange(n))
+    price[[30, 150]] = 130.0  # one spike in the warm-up (60 s), one after it
+    batch = TickBatch(np.zeros(n, np.int32), ts, price, np.ones(n))
+    cfg = DetectorConfig(price=MetricConfig(window=10, threshold=5.0),
+                         returns=MetricConfig(enabled=False),
+                         volume=MetricConfig(enabled=False, two_sided=False), cooldown_ns=0)
+    market = Market(symbols=SymbolTable(["X"]), tier_of={"X": "t1"}, events=[], labels=[],
+                    start_ns=0, duration_ns=200 * S, warmup_ns=60 * S, estimated_ticks=n,
+                    batches=lambda: iter([batch]), describe={})
+    row = run_pass(market, cfg).report.tiers[0]
+    assert row.false_trips == row.alarms == 1  # the spike at 150 s, not the one at 30 s
+    assert row.symbol_days == pytest.approx(140 / 86_400)

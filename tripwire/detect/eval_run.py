@@ -9,6 +9,10 @@ A run is two passes over the same market (same seed, same tiers, same regimes):
   false trips would score by luck in the same event windows: on a sparse symbol that trips
   on every trade, "detected" means little, and this says how little.
 
+Neither pass scores the warm-up (the market's: min(2 h, a quarter of the run)): the
+detectors cannot trip while their windows fill, so those hours would only dilute the
+false-trip rate; symbol-days count from its end.
+
 The detectors run in process, one :class:`~tripwire.detect.DetectorBank` over every
 symbol, fed the market's time-ordered blocks: the same code the pipeline's shard actors
 run (a symbol's detectors never see another symbol, so sharding changes nothing).
@@ -30,6 +34,7 @@ import numpy as np
 
 from tripwire.detect.bank import DetectorBank
 from tripwire.detect.config import DetectorConfig
+from tripwire.detect.evaluate import TripColumns
 from tripwire.detect.tier_report import (
     DEFAULT_INCIDENT_COOLDOWN_NS,
     Graded,
@@ -37,7 +42,7 @@ from tripwire.detect.tier_report import (
     tier_report,
 )
 from tripwire.feeds.graded_events import SIZES, size_bucket
-from tripwire.model import EventKind, EventLabel, SymbolTable, TickBatch, Trips
+from tripwire.model import NS_PER_SECOND, EventKind, EventLabel, SymbolTable, TickBatch, Trips
 
 SCENARIOS = ("realistic", "default")
 DEFAULT_SCENARIO = "realistic"
@@ -90,6 +95,8 @@ class Market:
     events: list[Graded]
     labels: list[EventLabel]  # all labels (slow trends included)
     duration_ns: int
+    start_ns: int
+    warmup_ns: int  # from the start; alarms before it are not scored (windows filling)
     estimated_ticks: int
     batches: Callable[[], Iterator[TickBatch]]
     describe: dict[str, Any]
@@ -117,8 +124,11 @@ def _realistic(spec: MarketSpec, events: bool) -> Market:
     graded = [Graded(e.label, e.tier, e.size) for e in m.events]
     return Market(
         symbols=m.symbols, tier_of=dict(m.tiers), events=graded, labels=list(m.labels),
-        duration_ns=cfg.duration_ns, estimated_ticks=m.estimated_ticks, batches=m.batches,
+        start_ns=cfg.start_ns, duration_ns=cfg.duration_ns,
+        warmup_ns=round(m.warmup_s * NS_PER_SECOND),
+        estimated_ticks=m.estimated_ticks, batches=m.batches,
         describe={"scenario": "realistic", "seed": cfg.seed, "nu": cfg.nu,
+                  "warmup_s": m.warmup_s,
                   "symbols": len(m.symbols), "days": cfg.minutes / 1440,
                   "regimes": list(m.regimes), "tier_counts": cfg.tier_counts,
                   "events_per_symbol_day": cfg.events_per_symbol_day},
@@ -151,9 +161,12 @@ def _legacy(spec: MarketSpec, events: bool) -> Market:
 
     return Market(
         symbols=sc.symbols, tier_of=tier_of, events=graded, labels=list(sc.labels),
-        duration_ns=cfg.end_ns - cfg.start_ns, estimated_ticks=sc.estimated_ticks,
+        start_ns=cfg.start_ns, duration_ns=cfg.end_ns - cfg.start_ns,
+        warmup_ns=round(cfg.effective_warmup_s * NS_PER_SECOND),
+        estimated_ticks=sc.estimated_ticks,
         batches=batches,
         describe={"scenario": "default", "seed": cfg.seed, "nu": cfg.tail_df,
+                  "warmup_s": cfg.effective_warmup_s,
                   "symbols": cfg.n_symbols, "days": cfg.duration_s / 86_400},
     )  # fmt: skip
 
@@ -191,9 +204,14 @@ class PassResult:
 def run_pass(market: Market, config: DetectorConfig, *, incident_cooldown_ns: int =
              DEFAULT_INCIDENT_COOLDOWN_NS, progress: Progress | None = None) -> PassResult:
     trips, ticks, counters = run_bank(market.batches(), len(market.symbols), config, progress)
+    # The warm-up is not scored: detectors cannot trip while their windows fill, and
+    # counting those hours would dilute the false-trip rate of a short run.
+    keep = np.asarray(trips.ts_ns) >= market.start_ns + market.warmup_ns
+    trips = TripColumns(ts_ns=trips.ts_ns[keep], symbol_id=trips.symbol_id[keep],
+                        metric=trips.metric[keep])
     buckets = [size_bucket(s) for s in SIZES]
     report = tier_report(trips, market.events, market.symbols, market.tier_of,
-                         duration_ns=market.duration_ns,
+                         duration_ns=market.duration_ns - market.warmup_ns,
                          incident_cooldown_ns=incident_cooldown_ns, size_buckets=buckets,
                          labels=market.labels)
     return PassResult(report, ticks, counters)

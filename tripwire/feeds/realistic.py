@@ -402,7 +402,7 @@ class RealisticMarket:
         days = self.config.minutes / 1440
         cursor = {t: int(rng.integers(0, len(KINDS) * len(SIZES))) for t in range(len(TIERS))}
         out: list[_Placed] = []
-        warmup = min(cfg.warmup_s, cfg.duration_ns / _NS / 4)  # short runs: a quarter
+        warmup = self.warmup_s
         for d in range(math.ceil(days)):
             lo_s = d * DAY_S + (warmup if d == 0 else 0.0)
             hi_s = min((d + 1) * DAY_S, cfg.duration_ns / _NS) - 300.0
@@ -454,6 +454,11 @@ class RealisticMarket:
         return items
 
     # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def warmup_s(self) -> float:
+        """No event before start + this: ``warmup_s``, at most a quarter of the run."""
+        return min(self.config.warmup_s, self.config.duration_ns / _NS / 4)
 
     @property
     def n_blocks(self) -> int:
