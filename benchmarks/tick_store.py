@@ -11,6 +11,8 @@ directory, 100 symbols, batches of ``batch_rows`` (the sink's flush size):
   insert_ticks_per_s      new ticks appended in time order (the live and ingest case)
   reinsert_ticks_per_s    the same ticks inserted again (a double ingest: all duplicates)
   rows_after_reinsert     rows the table holds after both passes (= ticks when deduplicated)
+  *_per_cpu_s             the same per second of this process's CPU time (chdb runs in
+                          process): steadier than wall time on a machine shared with others
 
 ``--module-file`` times another version of ``tripwire/store/ticks.py`` (e.g. the previous
 commit's, from ``git show HEAD~1:tripwire/store/ticks.py > /tmp/old_ticks.py``) for a
@@ -67,23 +69,27 @@ def run(quick: bool, module_file: str | None, repeats: int) -> dict:
     symbols = SymbolTable([f"S{i:03d}" for i in range(100)])
     batches = _batches(n_batches, rows, len(symbols))
     total = n_batches * rows
-    first, second, kept = [], [], []
+    first, second, first_cpu, second_cpu, kept = [], [], [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp, store_cls(f"chdb://{tmp}") as store:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for b in batches:
                 store.insert_ticks(b, symbols, source="bench")
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             for b in batches:
                 store.insert_ticks(b, symbols, source="bench")
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             first.append(total / (t1 - t0))
             second.append(total / (t2 - t1))
+            first_cpu.append(total / (c1 - c0))
+            second_cpu.append(total / (c2 - c1))
             kept.append(store.counts()["ticks"])
     return {"ticks": total, "batch_rows": rows, "repeats": repeats,
             "module": module_file or "tripwire.store.ticks",
             "insert_ticks_per_s": round(statistics.median(first)),
             "reinsert_ticks_per_s": round(statistics.median(second)),
+            "insert_ticks_per_cpu_s": round(statistics.median(first_cpu)),
+            "reinsert_ticks_per_cpu_s": round(statistics.median(second_cpu)),
             "rows_after_reinsert": kept[-1]}
 
 

@@ -468,9 +468,9 @@ class TickStore:
         :attr:`duplicates_skipped`), so ingesting the same trades twice stores one copy.
         Rows without an exchange id (-1) first get the deterministic id of
         :mod:`tripwire.store.trade_ids` (per ``source``). The check reads the stored keys in
-        the batch's time range (the sort key prunes it to the overlap, so appending new
-        data costs one small query) and relies on this store being the table's only
-        writer, as the tick-sink actor is.
+        the batch's time range, only when that range overlaps the stored one (appending new
+        data costs a look at the table's time range, answered from part metadata), and
+        relies on this store being the table's only writer, as the tick-sink actor is.
 
         A symbol id outside ``symbols`` is a ValueError naming the first such row, and then
         nothing is written.
@@ -522,9 +522,12 @@ class TickStore:
         if len(order) > 1:
             s, t = sid[order], tid[order]
             keep[order[1:][(s[1:] == s[:-1]) & (t[1:] == t[:-1])]] = False
+        lo, hi = int(ticks.ts_ns.min()), int(ticks.ts_ns.max())
+        first, last, count = self._tick_time_range("insert into ticks: read the time range")
+        if count == 0 or lo > last or hi < first:
+            return keep  # appending after (or before) everything stored: nothing to match
         present = sorted(set(names.tolist()))
-        params = {"names": present, "lo": int(ticks.ts_ns.min()), "hi": int(ticks.ts_ns.max()),
-                  **_table_params(symbols)}
+        params = {"names": present, "lo": lo, "hi": hi, **_table_params(symbols)}
         sql = f"""
             SELECT {_SID} AS sid, trade_id FROM {self._db}.ticks
             WHERE symbol IN {{names:Array(String)}} AND ts >= {{lo:Int64}} AND ts <= {{hi:Int64}}"""
@@ -611,10 +614,10 @@ class TickStore:
             ) ORDER BY ts, sym, trade_id, recv_ns, price, qty, side"""
         return self._tick_page("read ticks", sql, params)
 
-    def _tick_time_range(self) -> tuple[int, int, int]:
+    def _tick_time_range(self, what: str = "read tick time range") -> tuple[int, int, int]:
         """(min ts, max ts, rows) of the whole table, answered from part metadata (cheap)."""
         sql = f"SELECT min(ts), max(ts), count() FROM {self._db}.ticks"
-        first, last, count = self._rows("read tick time range", sql)[0]
+        first, last, count = self._rows(what, sql)[0]
         return int(first), int(last), int(count)
 
     def _tick_page(self, what: str, sql: str, params: dict) -> tuple[TickBatch, np.ndarray]:
