@@ -92,6 +92,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         err.print(f"[red]tripwire demo: {exc}[/red]")
         return 2
+    if args.llm == "local":  # `make demo` does not install the local model: say how, up front
+        from tripwire.llm.local import LocalModelError, check_installed
+
+        try:
+            check_installed()
+        except LocalModelError as exc:
+            err.print(f"[red]tripwire demo --llm local: {exc}[/red]")
+            return 2
     from tripwire.store.pg import PgError, PgNotInstalledError, database
 
     try:

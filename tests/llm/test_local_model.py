@@ -338,3 +338,16 @@ def test_the_openai_compatible_provider_gets_a_verdict_from_the_real_model(tmp_p
     print(f"\nprovider (json_schema): {result.latency_ms:.0f} ms, {result.usage}; "
           f"verdict: {verdict.model_dump_json()}")
     assert result.source == "openai-compatible" and result.usage.output_tokens > 0
+
+
+def test_demo_with_llm_local_but_no_local_model_says_how_to_install_it(monkeypatch, capsys):
+    """`make demo` does not install the local model: a first `--llm local` exits 2 naming
+    `make setup-local-llm`, before starting anything."""
+    from tripwire import cli as tripwire_cli
+    from tripwire.llm import local
+
+    monkeypatch.setattr(local, "SERVER_MODULES", ("no_such_llama_module",))
+    monkeypatch.setenv("COLUMNS", "1000")  # rich wraps stderr lines at the terminal width
+    assert tripwire_cli.main(["demo", "--llm", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "make setup-local-llm" in err and "no_such_llama_module" in err

@@ -101,6 +101,13 @@ def check_server_installed() -> None:
         )
 
 
+def check_installed() -> Path:
+    """The model file, after checking llama.cpp's server is installed too; otherwise a
+    :class:`LocalModelError` that says how to install them (``make setup-local-llm``)."""
+    check_server_installed()
+    return find_gguf()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago (the child binds it right after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
