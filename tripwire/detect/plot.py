@@ -26,6 +26,8 @@ def plot_curves(runs: list[dict[str, Any]], path: Path) -> Path:
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=tier)
         ax.set_xscale("log")
+        ax.set_xticks(x, buckets)
+        ax.minorticks_off()
         ax.set_xlabel("event size (% price move)")
         ax.set_ylabel("recall")
         ax.set_ylim(-0.02, 1.02)
