@@ -339,7 +339,7 @@ def test_detect_eval_json_has_per_tier_rows_and_the_curve(capsys):
             "delay_s_by_tier_kind",
             "false_trips_per_symbol_day", "false_trips_per_symbol_day_worst_tier",
             "llm_calls_per_symbol_day", "budget_ok", "scenario"} <= set(r)
-    assert r["size_buckets"] == ["0.2%", "0.5%", "1%", "2%", "5%", "10%"]
+    assert r["size_buckets"] == ["0.05%", "0.1%", "0.2%", "0.5%", "1%", "2%", "5%", "10%"]
     assert set(r["recall_curve"]) == set(TIER_NAMES)
     assert r["scenario"]["scenario"] == "realistic" and r["scenario"]["nu"] == 4.0
     assert sum(row["events"] for row in r["tiers"]) > 0

@@ -192,13 +192,13 @@ def test_regimes_are_drawn_per_day_or_cycled_as_given():
 @pytest.fixture(scope="module")
 def eventful():
     cfg = RealisticConfig(seed=8, tiers={"t2_5ps": 2, "t3_0p5ps": 2, "t4_1per2min": 2},
-                          days=3, events_per_symbol_day=6, regimes=TREND)
+                          days=4, events_per_symbol_day=6, regimes=TREND)
     return RealisticMarket(cfg)
 
 
 def test_graded_events_cover_every_kind_and_size_and_carry_tier_and_size(eventful):
     m = eventful
-    assert len(m.events) == 6 * 6 * 3
+    assert len(m.events) == 6 * 6 * 4  # 48 per tier: every one of the 40 (kind, size)
     for tier in ("t2_5ps", "t3_0p5ps", "t4_1per2min"):
         mine = [e for e in m.events if e.tier == tier]
         assert {e.label.kind for e in mine} == set(KINDS)

@@ -2,9 +2,10 @@
 
 An event's *size* is the fraction a trader reads off a chart: the depth of a flash crash or
 a liquidation cascade, the height of a pump, the jump of a news shock, how far a fat finger
-printed off the market. Sizes come from :data:`SIZES` (0.2 % ... 10 %), from barely above
-a liquid symbol's noise to obvious on any symbol, so detection can be reported as recall
-against size. Extra trading scales with size (a 10 % crash trades far more than a 0.2 %
+printed off the market. Sizes come from :data:`SIZES` (0.05 % ... 10 %), from barely
+above a liquid symbol's noise (0.05 % in seconds is ~2 sd of a 50-trades/s symbol's
+10-second move) to obvious on any symbol, so detection can be reported as recall against
+size. Extra trading scales with size (a 10 % crash trades far more than a 0.2 %
 one) and has a floor, so even a symbol that trades once in ten minutes prints a few trades
 while something happens to it (:func:`extra_rate`).
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from tripwire.model import EventKind
 
-SIZES: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05, 0.10)
+SIZES: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.10)
 KINDS: tuple[EventKind, ...] = (
     EventKind.FLASH_CRASH,
     EventKind.PUMP_AND_DUMP,
@@ -51,7 +52,7 @@ def size_bucket(size: float) -> str:
 
 
 def extra_rate(base_rate: float, size: float) -> float:
-    """Extra trades per second at an event's peak: 1.2x the base rate at 0.2 %, 11x at
+    """Extra trades per second at an event's peak: +5 % of the base rate at 0.05 %, 10x at
     10 %, and at least a few trades on symbols that barely trade."""
     return max(base_rate, _RATE_FLOOR) * _RATE_PER_SIZE * size
 

@@ -44,7 +44,7 @@ The model, per symbol (log-prices; ``t`` in seconds)::
   every four days hold each regime once, in an order drawn from the seed. Regimes are
   background: they carry no label (a trip on a crash day's slide is a false trip).
 * **Graded events** (:mod:`tripwire.feeds.graded_events`): flash crash, pump and dump,
-  liquidation cascade, news shock and fat finger, each at sizes from 0.2 % to 10 %.
+  liquidation cascade, news shock and fat finger, each at sizes from 0.05 % to 10 %.
   Each symbol-day holds ``events_per_symbol_day`` events, one per equal slot of the day
   (fewer when a run is too short for 20-minute slots; none in the first ``warmup_s`` or
   quarter of the run, whichever is shorter), and within a tier the (kind, size) pairs are dealt in a
