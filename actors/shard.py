@@ -123,6 +123,7 @@ class DetectorShard:
         self._global_to_local = np.full(len(symbols), -1, dtype=np.int32)
         self._global_to_local[owned] = np.arange(len(owned), dtype=np.int32)
         self.bank = DetectorBank(config or DetectorConfig(), n_symbols=max(1, len(owned)))
+        self.bank.apply_symbol_thresholds(self.owned)  # per-symbol calibration, if any
         self._ticks = 0
         self._batches = 0
         self._rejected = 0

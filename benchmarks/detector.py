@@ -33,6 +33,14 @@ the ``push_batch`` calls are timed.
                                every window (so the timed ``bank_ticks_w10000`` ticks are
                                steady state: every push evicts the oldest value).
   bank_bytes_per_symbol(_w10000)  memory per symbol (``DetectorBank.bytes_per_symbol``).
+  bank_ns_per_tick_legacy      the statistics before issue 16 (``DetectorConfig.legacy()``:
+                               trade-to-trade returns, raw 30 s volume sums), and
+  bank_ns_per_tick_default     today's defaults (``DetectorConfig()``: 10 s bucketed
+                               returns, log trade count of active 30 s buckets, the
+                               activity gate, per-symbol thresholds), both on the same
+                               ticks spaced ``SPACED_TICK_NS`` apart (1000 symbols: each
+                               sees ~1 trade/s, so buckets roll over) in the same run;
+  bank_default_vs_legacy_ratio  their ratio (target <= 1.3).
 
 Exactness on the adversarial series (sum/sum-of-squares loses ~11 digits to
 cancellation here, and a plain sliding Welford update drifts):
@@ -81,6 +89,7 @@ BANK_WINDOW_LARGE = 10_000
 N_SYMBOLS = 1000
 BATCH_ROWS = 100_000
 TICK_NS = 1000
+SPACED_TICK_NS = 1_000_000  # 1 ms: buckets of 10 s and 30 s roll over during the run
 
 TARGETS: dict[str, float] = {
     "rolling_ns_per_update": 8,
@@ -88,6 +97,7 @@ TARGETS: dict[str, float] = {
     "bank_ns_per_tick": 60,
     "single_push_ns": 150,
     "max_abs_z_error": 1e-7,
+    "bank_default_vs_legacy_ratio": 1.3,
 }
 
 
@@ -335,14 +345,21 @@ def push_rows(bank: DetectorBank, ticks: Ticks, start: int, stop: int) -> tuple[
     return spent, trips
 
 
+def with_long_cooldown(cfg: DetectorConfig) -> DetectorConfig:
+    return DetectorConfig(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
+                             "cooldown_ns": 1 << 62})
+
+
 def bench_bank(
-    ticks: Ticks, window: int, warmup: int, n: int, repeat: int, advance: Callable[[int], None]
+    ticks: Ticks, window: int | DetectorConfig, warmup: int, n: int, repeat: int,
+    advance: Callable[[int], None],
 ) -> tuple[float, int, int]:
     """(best ns per timed tick, trips in the timed part, bytes per symbol)."""
     best = math.inf
     trips = bytes_per_symbol = 0
+    cfg = bank_config(window) if isinstance(window, int) else window
     for _ in range(repeat):
-        bank = DetectorBank(bank_config(window), n_symbols=N_SYMBOLS)
+        bank = DetectorBank(cfg, n_symbols=N_SYMBOLS)
         bytes_per_symbol = bank.bytes_per_symbol
         push_rows(bank, ticks, 0, warmup)
         gc.collect()
@@ -450,6 +467,21 @@ def bank_figures(ticks: Ticks, sizes: Sizes, repeat: int, phases: Phases) -> dic
     out["bank_ns_per_tick_w10000"] = ns
     out["bank_ticks_w10000"] = sizes.n_ticks_w10000
     out["bank_warmup_ticks_w10000"] = warmup
+    spaced = Ticks(ticks.symbol_id, ticks.ts_ns * (SPACED_TICK_NS // TICK_NS), ticks.price,
+                   ticks.qty)
+    # Interleaved, so neither config gets a warmer cache: best of each over the rounds.
+    best = {"legacy": math.inf, "default": math.inf}
+    configs = {"legacy": DetectorConfig.legacy(), "default": DetectorConfig()}
+    with phases.phase("bank: legacy vs default statistics", 2 * repeat) as adv:
+        for _ in range(repeat):
+            for name, cfg in configs.items():
+                ns, trips, _ = bench_bank(spaced, with_long_cooldown(cfg), 0, sizes.n_ticks, 1,
+                                          adv)
+                best[name] = min(best[name], ns)
+                out[f"bank_trips_{name}"] = trips
+    out["bank_ns_per_tick_legacy"] = best["legacy"]
+    out["bank_ns_per_tick_default"] = best["default"]
+    out["bank_default_vs_legacy_ratio"] = best["default"] / best["legacy"]
     return out
 
 
@@ -546,6 +578,9 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("bank_trips", ""),
     ("bank_bytes_per_symbol", "bytes"),
     ("bank_ns_per_tick_w10000", "ns/tick"),
+    ("bank_ns_per_tick_legacy", "ns/tick"),
+    ("bank_ns_per_tick_default", "ns/tick"),
+    ("bank_default_vs_legacy_ratio", "x"),
     ("bank_bytes_per_symbol_w10000", "bytes"),
     ("max_abs_z_error", ""),
     ("max_abs_z_error_w100", ""),

@@ -18,7 +18,8 @@ using tripwire_bind::expect_array;
 
 namespace {
 
-constexpr int kPickleVersion = 1;
+constexpr int kPickleVersion = 1;      // RollingStats
+constexpr int kBankPickleVersion = 2;  // DetectorBank: bucketed returns, log volume
 const char* const kMetricNames[kMetrics] = {"return", "volume", "price"};
 const char* const kReasonNames[kRejectReasons] = {"accepted", "bad_price", "bad_qty",
                                                   "out_of_order"};
@@ -157,7 +158,8 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
                             const std::vector<double>& thresholds,
                             const std::vector<bool>& two_sided, const std::vector<bool>& enabled,
                             uint32_t ddof, int64_t volume_bucket_ns, int64_t cooldown_ns,
-                            uint32_t snapshot_len) {
+                            uint32_t snapshot_len, int64_t return_bucket_ns, int volume_stat,
+                            uint32_t min_bucket_trades) {
   auto need3 = [](size_t n, const char* what) {
     if (n != kMetrics) throw py::value_error(std::string(what) + " needs 3 entries");
   };
@@ -173,6 +175,11 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
   c.volume_bucket_ns = volume_bucket_ns;
   c.cooldown_ns = cooldown_ns;
   c.snapshot_len = snapshot_len;
+  c.return_bucket_ns = return_bucket_ns;
+  if (volume_stat < kVolSum || volume_stat > kVolLogCount)
+    throw py::value_error("volume_stat must be 0 (sum), 1 (log_active) or 2 (log_count)");
+  c.volume_stat = static_cast<int8_t>(volume_stat);
+  c.min_bucket_trades = min_bucket_trades;
   for (int m = 0; m < kMetrics; ++m) {
     c.metric[m] = MetricConfig{windows[m], min_periods[m], thresholds[m], two_sided[m],
                                enabled[m]};
@@ -319,10 +326,25 @@ class PyDetectorBank {
     d["rejected_by_reason"] = rej;
     d["trips"] = c.trips;
     d["suppressed"] = c.suppressed;
+    d["gated"] = c.gated;
     return d;
   }
 
   void reset_symbol(long symbol) { bank_.reset_symbol(check_symbol(symbol)); }
+
+  void set_thresholds(long symbol, const std::vector<double>& t) {
+    const int32_t k = check_symbol(symbol);
+    if (t.size() != kMetrics) throw py::value_error("thresholds needs 3 entries");
+    try {
+      bank_.set_thresholds(k, DetectorBank::Thresholds{t[0], t[1], t[2]});
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }
+  std::vector<double> thresholds(long symbol) const {
+    const auto& t = bank_.thresholds(check_symbol(symbol));
+    return {t[0], t[1], t[2]};
+  }
   size_t bytes_per_symbol() const { return bank_.bytes_per_symbol(); }
   size_t n_symbols() const { return bank_.config().n_symbols; }
 
@@ -339,21 +361,22 @@ class PyDetectorBank {
       en.push_back(c.metric[m].enabled);
     }
     return py::make_tuple(c.n_symbols, w, mp, th, ts, en, c.ddof, c.volume_bucket_ns,
-                          c.cooldown_ns, c.snapshot_len);
+                          c.cooldown_ns, c.snapshot_len, c.return_bucket_ns,
+                          static_cast<int>(c.volume_stat), c.min_bucket_trades);
   }
 
   py::tuple getstate() {
     const BankCounters& c = bank_.counters();
     py::tuple counters = py::make_tuple(c.ticks, c.rejected[0], c.rejected[1], c.rejected[2],
-                                        c.rejected[3], c.trips, c.suppressed);
-    return py::make_tuple(kPickleVersion, static_cast<uint32_t>(sizeof(SymState)), config_tuple(),
+                                        c.rejected[3], c.trips, c.suppressed, c.gated);
+    return py::make_tuple(kBankPickleVersion, static_cast<uint32_t>(sizeof(SymState)), config_tuple(),
                           raw_bytes(bank_.raw_states()), raw_bytes(bank_.raw_ring(0)),
                           raw_bytes(bank_.raw_ring(1)), raw_bytes(bank_.raw_ring(2)),
                           raw_bytes(bank_.raw_snaps()), counters);
   }
 
   static PyDetectorBank* setstate(const py::tuple& t) {
-    if (t.size() != 9 || t[0].cast<int>() != kPickleVersion ||
+    if (t.size() != 9 || t[0].cast<int>() != kBankPickleVersion ||
         t[1].cast<uint32_t>() != sizeof(SymState))
       throw py::value_error("unsupported DetectorBank pickle (version or layout differs)");
     py::tuple c = t[2];
@@ -361,7 +384,8 @@ class PyDetectorBank {
         c[0].cast<uint32_t>(), c[1].cast<std::vector<uint32_t>>(),
         c[2].cast<std::vector<uint32_t>>(), c[3].cast<std::vector<double>>(),
         c[4].cast<std::vector<bool>>(), c[5].cast<std::vector<bool>>(), c[6].cast<uint32_t>(),
-        c[7].cast<int64_t>(), c[8].cast<int64_t>(), c[9].cast<uint32_t>());
+        c[7].cast<int64_t>(), c[8].cast<int64_t>(), c[9].cast<uint32_t>(),
+        c[10].cast<int64_t>(), c[11].cast<int>(), c[12].cast<uint32_t>());
     std::unique_ptr<PyDetectorBank> b(new PyDetectorBank(cfg));
     restore_bytes(b->bank_.raw_states(), t[3].cast<py::bytes>(), "symbol states");
     for (int m = 0; m < kMetrics; ++m)
@@ -373,6 +397,7 @@ class PyDetectorBank {
     for (int r = 0; r < kRejectReasons; ++r) bc.rejected[r] = k[1 + r].cast<uint64_t>();
     bc.trips = k[5].cast<uint64_t>();
     bc.suppressed = k[6].cast<uint64_t>();
+    bc.gated = k[7].cast<uint64_t>();
     return b.release();
   }
 
@@ -466,25 +491,31 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
       .def(py::init([](uint32_t n_symbols, std::vector<uint32_t> windows,
                        std::vector<uint32_t> min_periods, std::vector<double> thresholds,
                        std::vector<bool> two_sided, std::vector<bool> enabled, uint32_t ddof,
-                       int64_t volume_bucket_ns, int64_t cooldown_ns, uint32_t snapshot_len) {
+                       int64_t volume_bucket_ns, int64_t cooldown_ns, uint32_t snapshot_len,
+                       int64_t return_bucket_ns, int volume_stat, uint32_t min_bucket_trades) {
              try {
-               return new PyDetectorBank(make_bank_config(n_symbols, windows, min_periods,
-                                                          thresholds, two_sided, enabled, ddof,
-                                                          volume_bucket_ns, cooldown_ns,
-                                                          snapshot_len));
+               return new PyDetectorBank(make_bank_config(
+                   n_symbols, windows, min_periods, thresholds, two_sided, enabled, ddof,
+                   volume_bucket_ns, cooldown_ns, snapshot_len, return_bucket_ns, volume_stat,
+                   min_bucket_trades));
              } catch (const std::invalid_argument& e) {
                throw py::value_error(e.what());
              }
            }),
            py::arg("n_symbols"), py::arg("windows"), py::arg("min_periods"),
            py::arg("thresholds"), py::arg("two_sided"), py::arg("enabled"), py::arg("ddof"),
-           py::arg("volume_bucket_ns"), py::arg("cooldown_ns"), py::arg("snapshot_len"))
+           py::arg("volume_bucket_ns"), py::arg("cooldown_ns"), py::arg("snapshot_len"),
+           py::arg("return_bucket_ns") = 0, py::arg("volume_stat") = 0,
+           py::arg("min_bucket_trades") = 0)
       .def("push_batch", &PyDetectorBank::push_batch, py::arg("symbol_ids"), py::arg("ts_ns"),
            py::arg("price"), py::arg("qty"), py::arg("strict") = false)
       .def("snapshot", &PyDetectorBank::snapshot, py::arg("symbol_id"))
       .def("window_stats", &PyDetectorBank::window_stats, py::arg("symbol_id"))
       .def("counters", &PyDetectorBank::counters)
       .def("reset_symbol", &PyDetectorBank::reset_symbol, py::arg("symbol_id"))
+      .def("set_thresholds", &PyDetectorBank::set_thresholds, py::arg("symbol_id"),
+           py::arg("thresholds"))
+      .def("thresholds", &PyDetectorBank::thresholds, py::arg("symbol_id"))
       .def("config_tuple", &PyDetectorBank::config_tuple)
       .def_property_readonly("bytes_per_symbol", &PyDetectorBank::bytes_per_symbol)
       .def_property_readonly("n_symbols", &PyDetectorBank::n_symbols)

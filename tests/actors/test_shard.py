@@ -18,6 +18,8 @@ CONFIG = DetectorConfig(
     price=MetricConfig(window=60, threshold=6.0),
     cooldown_ns=0,
     snapshot_len=16,
+    # Trade-to-trade returns and raw volume sums (these tests step time by 1 ns).
+    return_bucket_ns=0, volume_statistic="sum", min_bucket_trades=0,
 )
 
 
@@ -149,7 +151,7 @@ WIDE = DetectorConfig(  # windows wider than a batch: the history before a batch
     returns=MetricConfig(window=300, threshold=4.0),
     volume=MetricConfig(window=300, threshold=50.0, two_sided=False),
     price=MetricConfig(window=300, threshold=4.0),
-    cooldown_ns=0, volume_bucket_ns=0, snapshot_len=16,
+    cooldown_ns=0, volume_bucket_ns=0, snapshot_len=16, return_bucket_ns=0,
 )
 BATCH = 100
 

@@ -10,6 +10,7 @@ REQUIRED = (
     "bank_ns_per_tick", "rolling_ns_per_update", "limit_ns_per_update", "rolling_vs_limit_ratio",
     "single_push_ns", "numpy_reference_ns_per_update", "python_loop_ns_per_update",
     "max_abs_z_error", "bank_bytes_per_symbol", "bank_ns_per_tick_w10000",
+    "bank_ns_per_tick_legacy", "bank_ns_per_tick_default", "bank_default_vs_legacy_ratio",
 )
 
 

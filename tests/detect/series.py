@@ -32,3 +32,22 @@ def fsum_zscore(w: np.ndarray, x: float, ddof: int = 1) -> float:
     m2 = math.fsum(np.square(w - mean)) - math.fsum(w - mean) ** 2 / n
     sd = math.sqrt(m2 / (n - ddof))
     return 0.0 if sd == 0 else (x - mean) / sd
+
+
+def quiet_poisson_symbol(
+    days: float, mean_gap_s: float, nu: float, seed: int, daily_vol: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One sparse symbol with nothing happening: Poisson trades, Student-t(nu) log-steps
+    scaled by sqrt(gap) (variance grows with time), lognormal sizes. Columns for
+    ``DetectorBank.push_batch`` (symbol 0)."""
+    rng = np.random.default_rng(seed)
+    n = int(days * 86_400 / mean_gap_s * 1.2) + 10
+    gaps = rng.exponential(mean_gap_s, n)
+    t = np.cumsum(gaps)
+    keep = t < days * 86_400
+    t, gaps = t[keep], gaps[keep]
+    unit = rng.standard_t(nu, len(t)) / math.sqrt(nu / (nu - 2))  # unit variance
+    step = daily_vol * np.sqrt(gaps / 86_400) * unit
+    price = 50.0 * np.exp(np.cumsum(step))
+    ts = (t * 1e9).astype(np.int64)
+    return np.zeros(len(t), np.int32), ts, price, rng.lognormal(0.0, 1.0, len(t))

@@ -22,6 +22,11 @@ def small_config(**over) -> DetectorConfig:
         price=MetricConfig(window=25, threshold=2.0, min_periods=10),
         cooldown_ns=0,
         snapshot_len=8,
+        # The statistics before issue 16 (trade-to-trade returns, raw volume sums); the
+        # bucketed ones have their own tests in test_statistics.py.
+        return_bucket_ns=0,
+        volume_statistic="sum",
+        min_bucket_trades=0,
     )
     base.update(over)
     return DetectorConfig(**base)
@@ -93,6 +98,7 @@ def test_flash_crash_trips_return_and_price_once_per_cooldown():
         price=MetricConfig(window=500, threshold=8.0),
         volume=MetricConfig(enabled=False),
         cooldown_ns=10**9,  # 1 s = 1000 ticks
+        return_bucket_ns=0,  # trade to trade
     )
     bank = DetectorBank(cfg, n_symbols=1)
     res = bank.push_batch(np.zeros(n, np.int32), ts, price, np.ones(n))
@@ -112,6 +118,8 @@ def test_volume_burst_trips_before_its_bucket_closes_and_quiet_buckets_count_as_
         volume=MetricConfig(window=20, threshold=4.0, two_sided=False),
         volume_bucket_ns=sec,
         cooldown_ns=0,
+        volume_statistic="sum",
+        min_bucket_trades=0,
     )
     bank = DetectorBank(cfg, n_symbols=1)
     rng = np.random.default_rng(4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,9 @@ class DetectorBank:
             cfg.volume_bucket_ns,
             cfg.cooldown_ns,
             cfg.snapshot_len,
+            cfg.return_bucket_ns,
+            cfg.volume_statistic_code,
+            cfg.min_bucket_trades,
         )
 
     @property
@@ -110,8 +114,31 @@ class DetectorBank:
         return self._native.window_stats(symbol_id)
 
     def counters(self) -> dict[str, Any]:
-        """Accepted ticks, rejections by reason, reported and suppressed trips."""
+        """Accepted ticks, rejections by reason, reported and suppressed trips, and volume
+        crossings gated by the minimum-activity rule (``gated``)."""
         return self._native.counters()
+
+    def set_thresholds(self, symbol_id: int, thresholds: tuple[float, float, float]) -> None:
+        """One symbol's (returns, volume, price) thresholds, e.g. from a calibration."""
+        self._native.set_thresholds(symbol_id, [float(t) for t in thresholds])
+
+    def thresholds(self, symbol_id: int) -> tuple[float, float, float]:
+        return tuple(self._native.thresholds(symbol_id))
+
+    def apply_symbol_thresholds(self, names: Sequence[str]) -> int:
+        """Give each symbol (``names[i]`` is id i) its ``config.symbols`` thresholds.
+
+        Returns how many symbols had one; names the config has but the bank does not are
+        simply not here (another shard holds them)."""
+        if len(names) > self.n_symbols:
+            raise ValueError(f"{len(names)} names for a bank of {self.n_symbols} symbols")
+        hit = 0
+        for i, name in enumerate(names):
+            th = self.config.symbols.get(name)
+            if th is not None:
+                self.set_thresholds(i, th)
+                hit += 1
+        return hit
 
     def reset_symbol(self, symbol_id: int) -> None:
         """Forget a symbol's windows (e.g. after an exchange outage); counters are kept."""

@@ -6,12 +6,18 @@ Validated at construction; a bad value raises ValueError naming the key, e.g.
 
 from __future__ import annotations
 
+import math
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tripwire.model import NS_PER_SECOND
 
 MAX_WINDOW = 10_000_000
+VOLUME_STATISTICS = ("sum", "log_active", "log_count")  # native codes 0, 1, 2
+RETURN_BUCKET_NS = 10 * NS_PER_SECOND
+MIN_BUCKET_TRADES = 5  # native codes 1, 0 (see detector_bank.hpp)
 
 
 def _fail(key: str, rule: str, value: Any) -> None:
@@ -60,28 +66,34 @@ class MetricConfig:
         return self.window if self.min_periods is None else self.min_periods
 
 
-# The defaults are calibrated on the scenario generator's default day (tripwire.feeds.scenario;
-# see tripwire.detect.evaluate): every flash crash, pump, cascade, news shock and fat finger
-# detected, no return trip on slow trends, well under one false trip per symbol-day.
+# The defaults hold <= 1 false trip per symbol-day on the realistic market
+# (tripwire.feeds.realistic: 50 trades/s down to one per 10 minutes, Student-t(3..10)
+# innovations, GARCH volatility, bid-ask bounce, Pareto trade sizes); measured with
+# `python -m benchmarks.detector` and `tripwire detect-eval`. The figures behind each
+# choice are in the README's detector section.
 
 
 def _returns_default() -> MetricConfig:
-    # Trade-to-trade returns are heavy-tailed (Student-t steps, volatility clustering, bid-ask
-    # bounce): |z| >= 6 comes a few times per symbol-day with nothing happening, and an
-    # ordinary one-second market jump reaches z ~ 11 on many symbols at once.
-    return MetricConfig(window=1000, threshold=12.0)
+    # Time-bucketed returns (RETURN_BUCKET_NS): tests per day are bounded by buckets, and a
+    # bucket sums many Student-t steps. 1000 buckets (2.8 h on a liquid symbol, a week of
+    # trades on one that trades every 10 minutes); 50 to start, so a sparse symbol is
+    # watched after hours, not days. Under Student-t(3) a 0.5-trade/s symbol still crosses
+    # |z| = 12 ~0.75 times a day (single 50-sd innovations); 13 leaves room for the others.
+    return MetricConfig(window=1000, min_periods=50, threshold=13.0)
 
 
 def _volume_default() -> MetricConfig:
-    # Scored per volume bucket (see DetectorConfig.volume_bucket_ns): 300 x 30 s, 2.5 hours.
-    # Trade sizes are lognormal, so even 30-second sums have a long right tail.
-    return MetricConfig(window=300, threshold=10.0, two_sided=False)
+    # log(trades per 30 s bucket) against the buckets that had trades: counts are not
+    # heavy-tailed the way Pareto(1.6) trade sizes make quantity sums (a single trade can be
+    # 1000x the median), and empty buckets are not data (zeros made sparse symbols trip on
+    # nearly every trade). 300 active buckets, 30 to start.
+    return MetricConfig(window=300, min_periods=30, threshold=11.0, two_sided=False)
 
 
 def _price_default() -> MetricConfig:
-    # After a burst of trades the window spans seconds, so the next minutes of ordinary drift
-    # look far off; 8 keeps those aftershocks quiet and still sees a fat finger at z > 15.
-    return MetricConfig(window=1000, threshold=8.0)
+    # The level against the last 1000 trades: a fat finger on a liquid symbol. |z| = 8
+    # crossed ~4 times a day on a 50/s Student-t(3) symbol; 12 none in 4 symbol-days.
+    return MetricConfig(window=1000, min_periods=50, threshold=20.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +117,49 @@ class DetectorConfig:
     cooldown_ns: int = 60 * NS_PER_SECOND
     snapshot_len: int = 256  # recent ticks kept per symbol for escalation
     ddof: int = 1  # 1: sample std, 0: population std
+    # 0: trade-to-trade returns; else the running bucket's move from the last completed
+    # bucket's close, over sqrt(buckets between them) (see detector_bank.hpp for why).
+    return_bucket_ns: int = RETURN_BUCKET_NS
+    # "log_count": log(trades in the bucket) against buckets that had trades (default);
+    # "log_active": log of the bucket's quantity sum, likewise; "sum": the raw sum against
+    # every bucket, empty ones as zero (before issue 16). With volume_bucket_ns = 0 each
+    # trade's quantity is scored raw and neither this nor min_bucket_trades applies.
+    volume_statistic: str = "log_count"
+    # A volume crossing needs this many trades in its bucket (one trade is not a burst).
+    min_bucket_trades: int = MIN_BUCKET_TRADES
+    # Per-symbol thresholds (from `tripwire calibrate`): name -> (returns, volume, price).
+    symbols: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def legacy(cls) -> DetectorConfig:
+        """The defaults before issue 16: trade-to-trade returns at |z| >= 12, raw volume
+        sums with empty buckets as zeros. Kept for comparison (benchmarks, detect-eval)."""
+        return cls(
+            returns=MetricConfig(window=1000, threshold=12.0),
+            volume=MetricConfig(window=300, threshold=10.0, two_sided=False),
+            price=MetricConfig(window=1000, threshold=8.0),
+            return_bucket_ns=0,
+            volume_statistic="sum",
+            min_bucket_trades=0,
+        )
+
+    @property
+    def volume_statistic_code(self) -> int:
+        return VOLUME_STATISTICS.index(self.volume_statistic)
+
+    def thresholds_for(self, symbol: str) -> tuple[float, float, float]:
+        """(returns, volume, price) thresholds of a symbol: its calibration or the defaults."""
+        return self.symbols.get(symbol) or tuple(float(m.threshold) for m in self.metrics)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.symbols, dict):
+            _fail("detector.symbols", "a table {SYMBOL = {returns = z, volume = z, price = z}}",
+                  self.symbols)
+        base = tuple(float(getattr(self, n).threshold) for n in ("returns", "volume", "price"))
+        norm = {}
+        for sym, th in self.symbols.items():
+            norm[sym] = _symbol_thresholds(sym, th, base)
+        object.__setattr__(self, "symbols", norm)
         for name in ("returns", "volume", "price"):
             m = getattr(self, name)
             if not isinstance(m, MetricConfig):
@@ -116,6 +169,11 @@ class DetectorConfig:
         _check_int("detector.cooldown_ns", self.cooldown_ns, 0)
         _check_int("detector.snapshot_len", self.snapshot_len, 1, 1_000_000)
         _check_int("detector.ddof", self.ddof, 0, 1)
+        _check_int("detector.return_bucket_ns", self.return_bucket_ns, 0)
+        _check_int("detector.min_bucket_trades", self.min_bucket_trades, 0, 1_000_000)
+        if self.volume_statistic not in VOLUME_STATISTICS:
+            _fail("detector.volume_statistic", f"one of {list(VOLUME_STATISTICS)}",
+                  self.volume_statistic)
 
     @property
     def metrics(self) -> tuple[MetricConfig, MetricConfig, MetricConfig]:
@@ -129,13 +187,17 @@ class DetectorConfig:
     def from_dict(cls, data: dict[str, Any], key: str = "detector") -> DetectorConfig:
         """Build from a TOML-style table. Seconds may be given as ``*_s`` instead of ``*_ns``."""
         data = dict(data)
-        known = {f.name for f in fields(cls)} | {"cooldown_s", "volume_bucket_s", "return"}
+        if "calibration" in data:
+            data = {**_calibration_table(data.pop("calibration"), key), **data}
+        known = {f.name for f in fields(cls)} | {
+            "cooldown_s", "volume_bucket_s", "return_bucket_s", "return"}
         for k in data:
             if k not in known:
                 raise ValueError(f"{key}.{k} is not a detector setting (known: {sorted(known)})")
         if "return" in data:
             data["returns"] = data.pop("return")
-        for seconds, ns in (("cooldown_s", "cooldown_ns"), ("volume_bucket_s", "volume_bucket_ns")):
+        for seconds, ns in (("cooldown_s", "cooldown_ns"), ("volume_bucket_s", "volume_bucket_ns"),
+                            ("return_bucket_s", "return_bucket_ns")):
             if seconds in data:
                 v = data.pop(seconds)
                 if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
@@ -155,3 +217,45 @@ class DetectorConfig:
                 base = getattr(cls(), name)
                 data[name] = MetricConfig(**{**asdict(base), **table})
         return cls(**data)
+
+
+_METRIC_KEYS = ("returns", "volume", "price")
+
+
+def _symbol_thresholds(sym: Any, th: Any, base: tuple[float, ...]) -> tuple[float, float, float]:
+    """A symbol's table ({returns = z, ...}, missing ones from the base) or 3-sequence."""
+    key = f"detector.symbols.{sym}"
+    if not isinstance(sym, str) or not sym:
+        _fail("detector.symbols", "keyed by non-empty symbol names", sym)
+    if isinstance(th, dict):
+        for k in th:
+            if k not in _METRIC_KEYS:
+                raise ValueError(f"{key}.{k} is not a metric (known: {list(_METRIC_KEYS)})")
+        vals = tuple(th.get(k, b) for k, b in zip(_METRIC_KEYS, base, strict=True))
+    elif isinstance(th, list | tuple) and len(th) == 3:
+        vals = tuple(th)
+    else:
+        _fail(key, "a table {returns = z, volume = z, price = z}", th)
+    for k, v in zip(_METRIC_KEYS, vals, strict=True):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (0 < v < math.inf):
+            _fail(f"{key}.{k}", "a finite number > 0", v)
+    return tuple(float(v) for v in vals)  # type: ignore[return-value]
+
+
+def _calibration_table(path: Any, key: str) -> dict[str, Any]:
+    """The [detector] table of a file written by `tripwire calibrate`."""
+    if not isinstance(path, str | Path) or not str(path):
+        _fail(f"{key}.calibration", "a path to a calibration TOML file", path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ValueError(f"{key}.calibration: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{key}.calibration: {path} is not valid TOML: {exc}") from None
+    table = doc.get("detector")
+    if not isinstance(table, dict):
+        raise ValueError(f"{key}.calibration: {path} has no [detector] table")
+    if "calibration" in table:
+        raise ValueError(f"{key}.calibration: {path} may not name another calibration file")
+    return table

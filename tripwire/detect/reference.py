@@ -5,7 +5,8 @@
 * :func:`exact_zscore` - one z-score in exact rational arithmetic (``fractions``); the
   oracle for exactness (only the final square root is rounded).
 * :class:`ReferenceBank` - the DetectorBank's semantics (metrics, buckets, cool-down,
-  rejections) as a plain Python loop over ticks, for parity tests on small batches.
+  rejections, time-bucketed returns, log-volume of active buckets, the minimum-activity
+  gate, per-symbol thresholds) as a plain Python loop over ticks, for parity tests.
 * :func:`adversarial_walk` and :func:`naive_sumsq_zscores` - the series on which exactness
   is judged, and the textbook method that fails on it (for contrast).
 
@@ -145,6 +146,11 @@ class _Window:
         self.values.append(x)
 
 
+def _scale(span_ns: int, bucket_ns: int) -> float:
+    """1 / sqrt(buckets spanned), as the native bank computes it."""
+    return 1.0 / math.sqrt(float(span_ns // bucket_ns))
+
+
 class ReferenceBank:
     """The DetectorBank's semantics in plain Python (slow; for tests)."""
 
@@ -159,15 +165,41 @@ class ReferenceBank:
         self.prev_price: list[float | None] = [None] * n_symbols
         self.last_ts = [None] * n_symbols
         self.bucket: list[tuple[int, float] | None] = [None] * n_symbols
+        self.bucket_trades = [0] * n_symbols
+        # Return buckets: (running start, running close) and (reference start, close).
+        self.rbucket: list[tuple[int, float] | None] = [None] * n_symbols
+        self.rref: list[tuple[int, float] | None] = [None] * n_symbols
+        self.thresholds = [[m.threshold for m in ms] for _ in range(n_symbols)]
+        self.gated = 0
         self.cooldown_until = [-(1 << 63)] * n_symbols
         self.recent = [deque(maxlen=config.snapshot_len) for _ in range(n_symbols)]
         self.suppressed = 0
 
-    def _trips(self, m: int, z: float) -> bool:
+    def set_thresholds(self, s: int, thresholds: list[float]) -> None:
+        self.thresholds[s] = [float(t) for t in thresholds]
+
+    def _trips(self, s: int, m: int, z: float) -> bool:
         c = self.config.metrics[m]
         if math.isnan(z):
             return False
-        return (abs(z) if c.two_sided else z) >= c.threshold
+        return (abs(z) if c.two_sided else z) >= self.thresholds[s][m]
+
+    def _return_bucketed(self, s: int, ts: int, p: float):
+        """(value, (z, mean, std)): the running bucket's move from the reference close;
+        z of the move over sqrt(buckets between them), against completed buckets."""
+        b = self.config.return_bucket_ns
+        w = self.windows[s][Metric.RETURN]
+        start = ts - ts % b
+        run, ref = self.rbucket[s], self.rref[s]
+        if run is not None and start > run[0]:
+            if ref is not None:
+                w.push(math.log(run[1] / ref[1]) * _scale(run[0] - ref[0], b))
+            ref = self.rref[s] = run
+        self.rbucket[s] = (start, p)
+        if ref is None:
+            return math.nan, (math.nan, math.nan, math.nan)
+        r = math.log(p / ref[1])
+        return r, w.score(r * _scale(start - ref[0], b))
 
     def _volume(self, s: int, ts: int, qty: float) -> tuple[float, tuple[float, float, float]]:
         w = self.windows[s][Metric.VOLUME]
@@ -178,17 +210,35 @@ class ReferenceBank:
             return qty, scored
         start = ts - ts % b
         cur = self.bucket[s]
+        stat = self.config.volume_statistic
+        log_active = stat != "sum"
+
+        def level(bucket: tuple[int, float]) -> float:
+            return float(self.bucket_trades[s]) if stat == "log_count" else bucket[1]
+
         if cur is None:
             cur = (start, 0.0)
+            self.bucket_trades[s] = 0
         elif start > cur[0]:
-            w.push(cur[1])
-            empty = (start - cur[0]) // b - 1
-            for _ in range(min(empty, self.config.volume.window)):
-                w.push(0.0)
+            if not log_active:
+                w.push(cur[1])
+                empty = (start - cur[0]) // b - 1
+                for _ in range(min(empty, self.config.volume.window)):
+                    w.push(0.0)
+            elif level(cur) > 0:
+                w.push(math.log(level(cur)))  # empty buckets are not data
             cur = (start, 0.0)
+            self.bucket_trades[s] = 0
         cur = (cur[0], cur[1] + qty)
+        self.bucket_trades[s] += 1
         self.bucket[s] = cur
-        return cur[1], w.score(cur[1])
+        if not log_active:
+            return cur[1], w.score(cur[1])
+        v = level(cur)
+        if not v > 0:
+            return v, (math.nan, math.nan, math.nan)
+        z, mean, sd = w.score(math.log(v))
+        return v, (z, math.exp(mean), sd)
 
     def push_batch(self, symbol_ids, ts_ns, price, qty):
         """Returns (trips as a list of tuples, rejections as a list of (row, reason))."""
@@ -207,7 +257,10 @@ class ReferenceBank:
             self.last_ts[s] = ts
             scored: dict[int, tuple[float, float, float, float]] = {}
             c = self.config
-            if c.returns.enabled and self.prev_price[s] is not None:
+            if c.returns.enabled and c.return_bucket_ns > 0:
+                r, sc = self._return_bucketed(s, ts, p)
+                scored[Metric.RETURN] = (*sc, r)
+            elif c.returns.enabled and self.prev_price[s] is not None:
                 r = math.log(p / self.prev_price[s])
                 w = self.windows[s][Metric.RETURN]
                 scored[Metric.RETURN] = (*w.score(r), r)
@@ -221,7 +274,15 @@ class ReferenceBank:
                 scored[Metric.PRICE] = (*w.score(p), p)
                 w.push(p)
             self.recent[s].append((ts, p, q))
-            hits = [m for m, v in scored.items() if self._trips(m, v[0])]
+            if c.volume_bucket_ns == 0:  # no buckets: the gate does not apply
+                self.bucket_trades[s] = c.min_bucket_trades
+            vol = scored.get(Metric.VOLUME)
+            if vol and self._trips(s, Metric.VOLUME, vol[0]) and (
+                self.bucket_trades[s] < c.min_bucket_trades
+            ):
+                self.gated += 1
+                scored[Metric.VOLUME] = (math.nan, *vol[1:])
+            hits = [m for m, v in scored.items() if self._trips(s, m, v[0])]
             if not hits:
                 continue
             if ts < self.cooldown_until[s]:

@@ -1,11 +1,25 @@
 // Many symbols' detectors in one object: one Ray shard actor holds one bank.
 //
 // Per symbol, three exact rolling windows (see rolling.hpp):
-//   RETURN  z of the log-return price/prev_price
-//   VOLUME  z of the trade quantity, or of the quantity summed per time bucket; the
-//           running bucket is scored against completed buckets on every tick, so a burst
-//           trips before its bucket closes; buckets without trades count as zero
+//   RETURN  trade to trade (return_bucket_ns == 0): z of the log-return price/prev_price.
+//           Time-bucketed (return_bucket_ns > 0): z of the log-return from the close of the
+//           last completed bucket that had a trade to the current price, divided by
+//           sqrt(k), k the buckets between them (a diffusion's variance grows with time, so
+//           a sparse symbol's gap returns are comparable). The window holds completed
+//           buckets' returns; the running bucket is scored on every tick. Why: the number
+//           of tests per day is bounded by buckets, not trades, and a bucket sums many
+//           Student-t steps, whose tail is thinner than one step's.
+//   VOLUME  z of the trade quantity (bucket 0), or of the quantity summed per time bucket;
+//           the running bucket is scored against completed buckets on every tick, so a
+//           burst trips before its bucket closes. VolumeStat::kSum: buckets without trades
+//           count as zero (a sparse symbol then trips on nearly every trade).
+//           VolumeStat::kLogActive: z of log(bucket sum) against buckets that had trades;
+//           empty buckets are not data.
 //   PRICE   z of the price level
+// Minimum activity: a VOLUME crossing of a bucket with fewer than min_bucket_trades
+// trades does not trip (it is counted as gated): one trade is never a volume burst.
+// With volume_bucket_ns == 0 each trade's quantity is scored raw: volume_stat and the
+// gate do not apply.
 // A per-symbol cool-down turns a cascade of trips into one: while it runs, further trips
 // of that symbol are counted as suppressed, not reported.
 //
@@ -32,6 +46,8 @@ constexpr int kMetrics = 3;
 enum Reject : int8_t { kAccepted = 0, kBadPrice = 1, kBadQty = 2, kOutOfOrder = 3 };
 constexpr int kRejectReasons = 4;
 
+enum VolumeStat : int8_t { kVolSum = 0, kVolLogActive = 1, kVolLogCount = 2 };
+
 struct MetricConfig {
   uint32_t window = 1000;
   uint32_t min_periods = 1000;
@@ -45,6 +61,9 @@ struct BankConfig {
   std::array<MetricConfig, kMetrics> metric{};
   uint32_t ddof = 1;
   int64_t volume_bucket_ns = 0;  // 0: score each trade's quantity
+  int64_t return_bucket_ns = 0;  // 0: trade-to-trade returns
+  int8_t volume_stat = kVolSum;
+  uint32_t min_bucket_trades = 0;  // volume trips need this many trades in the bucket
   int64_t cooldown_ns = 0;
   uint32_t snapshot_len = 256;
 };
@@ -64,6 +83,15 @@ struct alignas(64) SymState {
   uint32_t suppressed;
   uint8_t has_prev;
   uint8_t has_bucket;
+  uint8_t has_rbucket;  // a return bucket is running
+  uint8_t has_rref;     // a completed return bucket (the reference close) exists
+  uint32_t bucket_trades;  // trades in the running volume bucket
+  int64_t rb_start;     // running return bucket's start
+  int64_t rref_start;   // reference bucket's start
+  double rb_close;      // running return bucket's last price
+  double rref_price;    // reference close
+  double rscale;        // 1 / sqrt(buckets from the reference to the running bucket)
+  double threshold[kMetrics];  // per symbol (calibration); the config's by default
 };
 
 struct TickRec {
@@ -93,6 +121,7 @@ struct BankCounters {
   std::array<uint64_t, kRejectReasons> rejected{};
   uint64_t trips = 0;       // reported trip rows
   uint64_t suppressed = 0;  // tripping rows inside a cool-down
+  uint64_t gated = 0;       // volume crossings refused by the minimum-activity rule
 };
 
 class DetectorBank {
@@ -102,13 +131,19 @@ class DetectorBank {
     if (cfg.snapshot_len == 0) throw std::invalid_argument("snapshot_len must be >= 1");
     if (cfg.volume_bucket_ns < 0) throw std::invalid_argument("volume_bucket_ns must be >= 0");
     if (cfg.cooldown_ns < 0) throw std::invalid_argument("cooldown_ns must be >= 0");
+    if (cfg.return_bucket_ns < 0) throw std::invalid_argument("return_bucket_ns must be >= 0");
+    if (cfg.volume_stat < kVolSum || cfg.volume_stat > kVolLogCount)
+      throw std::invalid_argument("volume_stat must be 0 (sum), 1 (log_active) or 2 (log_count)");
     for (int m = 0; m < kMetrics; ++m) {
       if (cfg.metric[m].window == 0) throw std::invalid_argument("window must be >= 1");
       params_[m] = RollParams::make(cfg.metric[m].window, cfg.metric[m].min_periods, cfg.ddof);
       rings_[m].assign(static_cast<size_t>(cfg.n_symbols) * cfg.metric[m].window, 0.0);
     }
     states_.resize(cfg.n_symbols);
-    for (auto& s : states_) reset_state(s);
+    for (auto& s : states_) {
+      reset_state(s);
+      for (int m = 0; m < kMetrics; ++m) s.threshold[m] = cfg.metric[m].threshold;
+    }
     snaps_.assign(static_cast<size_t>(cfg.n_symbols) * cfg.snapshot_len, TickRec{0, 0.0, 0.0});
     scratch_ts_.assign(cfg.n_symbols, 0);
     touched_.assign(cfg.n_symbols, 0);
@@ -187,6 +222,19 @@ class DetectorBank {
   }
 
   const SymState& state(int32_t symbol) const { return states_[symbol]; }
+
+  // Per-symbol thresholds (calibration): one per metric, each finite and > 0.
+  using Thresholds = std::array<double, kMetrics>;
+  Thresholds thresholds(int32_t symbol) const {
+    const SymState& s = states_[symbol];
+    return Thresholds{s.threshold[0], s.threshold[1], s.threshold[2]};
+  }
+  void set_thresholds(int32_t symbol, const Thresholds& t) {
+    for (double v : t)
+      if (!(std::isfinite(v) && v > 0.0))
+        throw std::invalid_argument("thresholds must be finite and > 0");
+    for (int m = 0; m < kMetrics; ++m) states_[symbol].threshold[m] = t[m];
+  }
   const RollParams& params(int m) const { return params_[m]; }
 
   // Forget a symbol's history (e.g. after an exchange outage), keeping its counters.
@@ -194,7 +242,10 @@ class DetectorBank {
     SymState& s = states_[symbol];
     const uint64_t ticks = s.ticks;
     const uint32_t trips = s.trips, suppressed = s.suppressed;
+    double th[kMetrics];
+    std::memcpy(th, s.threshold, sizeof th);
     reset_state(s);
+    std::memcpy(s.threshold, th, sizeof th);
     s.ticks = ticks;
     s.trips = trips;
     s.suppressed = suppressed;
@@ -258,10 +309,42 @@ class DetectorBank {
     return z;
   }
 
-  bool trips_on(int m, double z) const {
+  bool trips_on(int m, double z, const double* th) const {
     const MetricConfig& c = cfg_.metric[m];
     if (!(z == z)) return false;  // NaN never trips
-    return (c.two_sided ? std::fabs(z) : z) >= c.threshold;
+    return (c.two_sided ? std::fabs(z) : z) >= th[m];
+  }
+
+  static int64_t bucket_of(int64_t ts, int64_t b) {
+    return ts >= 0 ? ts - ts % b : ts - ((ts % b) + b) % b;
+  }
+
+  // Time-bucketed return: the running bucket's move from the reference close, scaled by
+  // 1/sqrt(k). *value gets the unscaled log-return (the move a person reads); z is of the
+  // scaled one, and so are the window's mean and std.
+  double score_return_bucketed(SymState& s, int32_t symbol, int64_t ts, double price,
+                               RollSummary* sum, double* value) {
+    const int64_t b = cfg_.return_bucket_ns;
+    const int64_t start = bucket_of(ts, b);
+    if (!s.has_rbucket) {
+      s.has_rbucket = 1;
+      s.rb_start = start;
+    } else if (start > s.rb_start) {
+      if (s.has_rref) {
+        const double r = std::log(s.rb_close / s.rref_price) * s.rscale;
+        roll_push(params_[kReturn], s.roll[kReturn], ring(kReturn, symbol), r);
+      }
+      s.has_rref = 1;
+      s.rref_price = s.rb_close;
+      s.rref_start = s.rb_start;
+      s.rb_start = start;
+      s.rscale = 1.0 / std::sqrt(static_cast<double>((start - s.rref_start) / b));
+    }
+    s.rb_close = price;
+    if (!s.has_rref) return kNaN;
+    const double r = std::log(price / s.rref_price);
+    *value = r;
+    return roll_zscore(params_[kReturn], s.roll[kReturn], r * s.rscale, sum);
   }
 
   // Volume: per trade, or the running bucket against completed buckets.
@@ -270,13 +353,16 @@ class DetectorBank {
     const int64_t b = cfg_.volume_bucket_ns;
     if (b == 0) {
       *value = qty;
+      s.bucket_trades = cfg_.min_bucket_trades;  // no buckets: the statistic and gate are off
       return score_push(kVolume, s, symbol, qty, sum);
     }
-    const int64_t start = ts >= 0 ? ts - ts % b : ts - ((ts % b) + b) % b;
+    const int64_t start = bucket_of(ts, b);
+    if (cfg_.volume_stat != kVolSum) return score_volume_log(s, symbol, start, qty, sum, value);
     if (!s.has_bucket) {
       s.has_bucket = 1;
       s.bucket_start = start;
       s.bucket_sum = 0.0;
+      s.bucket_trades = 0;
     } else if (start > s.bucket_start) {
       roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), s.bucket_sum);
       // Buckets without trades are zero volume; more than a window of them is a window.
@@ -286,10 +372,40 @@ class DetectorBank {
         roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), 0.0);
       s.bucket_start = start;
       s.bucket_sum = 0.0;
+      s.bucket_trades = 0;
     }
     s.bucket_sum += qty;
+    s.bucket_trades += 1;
     *value = s.bucket_sum;
     return roll_zscore(params_[kVolume], s.roll[kVolume], s.bucket_sum, sum);
+  }
+
+  // log of the running bucket's sum against the logs of completed buckets that had a
+  // positive sum. Reports the linear sum as the value and exp(mean log) (the geometric
+  // mean bucket) as the mean, so value / mean stays "this bucket over a typical one".
+  double score_volume_log(SymState& s, int32_t symbol, int64_t start, double qty,
+                          RollSummary* sum, double* value) {
+    if (!s.has_bucket) {
+      s.has_bucket = 1;
+      s.bucket_start = start;
+      s.bucket_sum = 0.0;
+      s.bucket_trades = 0;
+    } else if (start > s.bucket_start) {
+      const double done = cfg_.volume_stat == kVolLogCount ? s.bucket_trades : s.bucket_sum;
+      if (done > 0.0)
+        roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), std::log(done));
+      s.bucket_start = start;
+      s.bucket_sum = 0.0;
+      s.bucket_trades = 0;
+    }
+    s.bucket_sum += qty;
+    s.bucket_trades += 1;
+    const double v = cfg_.volume_stat == kVolLogCount ? s.bucket_trades : s.bucket_sum;
+    *value = v;
+    if (!(v > 0.0)) return kNaN;
+    const double z = roll_zscore(params_[kVolume], s.roll[kVolume], std::log(v), sum);
+    sum->mean = std::exp(sum->mean);
+    return z;
   }
 
   void process(int64_t row, int32_t symbol, int64_t ts, double price, double qty) {
@@ -308,9 +424,13 @@ class DetectorBank {
     double z[kMetrics] = {kNaN, kNaN, kNaN};
     double value[kMetrics] = {kNaN, qty, price};
     RollSummary sum[kMetrics] = {{kNaN, kNaN}, {kNaN, kNaN}, {kNaN, kNaN}};
-    if (cfg_.metric[kReturn].enabled && s.has_prev) {
-      value[kReturn] = std::log(price / s.prev_price);
-      z[kReturn] = score_push(kReturn, s, symbol, value[kReturn], &sum[kReturn]);
+    if (cfg_.metric[kReturn].enabled) {
+      if (cfg_.return_bucket_ns > 0) {
+        z[kReturn] = score_return_bucketed(s, symbol, ts, price, &sum[kReturn], &value[kReturn]);
+      } else if (s.has_prev) {
+        value[kReturn] = std::log(price / s.prev_price);
+        z[kReturn] = score_push(kReturn, s, symbol, value[kReturn], &sum[kReturn]);
+      }
     }
     s.prev_price = price;
     s.has_prev = 1;
@@ -324,21 +444,26 @@ class DetectorBank {
     s.snap_pos = s.snap_pos + 1 == cfg_.snapshot_len ? 0 : s.snap_pos + 1;
     if (s.snap_count < cfg_.snapshot_len) s.snap_count += 1;
 
+    const double* th = s.threshold;
+    if (trips_on(kVolume, z[kVolume], th) && s.bucket_trades < cfg_.min_bucket_trades) {
+      z[kVolume] = kNaN;  // one trade (or a few) is not a burst: counted, never reported
+      counters_.gated += 1;
+    }
     bool tripped = false;
-    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m]);
+    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m], th);
     if (!tripped) return;
     if (ts < s.cooldown_until) {
       s.suppressed += 1;
       counters_.suppressed += 1;
       return;
     }
-    const int64_t room = std::numeric_limits<int64_t>::max() - ts;
-    s.cooldown_until = cfg_.cooldown_ns < room ? ts + cfg_.cooldown_ns
-                                               : std::numeric_limits<int64_t>::max();
+    // max - cooldown cannot overflow (cooldown >= 0); max - ts could, for ts < 0.
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    s.cooldown_until = ts > kMax - cfg_.cooldown_ns ? kMax : ts + cfg_.cooldown_ns;
     s.trips += 1;
     counters_.trips += 1;
     for (int m = 0; m < kMetrics; ++m) {
-      if (!trips_on(m, z[m])) continue;
+      if (!trips_on(m, z[m], th)) continue;
       trips_.push_back(Trip{row, ts, symbol, static_cast<int8_t>(m), z[m], sum[m].mean,
                             sum[m].std, value[m]});
     }

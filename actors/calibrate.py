@@ -1,0 +1,134 @@
+"""`tripwire calibrate`: per-symbol detector thresholds that meet a false-trip budget.
+
+Reads a quiet period of the user's own data (Binance trade dumps, or the tick store by
+replay), runs the detectors once (tripwire.detect.calibrate), prints the expected trips per
+day per symbol and what was given up, and writes a TOML file the live path reads with
+``[detector] calibration = "<file>"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tripwire.argtypes import time_ns
+from tripwire.config import load_settings
+
+SOURCES = ("binance-csv", "replay")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="per-symbol detector thresholds that meet a false-trip budget on your data",
+        description="Run the detectors over a quiet period of your own data and write a "
+        "detector calibration (TOML) whose thresholds keep each symbol's false trips within "
+        "--budget per day.",
+    )
+    p.add_argument("--source", choices=SOURCES, required=True)
+    p.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
+    p.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
+    p.add_argument("--names", help="replay: comma-separated symbols (default: all)")
+    p.add_argument("--start", type=time_ns, help="replay: from (ISO time or ns)")
+    p.add_argument("--end", type=time_ns, help="replay: until (ISO time or ns)")
+    p.add_argument("--store", help="replay: tick store URL (default: the config's)")
+    p.add_argument("--budget", default="0.5/day", help="false trips per symbol-day (0.5/day)")
+    p.add_argument("--out", default="detector-calibration.toml", help="file to write")
+    p.add_argument("--config", help="TOML settings file (its [detector] is the base)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(func=cmd_calibrate)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _batches(args: argparse.Namespace, settings):
+    """(iterable of TickBatch, SymbolTable, source text)."""
+    if args.source == "binance-csv":
+        from tripwire.feeds.binance_csv import BinanceCsvFeed
+
+        if not args.files:
+            raise UsageError("--source binance-csv needs one or more files")
+        missing = [f for f in args.files if not Path(f).is_file()]
+        if missing:
+            raise UsageError(f"no such file: {missing[0]}")
+        feed = BinanceCsvFeed(list(args.files), symbol=args.symbol)
+        return (c.ticks for c in feed.iter_chunks()), feed.symbols, feed.source
+    if args.files:
+        raise UsageError("files are only read by --source binance-csv")
+    return _replay(args, settings)
+
+
+def _replay(args: argparse.Namespace, settings):
+    import ray
+
+    from actors.cli import _replay_factory
+    from actors.runtime import ensure_ray, kill_and_wait
+    from actors.sink import TickSink
+    from tripwire.model import SymbolTable
+
+    args.speed = None
+    make, symbols = _replay_factory(args, settings)
+    ensure_ray()
+    sink = ray.remote(TickSink).options(num_cpus=0).remote(
+        args.store or settings.store_url, SymbolTable())
+
+    def batches():
+        try:
+            for chunk in make(sink).iter_chunks():
+                yield chunk.ticks
+        finally:
+            kill_and_wait(sink)
+
+    return batches(), symbols, "replay"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from tripwire.detect.calibrate import calibrate, parse_budget, to_toml
+
+    err, out = Console(stderr=True), Console()
+    try:
+        budget = parse_budget(args.budget)
+        settings = load_settings(args.config)
+        batches, symbols, source = _batches(args, settings)
+        err.print(f"calibrate: reading {source} ...")
+        results = calibrate(batches, symbols, budget, settings.detector)
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]tripwire calibrate: {exc}[/red]")
+        return 2
+    if not results:
+        err.print("[red]tripwire calibrate: no ticks were read; nothing written[/red]")
+        return 2
+    Path(args.out).write_text(to_toml(results, source=source, budget=budget))
+    rows = [
+        {
+            "symbol": r.symbol, "ticks": r.ticks, "days": round(r.days, 3),
+            "trips_per_day_base": round(r.base_trips_per_day, 3),
+            "multiplier": r.multiplier, "trips_per_day": round(r.trips_per_day, 3),
+            "budget_met": r.met, "thresholds": list(r.thresholds),
+            "min_move_pct": None if r.min_move != r.min_move else round(r.min_move * 100, 3),
+        }
+        for r in results
+    ]
+    if args.json:
+        print(json.dumps({"out": args.out, "budget_per_day": budget, "symbols": rows}))
+    else:
+        t = Table(title=f"calibration ({source}, budget {budget:g}/day) -> {args.out}")
+        for col in ("symbol", "ticks", "days", "trips/day at base", "x threshold",
+                    "expected trips/day", "min 10 s move reported"):
+            t.add_column(col)
+        for r in rows:
+            move = "-" if r["min_move_pct"] is None else f"{r['min_move_pct']:.2f} %"
+            t.add_row(r["symbol"], str(r["ticks"]), str(r["days"]),
+                      f"{r['trips_per_day_base']:.2f}", f"{r['multiplier']:g}",
+                      f"{r['trips_per_day']:.2f}" + ("" if r["budget_met"] else " (over)"), move)
+        out.print(t)
+        over = [r["symbol"] for r in rows if not r["budget_met"]]
+        out.print(f"{len(rows)} symbols calibrated; "
+                  + (f"budget not met for {', '.join(over)}." if over else "all within budget."))
+    return 0

@@ -1,0 +1,198 @@
+"""The statistics that hold the false-trip budget (issue 16): time-bucketed returns, the
+log trade count / log volume of active buckets, the minimum-activity gate, per-symbol
+thresholds. Parity with tripwire.detect.reference, behaviour on quiet sparse data, pickling.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tripwire.detect import DetectorBank, DetectorConfig, Metric, MetricConfig
+from tripwire.detect.reference import ReferenceBank
+from tripwire.model import NS_PER_SECOND
+
+from .series import quiet_poisson_symbol
+from .test_bank import assert_same_as_reference, random_batch
+
+
+def bucketed_config(**over) -> DetectorConfig:
+    base = dict(
+        returns=MetricConfig(window=20, threshold=2.5, min_periods=5),
+        volume=MetricConfig(window=15, threshold=2.0, min_periods=4, two_sided=False),
+        price=MetricConfig(window=25, threshold=2.0, min_periods=10),
+        cooldown_ns=0,
+        snapshot_len=8,
+        return_bucket_ns=5,
+        volume_bucket_ns=4,
+        volume_statistic="log_count",
+        min_bucket_trades=2,
+    )
+    base.update(over)
+    return DetectorConfig(**base)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    return_bucket=st.sampled_from([3, 5, 17]),
+    volume_bucket=st.sampled_from([0, 4, 9]),
+    statistic=st.sampled_from(["log_count", "log_active", "sum"]),
+    min_trades=st.sampled_from([0, 2, 4]),
+    cooldown=st.sampled_from([0, 15]),
+    start=st.sampled_from([0, -1_000]),
+    bad_rate=st.sampled_from([0.0, 0.05]),
+)
+def test_new_statistics_match_the_reference(
+    seed, return_bucket, volume_bucket, statistic, min_trades, cooldown, start, bad_rate
+):
+    rng = np.random.default_rng(seed)
+    cfg = bucketed_config(
+        return_bucket_ns=return_bucket, volume_bucket_ns=volume_bucket,
+        volume_statistic=statistic, min_bucket_trades=min_trades, cooldown_ns=cooldown,
+    )
+    bank, ref = DetectorBank(cfg, n_symbols=3), ReferenceBank(cfg, n_symbols=3)
+    # Per-symbol thresholds: symbol 1 is calibrated stricter on returns, looser on volume.
+    bank.set_thresholds(1, (4.0, 1.5, 3.0))
+    ref.set_thresholds(1, [4.0, 1.5, 3.0])
+    ts0 = start
+    for n in (150, 1, 0, 200):  # several batches, state carries across them
+        cols = random_batch(rng, n, 3, ts0, bad_rate)
+        ts0 = int(cols[1].max(initial=ts0)) + int(rng.integers(0, 40))  # gaps: skipped buckets
+        assert_same_as_reference(bank.push_batch(*cols), *ref.push_batch(*cols))
+    c = bank.counters()
+    assert c["suppressed"] == ref.suppressed and c["gated"] == ref.gated
+
+
+def test_bucketed_return_is_the_move_since_the_last_close_scaled_by_elapsed_buckets():
+    sec = NS_PER_SECOND
+    cfg = DetectorConfig(
+        returns=MetricConfig(window=50, min_periods=3, threshold=50.0),
+        volume=MetricConfig(enabled=False), price=MetricConfig(enabled=False),
+        return_bucket_ns=10 * sec, cooldown_ns=0,
+    )
+    bank = DetectorBank(cfg, n_symbols=1)
+    ts = np.array([0, 5, 12, 31, 45, 52], dtype=np.int64) * sec
+    price = np.array([100.0, 101.0, 102.0, 99.0, 98.0, 97.0])
+    bank.push_batch(np.zeros(6, np.int32), ts, price, np.ones(6))
+    # Buckets [0,10) close 101, [10,20) close 102, [30,40) close 99, [40,50) close 98;
+    # pushed: log(102/101)/1, log(99/102)/sqrt(2), log(98/99)/1. Running: [50,60) at 97.
+    want = [math.log(102 / 101), math.log(99 / 102) / math.sqrt(2), math.log(98 / 99)]
+    stats = bank.window_stats(0)["return"]
+    assert stats["count"] == 3
+    assert stats["mean"] == pytest.approx(np.mean(want), rel=1e-12)
+    assert stats["std"] == pytest.approx(np.std(want, ddof=1), rel=1e-12)
+    # A trip reports the unscaled move (what a person reads) and the scaled z.
+    bank2 = DetectorBank(DetectorConfig(**{**_fields(cfg), "returns": MetricConfig(
+        window=50, min_periods=3, threshold=1.0)}), n_symbols=1)
+    price[5] = 80.0
+    res = bank2.push_batch(np.zeros(6, np.int32), ts, price, np.ones(6))
+    assert res.trips.row.tolist() == [5]
+    assert res.trips.value[0] == pytest.approx(math.log(80 / 98), rel=1e-15)
+    assert res.trips.z[0] == pytest.approx((math.log(80 / 98) - np.mean(want)) / np.std(
+        want, ddof=1), rel=1e-9)
+
+
+def _fields(cfg: DetectorConfig) -> dict:
+    return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
+
+
+def test_sparse_symbols_never_trip_on_quiet_data_with_the_defaults():
+    # One trade per 10 minutes (and per 2 minutes), Student-t(3) steps, lognormal sizes,
+    # a week: the old volume statistic trips about once a day on sparse symbols (the
+    # running bucket against empty, zero buckets); the defaults' volume never, and their
+    # returns at most once a week (a Student-t(3) step of ~17 sd, ~0.4 expected here).
+    for mean_gap_s, seed in ((600.0, 1), (120.0, 2)):
+        cols = quiet_poisson_symbol(days=7, mean_gap_s=mean_gap_s, nu=3, seed=seed)
+        new = DetectorBank(DetectorConfig(), n_symbols=1)
+        old = DetectorBank(DetectorConfig.legacy(), n_symbols=1)
+        trips = new.push_batch(*cols).trips
+        assert Metric.VOLUME not in trips.metric.tolist() and len(trips) <= 1
+        assert new.counters()["ticks"] == len(cols[0])
+        assert old.push_batch(*cols).trips.metric.tolist().count(Metric.VOLUME) >= 7
+
+
+def test_a_few_trades_are_gated_not_reported_and_counted():
+    sec = NS_PER_SECOND
+    cfg = DetectorConfig(
+        returns=MetricConfig(enabled=False), price=MetricConfig(enabled=False),
+        volume=MetricConfig(window=20, min_periods=5, threshold=3.0, two_sided=False),
+        volume_bucket_ns=sec, volume_statistic="log_active", min_bucket_trades=3,
+        cooldown_ns=0,
+    )
+    bank = DetectorBank(cfg, n_symbols=1)
+    ts = np.arange(10, dtype=np.int64) * sec  # ten buckets of one trade of ~1
+    qty = 1.0 + 0.01 * np.arange(10)
+    bank.push_batch(np.zeros(10, np.int32), ts, np.ones(10), qty)
+    # Bucket 10: one huge trade (gated), then two more (the third trips).
+    burst = np.array([10 * sec, 10 * sec + 1, 10 * sec + 2], dtype=np.int64)
+    res = bank.push_batch(np.zeros(3, np.int32), burst, np.ones(3), np.array([500.0, 1.0, 1.0]))
+    assert res.trips.row.tolist() == [2]
+    assert res.trips.value.tolist() == [502.0]  # the bucket's sum
+    assert res.trips.mean[0] == pytest.approx(math.exp(np.mean(np.log(qty))), rel=1e-12)
+    assert bank.counters()["gated"] == 2
+
+
+def test_symbol_thresholds_apply_survive_pickle_and_reset_and_bad_ones_change_nothing():
+    cfg = DetectorConfig(symbols={"BBB": {"returns": 30.0}})
+    bank = DetectorBank(cfg, n_symbols=3)
+    assert bank.apply_symbol_thresholds(["AAA", "BBB", "CCC"]) == 1
+    assert bank.thresholds(1) == (30.0, cfg.volume.threshold, cfg.price.threshold)
+    assert bank.thresholds(0) == tuple(m.threshold for m in cfg.metrics)
+    with pytest.raises(ValueError, match="thresholds must be finite and > 0"):
+        bank.set_thresholds(1, (math.nan, 1.0, 1.0))
+    with pytest.raises(ValueError, match="symbol id 3 is out of range"):
+        bank.set_thresholds(3, (1.0, 1.0, 1.0))
+    assert bank.thresholds(1)[0] == 30.0
+    bank.reset_symbol(1)
+    assert bank.thresholds(1)[0] == 30.0
+    clone = pickle.loads(pickle.dumps(bank))
+    assert clone.thresholds(1) == bank.thresholds(1) and clone.config == cfg
+
+
+def test_pickle_round_trip_continues_identically_with_bucketed_statistics():
+    rng = np.random.default_rng(8)
+    cfg = bucketed_config(cooldown_ns=7)
+    bank = DetectorBank(cfg, n_symbols=4)
+    bank.set_thresholds(2, (3.0, 3.0, 3.0))
+    bank.push_batch(*random_batch(rng, 500, 4, bad_rate=0.02))
+    clone = pickle.loads(pickle.dumps(bank))
+    assert clone.counters() == bank.counters()
+    nxt = random_batch(rng, 500, 4, start_ts=10_000)
+    a, b = bank.push_batch(*nxt), clone.push_batch(*nxt)
+    for field in ("row", "symbol_id", "metric", "z", "mean", "std", "value"):
+        np.testing.assert_array_equal(getattr(a.trips, field), getattr(b.trips, field))
+    assert bank.counters() == clone.counters()
+
+
+def test_bad_rows_leave_the_bucketed_state_untouched():
+    cfg = bucketed_config()
+    bank, clean = DetectorBank(cfg, n_symbols=1), DetectorBank(cfg, n_symbols=1)
+    rng = np.random.default_rng(3)
+    cols = random_batch(rng, 200, 1)
+    bank.push_batch(*cols)
+    clean.push_batch(*cols)
+    t = int(cols[1][-1])
+    bad = (np.zeros(3, np.int32), np.array([t + 50, t + 60, t - 1], np.int64),
+           np.array([math.nan, 1.0, 1.0]), np.array([1.0, -1.0, 1.0]))
+    assert len(bank.push_batch(*bad).rejected) == 3
+    nxt = random_batch(rng, 100, 1, start_ts=t + 100)
+    a, b = bank.push_batch(*nxt), clean.push_batch(*nxt)
+    np.testing.assert_array_equal(a.trips.z, b.trips.z)
+    np.testing.assert_equal(bank.window_stats(0)["return"], clean.window_stats(0)["return"])
+
+
+def test_bad_native_arguments_are_refused():
+    from tripwire._native_loader import load
+
+    native = load()
+    args = (1, [5, 5, 5], [2, 2, 2], [1.0, 1.0, 1.0], [True] * 3, [True] * 3, 1, 0, 0, 8)
+    with pytest.raises(ValueError, match="volume_stat must be 0"):
+        native.DetectorBank(*args, 0, 7, 0)
+    with pytest.raises(ValueError, match="return_bucket_ns must be >= 0"):
+        native.DetectorBank(*args, -1, 0, 0)
