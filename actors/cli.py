@@ -76,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     register_triage(sub)
     register_decide(sub)
+    from actors.calibrate import register as register_calibrate
+
+    register_calibrate(sub)
 
 
 # ----------------------------------------------------------------------------- feeds
