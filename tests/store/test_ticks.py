@@ -641,7 +641,8 @@ def test_a_repeated_trade_inside_one_batch_keeps_its_first_copy(store, symbols):
                                [1.0] * 4, trade_id=[7, 7, 7, 8])
     assert store.insert_ticks(b, symbols) == 3
     got, _ = store.read_ticks(symbols)
-    assert sorted(zip(got.symbol_id.tolist(), got.trade_id.tolist(), got.price.tolist())) == [
+    assert sorted(zip(got.symbol_id.tolist(), got.trade_id.tolist(), got.price.tolist(),
+                      strict=True)) == [
         (0, 7, 1.0), (0, 8, 4.0), (1, 7, 3.0)]
 
 
