@@ -670,17 +670,45 @@ def test_ticks_without_an_id_get_a_deterministic_one_and_are_stored_once(url, tm
         assert again.insert_ticks(ticks.take(slice(0, 5)), symbols, source="other") == 5
 
 
-def test_a_store_written_before_idempotent_inserts_opens_and_takes_only_new_trades(store, symbols):
+def as_v1_store(store: TickStore) -> None:
+    """Make ``store`` look as a tripwire of schema v1 left it (it recorded version 1)."""
+    db = f"`{store.url.database}`"
+    store._client.command(f"TRUNCATE TABLE {db}.schema_version")
+    store._client.insert(f"{db}.schema_version", [[1, 1]], column_names=["version", "applied_ns"])
+
+
+def test_a_v1_store_is_migrated_once_to_one_copy_of_each_trade(store, symbols, caplog):
     ticks = make_ticks(1_000, seed=13)
+    no_id = TickBatch.from_columns([0, 0], [T0, T0], [5.0, 5.0], [1.0, 1.0])  # trade_id -1
     legacy_insert(store, ticks, symbols)
     legacy_insert(store, ticks.take(slice(0, 100)), symbols)  # an old double ingest
+    legacy_insert(store, no_id, symbols)  # two identical id-less trades: both kept
+    as_v1_store(store)
+    store.close()
+    with caplog.at_level("WARNING", logger="tripwire.store.ticks"):
+        reopened = TickStore(store.url.redacted)
+    with reopened:
+        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        assert "schema v1 holds 100 repeated trades" in caplog.text
+        assert reopened.counts()["ticks"] == 1_002
+        pages = TickBatch.concat(read_all(reopened, symbols, 300))
+        assert_same_ticks(pages, replay_order(TickBatch.concat([ticks, no_id]), symbols))
+        assert reopened.insert_ticks(ticks, symbols) == 0  # and new inserts stay idempotent
+    caplog.clear()
+    with TickStore(store.url.redacted) as again:  # migrated once: nothing to do now
+        assert again.counts()["ticks"] == 1_002
+    assert "repeated trades" not in caplog.text
+
+
+def test_a_v1_store_without_repeats_is_left_as_it_is(store, symbols):
+    ticks = make_ticks(300, seed=14)
+    legacy_insert(store, ticks, symbols)
+    as_v1_store(store)
     store.close()
     with TickStore(store.url.redacted) as reopened:
-        assert reopened.schema_version() == SCHEMA_VERSION
-        assert reopened.insert_ticks(ticks, symbols) == 0
-        assert reopened.insert_ticks(make_ticks(1_010, seed=13).take(slice(1_000, None)),
+        assert reopened.schema_version() == 2 and reopened.counts()["ticks"] == 300
+        assert reopened.insert_ticks(make_ticks(310, seed=14).take(slice(300, None)),
                                      symbols) == 10  # fmt: skip
-        assert reopened.counts()["ticks"] == 1_110  # the old duplicates stay until removed
 
 
 @pytest.mark.slow

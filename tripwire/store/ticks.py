@@ -27,9 +27,9 @@ tick even inside a run of equal timestamps.
 Ticks are idempotent: a trade is ``(symbol, trade_id)`` and :meth:`TickStore.insert_ticks`
 skips the ones already stored, so ingesting a file twice stores it once and a replay of
 the store never repeats a trade. Ticks without an exchange id get a deterministic negative
-id first (:mod:`tripwire.store.trade_ids`). Stores written before this rule open as they
-are (the table is unchanged); duplicates they already hold stay until removed by hand
-(see the README's tick store section).
+id first (:mod:`tripwire.store.trade_ids`). A store written before this rule (schema v1)
+is migrated once, when opened: its ticks table is rewritten without repeated trades
+(exchange ids; rows without one are kept), so a double ingest done before is undone.
 
 Time filters are half-open everywhere: ``start_ns`` inclusive, ``end_ns`` exclusive.
 
@@ -81,7 +81,7 @@ from tripwire.store.trade_ids import TradeIds
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: a trade is stored once (v1 stores are deduplicated on open)
 CHDB_DATABASE = "tripwire"
 TABLES = ("ticks", "anomalies", "dead_letters", "news", "labels")
 
@@ -398,6 +398,8 @@ class TickStore:
             )
         for table, ddl in _SCHEMA.items():
             self._command(f"create table {table}", ddl.format(db=db, version=SCHEMA_VERSION))
+        if 0 < found < 2:
+            self._migrate_v1_repeats()
         if found < SCHEMA_VERSION:
             self._run(
                 "record schema version",
@@ -406,6 +408,44 @@ class TickStore:
                 [[SCHEMA_VERSION, time.time_ns()]],
                 column_names=["version", "applied_ns"],
             )
+
+    def _migrate_v1_repeats(self) -> None:
+        """v1 -> v2, once, at open: keep one row per ``(symbol, trade_id)`` of exchange ids.
+
+        v1 stored every insert, so a file ingested twice is there twice. The ticks table is
+        rewritten without the repeats (the earliest arrival of each trade is kept) and
+        swapped in; rows without an id (-1) are kept as they are, since nothing tells two
+        identical id-less trades from one stored twice. A crash part-way leaves the old
+        table in place (the version is recorded last), and the next open starts over.
+        """
+        db = self._db
+        cols = ", ".join(_TICK_COLUMNS)
+        repeats = int(self._scalar(
+            "v2 migration: count repeated trades",
+            f"SELECT count() - uniqExact(symbol, trade_id) FROM {db}.ticks WHERE trade_id >= 0"))
+        self._command("v2 migration: drop a half-built table",
+                      f"DROP TABLE IF EXISTS {db}.ticks_v2")
+        if repeats == 0:
+            return
+        log.warning("tick store %s: schema v1 holds %d repeated trades (an ingest done twice); "
+                    "rewriting the ticks table with one copy of each", self.url.redacted, repeats)
+        t0 = time.monotonic()
+        steps = (
+            ("create ticks_v2", f"CREATE TABLE {db}.ticks_v2 AS {db}.ticks"),
+            ("copy id-less ticks", f"INSERT INTO {db}.ticks_v2 ({cols}) SELECT {cols} "
+                                   f"FROM {db}.ticks WHERE trade_id < 0"),
+            ("copy one row per trade", f"INSERT INTO {db}.ticks_v2 ({cols}) SELECT {cols} "
+                                       f"FROM {db}.ticks WHERE trade_id >= 0 "
+                                       "ORDER BY symbol, trade_id, recv_ns, ts "
+                                       "LIMIT 1 BY symbol, trade_id"),
+            ("swap the tables", f"RENAME TABLE {db}.ticks TO {db}.ticks_v1, "
+                                f"{db}.ticks_v2 TO {db}.ticks"),
+            ("drop the v1 table", f"DROP TABLE {db}.ticks_v1"),
+        )
+        for what, sql in steps:
+            self._command(f"v2 migration: {what}", sql)
+        log.warning("tick store %s: removed %d repeated trades in %.1f s", self.url.redacted,
+                    repeats, time.monotonic() - t0)
 
     def close(self) -> None:
         """Close the client (for chdb: release the engine once no other store uses it)."""
