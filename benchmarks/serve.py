@@ -55,6 +55,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import socket
@@ -301,7 +302,15 @@ class StreamLoad:
 
 
 class _Streams:
-    """``n`` SSE clients on one loop; the arrival time of each decision event per client."""
+    """``n`` SSE clients on one loop; the arrival time of each decision event per client.
+
+    Plain asyncio sockets, not an HTTP library: 50 clients in one Python process would
+    otherwise measure the library's per-event cost (the last of 50 parsed events waits for
+    the other 49). Each SSE event is one chunk of the response (one ``yield`` of the
+    server's generator), so an event never straddles chunk framing.
+    """
+
+    _EVENT = re.compile(rb"event: (\w+)\ndata: (\{[^\n]*\})\n\n")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -309,22 +318,32 @@ class _Streams:
         self.ready: set[int] = set()
         self.tasks: list[asyncio.Task] = []
 
-    async def _read(self, client: Any, url: str, i: int) -> None:
-        async with client.stream("GET", f"{url}/v1/stream") as resp:
-            name = None
-            async for line in resp.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: ") and name is not None:
-                    if name == "halt":  # the last row of every snapshot
+    async def _read(self, host: str, port: int, i: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"GET /v1/stream HTTP/1.1\r\nHost: {host}\r\n"
+                     "Accept: text/event-stream\r\n\r\n".encode())
+        await writer.drain()
+        buf = b""
+        try:
+            while chunk := await reader.read(65_536):
+                now = time.perf_counter()
+                buf += chunk
+                end = 0
+                for m in self._EVENT.finditer(buf):
+                    end = m.end()
+                    if m.group(1) == b"halt":  # the last row of every snapshot
                         self.ready.add(i)
-                    elif name == "decision":
-                        row = json.loads(line[6:])
-                        self.arrivals.setdefault(row["id"], []).append(time.perf_counter())
-                    name = None
+                    elif m.group(1) == b"decision":
+                        row = json.loads(m.group(2))
+                        self.arrivals.setdefault(row["id"], []).append(now)
+                buf = buf[end:] if end else buf[-65_536:]
+        finally:
+            writer.close()
 
-    async def open(self, client: Any, url: str) -> None:
-        self.tasks = [asyncio.create_task(self._read(client, url, i)) for i in range(self.n)]
+    async def open(self, url: str) -> None:
+        host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        self.tasks = [asyncio.create_task(self._read(host, int(port), i))
+                      for i in range(self.n)]
         deadline = time.monotonic() + 60
         while len(self.ready) < self.n:
             if time.monotonic() > deadline:
@@ -358,7 +377,6 @@ async def stream_phase(url: str, dsn: str, load: StreamLoad) -> dict[str, Any]:
     """``sse_latency_ms_*`` (a decision written -> its event at each of ``STREAMS`` clients)
     and the database's idle transaction rate without and with the streams open."""
     import asyncpg
-    import httpx
 
     from tripwire.model import new_id
     from tripwire.store.pg_decisions import PgDecisionStore
@@ -366,14 +384,12 @@ async def stream_phase(url: str, dsn: str, load: StreamLoad) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     writer = await PgDecisionStore.connect(dsn, max_size=1)
     streams = _Streams(STREAMS)
-    limits = httpx.Limits(max_connections=STREAMS + 4)
+    sent: dict[str, float] = {}
     try:
         idle_without = await _idle_rate(conn, load.window_s)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=None),
-                                     limits=limits) as client:
-            await streams.open(client, url)
+        await streams.open(url)
+        try:
             idle_with = await _idle_rate(conn, load.window_s)
-            sent: dict[str, float] = {}
             for _ in range(load.decisions):
                 d = new_id()
                 # Timed from before the write: the insert's own round trip is included, so
@@ -385,6 +401,7 @@ async def stream_phase(url: str, dsn: str, load: StreamLoad) -> dict[str, Any]:
                     mode="DRY_RUN", payload={})
                 await asyncio.sleep(load.gap_s)
             await asyncio.sleep(2.0)  # stragglers
+        finally:
             await streams.close()
     finally:
         await writer.close()

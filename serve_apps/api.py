@@ -642,7 +642,7 @@ async def _answer(fn: Any, decision_id: str, body: Answer) -> dict[str, Any]:
 
 def _stream_route(app: FastAPI, store: DecisionStore) -> None:
     # One hub per app, i.e. per ingress replica: one LISTEN connection for all its streams.
-    hub = StreamHub(store, lambda: _snapshot(store))
+    hub = StreamHub(store, lambda: _snapshot(store), _render)
     app.state.stream_hub = hub
     app.router.on_shutdown.append(hub.close)  # gives its pooled connection back
 
@@ -691,10 +691,15 @@ async def _events(store: DecisionStore, hub: StreamHub, request: Request
         hub.unsubscribe(client)
 
 
-def _fresh(seen: dict[str, Any], events: list[tuple[str, Any]]) -> list[str]:
-    """The SSE texts of ``events`` not sent before in the same state (bounded memory)."""
+def _render(event: str, row: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(_jsonable(row))}\n\n"
+
+
+def _fresh(seen: dict[str, Any], events: list[tuple[Any, ...]]) -> list[str]:
+    """The SSE texts of ``events`` not sent before in the same state (bounded memory); an
+    event may carry its text already rendered (the hub renders once for every stream)."""
     out = []
-    for event, row in events:
+    for event, row, *text in events:
         if event in ("incident", "verdict", "decision", "halt"):
             key = f"{event}:{row.get('id', '')}"
             state = (row.get("status"), row.get("outcome"), row.get("halted"),
@@ -703,7 +708,7 @@ def _fresh(seen: dict[str, Any], events: list[tuple[str, Any]]) -> list[str]:
                 continue
             seen.pop(key, None)  # re-inserted last: the oldest are forgotten first
             seen[key] = state
-        out.append(f"event: {event}\ndata: {json.dumps(_jsonable(row))}\n\n")
+        out.append(text[0] if text else _render(event, row))
     while len(seen) > STREAM_SEEN_MAX:
         seen.pop(next(iter(seen)))
     return out

@@ -39,8 +39,9 @@ REFRESH = ("refresh", None)  # the hub's snapshot follows: views reload what the
 RESYNC = ("resync", None)  # this client lost events: it reads the snapshot itself
 _LOST = object()
 
-Event = tuple[str, Any]
+Event = tuple[str, Any]  # (name, row); the hub's carry a third item: the rendered text
 Snapshot = Callable[[], Awaitable[list[Event]]]
+Render = Callable[[str, Any], str]
 
 
 class StreamClient:
@@ -78,9 +79,12 @@ class StreamClient:
 class StreamHub:
     """The one listener of a process and its fan-out (see the module docstring)."""
 
-    def __init__(self, store: DecisionStore, snapshot: Snapshot) -> None:
+    def __init__(self, store: DecisionStore, snapshot: Snapshot,
+                 render: Render | None = None) -> None:
         self._store = store
         self._snapshot = snapshot
+        # Rendered once per change, not once per client: fifty streams share one text.
+        self._render = render
         self._clients: set[StreamClient] = set()
         self._notes: deque[Any] = deque()
         self._wake: asyncio.Event | None = None
@@ -239,5 +243,7 @@ class StreamHub:
                 client.put(event)
 
     def _publish(self, event: Event) -> None:
+        if self._render is not None and self._clients:
+            event = (event[0], event[1], self._render(*event))
         for client in list(self._clients):
             client.put(event)
