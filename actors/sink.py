@@ -7,8 +7,10 @@ insert, not one per batch) and flushed when ``flush_rows`` are buffered, when th
 buffered tick is older than ``flush_ms``, or on :meth:`flush`.
 
 Inserts are idempotent (:meth:`tripwire.store.ticks.TickStore.insert_ticks`): a trade the
-store already holds is skipped and counted in ``stats()["duplicates"]``, so ingesting the
-same file twice, or a feed re-sending after a reconnect, stores each trade once.
+store already holds is not written again, so ingesting the same file twice, or a feed
+re-sending after a reconnect, stores each trade once. ``stats()["ticks"]`` counts every
+tick flushed (each is in the store afterwards, new or not: what a caller compares with
+what it sent), ``stats()["duplicates"]`` those of them the store already held.
 
 The buffer is bounded by ``flush_rows``: a write that fills it inserts before returning, so
 a slow store slows its callers (whose in-flight bounds then slow the feed) instead of
@@ -85,13 +87,13 @@ class TickSink:
             self.flush()
 
     def flush(self) -> int:
-        """Insert everything buffered; returns the rows inserted (duplicates not counted)."""
+        """Insert everything buffered; returns the ticks flushed (now all in the store)."""
         done = 0
         for source, parts in self._pending.items():
             batch = TickBatch.concat(parts)
             t0 = time.perf_counter()
             written = self.store.insert_ticks(batch, self.symbols, source=source)
-            done += written
+            done += len(batch)
             self._counts["duplicates"] += len(batch) - written
             self._counts["insert_ms"] += (time.perf_counter() - t0) * 1e3
             self._counts["inserts"] += 1
