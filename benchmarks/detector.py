@@ -322,14 +322,15 @@ def bench_python_loop(values: list[float], repeat: int, advance: Callable[[int],
 
 
 def bank_config(window: int) -> DetectorConfig:
-    """Three metrics of one window size, volume scored per trade (every tick updates all
-    three windows: the worst case); a cool-down longer than any run."""
+    """Three metrics of one window size, returns trade to trade and volume scored per trade
+    (every tick updates all three windows: the worst case); a cool-down longer than any run."""
     return DetectorConfig(
         returns=MetricConfig(window=window, min_periods=window),
         volume=MetricConfig(window=window, two_sided=False),
         price=MetricConfig(window=window),
         volume_bucket_ns=0,
         cooldown_ns=1 << 62,
+        return_bucket_ns=0,  # trade to trade: every tick pushes into all three windows
     )
 
 
