@@ -153,7 +153,7 @@ def test_job_over_a_chdb_store_counts_alarms_without_scores(ray_local, tmp_path,
             store.insert_ticks(chunk.ticks, sc.symbols, source="test")
     argv = ["--store", url, "--start", "2026-01-04T23:30", "--end", "2026-01-05T01:00",
             "--warmup-s", "1800", "--symbols", "BTCUSDT,ETHUSDT", "--groups", "1",
-            "--param", "returns.threshold=5,12", "--out", str(tmp_path / "out"), "--json"]
+            "--param", "returns.threshold=2,12", "--out", str(tmp_path / "out"), "--json"]
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["tasks"] == 2 * 2  # 2 configs x 1 group x 2 days
