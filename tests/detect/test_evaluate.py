@@ -357,6 +357,17 @@ def test_detect_eval_is_reproducible_and_takes_a_seed_and_several_nu(capsys):
     assert both["budget_ok"] == all(run["budget_ok"] for run in both["runs"])
 
 
+def test_detect_eval_compares_with_the_legacy_detectors(capsys):
+    half_day = ("--symbols", "5", "--days", "0.5", "--no-events")
+    legacy = detect_eval(capsys, *half_day, "--detectors", "legacy")
+    now = detect_eval(capsys, *half_day)
+    assert (legacy["detectors"], now["detectors"]) == ("legacy", "settings")
+    # The old statistics trip on quiet data (empty volume buckets as zeros: the sparsest
+    # symbol trips on nearly every trade); whatever the defaults are now, they differ.
+    assert legacy["tiers"][-1]["false_trips_per_symbol_day"] > 5
+    assert legacy["tiers"] != now["tiers"]
+
+
 def test_detect_eval_prints_the_tables_and_plots_the_curve(capsys, tmp_path):
     png = tmp_path / "curve.png"
     assert main(["detect-eval", *SMALL_RUN, "--plot", str(png)]) == 0

@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--budget", type=positive_float, default=1.0,
                     help="false trips per symbol-day every tier must stay under (default 1)")
     ev.add_argument("--plot", metavar="FILE", help="draw the recall-vs-size curve to a PNG")
+    ev.add_argument("--detectors", choices=("settings", "legacy"), default="settings",
+                    help="settings: the [detector] of --config (default: DetectorConfig()); "
+                         "legacy: the defaults before issue 16, for comparison")
     ev.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
     ev.add_argument("--json", action="store_true", help="print one JSON object at the end")
     ev.set_defaults(func=cmd_detect_eval)
@@ -85,8 +88,15 @@ def cmd_detect_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         err.print(f"[red]tripwire detect-eval: {exc}[/red]")
         return 2
+    detector = settings.detector
+    if args.detectors == "legacy":
+        from tripwire.detect.config import DetectorConfig
+
+        detector = DetectorConfig.legacy()
     try:
-        runs = _run_all(markets, settings, err, enabled=not args.json)
+        runs = _run_all(markets, settings, detector, err, enabled=not args.json)
+        for r in runs:
+            r["detectors"] = args.detectors
     except Exception as exc:
         err.print(f"[red]tripwire detect-eval: the run failed: {exc}[/red]")
         return 1
@@ -108,7 +118,8 @@ def cmd_detect_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_all(markets, settings, err: Console, *, enabled: bool) -> list[dict[str, Any]]:
+def _run_all(markets, settings, detector, err: Console, *, enabled: bool
+             ) -> list[dict[str, Any]]:
     from tripwire.detect.eval_run import evaluation_json, run_pass
 
     total = sum(q.estimated_ticks + (e.estimated_ticks if e else 0) for _, q, e in markets)
@@ -126,12 +137,12 @@ def _run_all(markets, settings, err: Console, *, enabled: bool) -> list[dict[str
         for spec, quiet_m, event_m in markets:
             nu = quiet_m.describe["nu"]
             bar.update(task, description=f"quiet pass, nu={nu:g}")
-            quiet = run_pass(quiet_m, settings.detector, incident_cooldown_ns=cooldown,
+            quiet = run_pass(quiet_m, detector, incident_cooldown_ns=cooldown,
                              progress=advance)
             events = None
             if event_m is not None:
                 bar.update(task, description=f"event pass, nu={nu:g}")
-                events = run_pass(event_m, settings.detector, incident_cooldown_ns=cooldown,
+                events = run_pass(event_m, detector, incident_cooldown_ns=cooldown,
                                   progress=advance)
             runs.append(evaluation_json(spec, quiet, events, quiet_m.describe))
     return runs
@@ -145,7 +156,8 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def _print_run(out: Console, r: dict[str, Any]) -> None:
     d = r["scenario"]
-    title = (f"{d['scenario']} seed {d['seed']}, nu={d['nu']:g}, {d['symbols']} symbols x "
+    title = (f"{r.get('detectors', 'settings')} detectors on {d['scenario']} seed {d['seed']}, "
+             f"nu={d['nu']:g}, {d['symbols']} symbols x "
              f"{d['days']:g} d" + (f", regimes {', '.join(d['regimes'])}" if 'regimes' in d
                                    else ""))
     table = Table(title=f"per liquidity tier — {title}")
