@@ -159,7 +159,7 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
                             const std::vector<bool>& two_sided, const std::vector<bool>& enabled,
                             uint32_t ddof, int64_t volume_bucket_ns, int64_t cooldown_ns,
                             uint32_t snapshot_len, int64_t return_bucket_ns, int volume_stat,
-                            uint32_t min_bucket_trades) {
+                            uint32_t min_bucket_trades, double return_activity_exponent) {
   auto need3 = [](size_t n, const char* what) {
     if (n != kMetrics) throw py::value_error(std::string(what) + " needs 3 entries");
   };
@@ -180,6 +180,7 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
     throw py::value_error("volume_stat must be 0 (sum), 1 (log_active) or 2 (log_count)");
   c.volume_stat = static_cast<int8_t>(volume_stat);
   c.min_bucket_trades = min_bucket_trades;
+  c.return_activity_exponent = return_activity_exponent;
   for (int m = 0; m < kMetrics; ++m) {
     c.metric[m] = MetricConfig{windows[m], min_periods[m], thresholds[m], two_sided[m],
                                enabled[m]};
@@ -301,6 +302,7 @@ class PyDetectorBank {
       d["mean"] = r.count ? roll_mean(r) : kNaN;
       d["std"] = var == var ? std::sqrt(var) : kNaN;
       d["resyncs"] = r.resyncs;
+      if (m == kReturn) d["threshold_scale"] = s.rthr_scale;  // see return_activity_exponent
       out[kMetricNames[m]] = d;
     }
     py::dict sym;
@@ -362,7 +364,8 @@ class PyDetectorBank {
     }
     return py::make_tuple(c.n_symbols, w, mp, th, ts, en, c.ddof, c.volume_bucket_ns,
                           c.cooldown_ns, c.snapshot_len, c.return_bucket_ns,
-                          static_cast<int>(c.volume_stat), c.min_bucket_trades);
+                          static_cast<int>(c.volume_stat), c.min_bucket_trades,
+                          c.return_activity_exponent);
   }
 
   py::tuple getstate() {
@@ -385,7 +388,7 @@ class PyDetectorBank {
         c[2].cast<std::vector<uint32_t>>(), c[3].cast<std::vector<double>>(),
         c[4].cast<std::vector<bool>>(), c[5].cast<std::vector<bool>>(), c[6].cast<uint32_t>(),
         c[7].cast<int64_t>(), c[8].cast<int64_t>(), c[9].cast<uint32_t>(),
-        c[10].cast<int64_t>(), c[11].cast<int>(), c[12].cast<uint32_t>());
+        c[10].cast<int64_t>(), c[11].cast<int>(), c[12].cast<uint32_t>(), c[13].cast<double>());
     std::unique_ptr<PyDetectorBank> b(new PyDetectorBank(cfg));
     restore_bytes(b->bank_.raw_states(), t[3].cast<py::bytes>(), "symbol states");
     for (int m = 0; m < kMetrics; ++m)
@@ -492,12 +495,13 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
                        std::vector<uint32_t> min_periods, std::vector<double> thresholds,
                        std::vector<bool> two_sided, std::vector<bool> enabled, uint32_t ddof,
                        int64_t volume_bucket_ns, int64_t cooldown_ns, uint32_t snapshot_len,
-                       int64_t return_bucket_ns, int volume_stat, uint32_t min_bucket_trades) {
+                       int64_t return_bucket_ns, int volume_stat, uint32_t min_bucket_trades,
+                       double return_activity_exponent) {
              try {
                return new PyDetectorBank(make_bank_config(
                    n_symbols, windows, min_periods, thresholds, two_sided, enabled, ddof,
                    volume_bucket_ns, cooldown_ns, snapshot_len, return_bucket_ns, volume_stat,
-                   min_bucket_trades));
+                   min_bucket_trades, return_activity_exponent));
              } catch (const std::invalid_argument& e) {
                throw py::value_error(e.what());
              }
@@ -506,7 +510,7 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
            py::arg("thresholds"), py::arg("two_sided"), py::arg("enabled"), py::arg("ddof"),
            py::arg("volume_bucket_ns"), py::arg("cooldown_ns"), py::arg("snapshot_len"),
            py::arg("return_bucket_ns") = 0, py::arg("volume_stat") = 0,
-           py::arg("min_bucket_trades") = 0)
+           py::arg("min_bucket_trades") = 0, py::arg("return_activity_exponent") = 0.0)
       .def("push_batch", &PyDetectorBank::push_batch, py::arg("symbol_ids"), py::arg("ts_ns"),
            py::arg("price"), py::arg("qty"), py::arg("strict") = false)
       .def("snapshot", &PyDetectorBank::snapshot, py::arg("symbol_id"))

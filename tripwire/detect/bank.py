@@ -68,6 +68,7 @@ class DetectorBank:
             cfg.return_bucket_ns,
             cfg.volume_statistic_code,
             cfg.min_bucket_trades,
+            float(cfg.return_activity_exponent),
         )
 
     @property

@@ -17,7 +17,8 @@ from tripwire.model import NS_PER_SECOND
 MAX_WINDOW = 10_000_000
 VOLUME_STATISTICS = ("sum", "log_active", "log_count")  # native codes 0, 1, 2
 RETURN_BUCKET_NS = 10 * NS_PER_SECOND
-MIN_BUCKET_TRADES = 5  # native codes 1, 0 (see detector_bank.hpp)
+MIN_BUCKET_TRADES = 5
+RETURN_ACTIVITY_EXPONENT = 0.15  # native codes 1, 0 (see detector_bank.hpp)
 
 
 def _fail(key: str, rule: str, value: Any) -> None:
@@ -127,6 +128,10 @@ class DetectorConfig:
     volume_statistic: str = "log_count"
     # A volume crossing needs this many trades in its bucket (one trade is not a burst).
     min_bucket_trades: int = MIN_BUCKET_TRADES
+    # Thresholds as tail probabilities, roughly: a symbol that trades every k buckets is
+    # tested 1/k as often, so its RETURN threshold is x min(1, kbar^-exponent) (kbar: an
+    # EWMA of the buckets each return spans). 0: off. Needs return_bucket_ns > 0.
+    return_activity_exponent: float = RETURN_ACTIVITY_EXPONENT
     # Per-symbol thresholds (from `tripwire calibrate`): name -> (returns, volume, price).
     symbols: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
@@ -141,6 +146,7 @@ class DetectorConfig:
             return_bucket_ns=0,
             volume_statistic="sum",
             min_bucket_trades=0,
+            return_activity_exponent=0.0,
         )
 
     @property
@@ -171,6 +177,9 @@ class DetectorConfig:
         _check_int("detector.ddof", self.ddof, 0, 1)
         _check_int("detector.return_bucket_ns", self.return_bucket_ns, 0)
         _check_int("detector.min_bucket_trades", self.min_bucket_trades, 0, 1_000_000)
+        e = self.return_activity_exponent
+        if isinstance(e, bool) or not isinstance(e, int | float) or not (0 <= e <= 1):
+            _fail("detector.return_activity_exponent", "a number in [0, 1]", e)
         if self.volume_statistic not in VOLUME_STATISTICS:
             _fail("detector.volume_statistic", f"one of {list(VOLUME_STATISTICS)}",
                   self.volume_statistic)

@@ -170,6 +170,8 @@ class ReferenceBank:
         self.rbucket: list[tuple[int, float] | None] = [None] * n_symbols
         self.rref: list[tuple[int, float] | None] = [None] * n_symbols
         self.thresholds = [[m.threshold for m in ms] for _ in range(n_symbols)]
+        self.rk_ewma = [0.0] * n_symbols  # buckets spanned per pushed return (EWMA)
+        self.rthr_scale = [1.0] * n_symbols
         self.gated = 0
         self.cooldown_until = [-(1 << 63)] * n_symbols
         self.recent = [deque(maxlen=config.snapshot_len) for _ in range(n_symbols)]
@@ -182,7 +184,8 @@ class ReferenceBank:
         c = self.config.metrics[m]
         if math.isnan(z):
             return False
-        return (abs(z) if c.two_sided else z) >= self.thresholds[s][m]
+        scale = self.rthr_scale[s] if m == Metric.RETURN else 1.0
+        return (abs(z) if c.two_sided else z) >= self.thresholds[s][m] * scale
 
     def _return_bucketed(self, s: int, ts: int, p: float):
         """(value, (z, mean, std)): the running bucket's move from the reference close;
@@ -194,6 +197,13 @@ class ReferenceBank:
         if run is not None and start > run[0]:
             if ref is not None:
                 w.push(math.log(run[1] / ref[1]) * _scale(run[0] - ref[0], b))
+                e = self.config.return_activity_exponent
+                if e > 0:
+                    k = float((run[0] - ref[0]) // b)
+                    ew = self.rk_ewma[s]
+                    ew = k if ew == 0.0 else ew + (k - ew) * (1.0 / 64.0)
+                    self.rk_ewma[s] = ew
+                    self.rthr_scale[s] = min(ew ** -e, 1.0)
             ref = self.rref[s] = run
         self.rbucket[s] = (start, p)
         if ref is None:

@@ -62,6 +62,10 @@ struct BankConfig {
   uint32_t ddof = 1;
   int64_t volume_bucket_ns = 0;  // 0: score each trade's quantity
   int64_t return_bucket_ns = 0;  // 0: trade-to-trade returns
+  // Sparse symbols are tested less often (one test per active bucket), so the same false-trip
+  // budget allows a lower z: the RETURN threshold is multiplied by min(1, kbar^-exponent),
+  // kbar an EWMA (weight 1/64) of the buckets spanned per pushed return. 0: off.
+  double return_activity_exponent = 0.0;
   int8_t volume_stat = kVolSum;
   uint32_t min_bucket_trades = 0;  // volume trips need this many trades in the bucket
   int64_t cooldown_ns = 0;
@@ -92,6 +96,8 @@ struct alignas(64) SymState {
   double rref_price;    // reference close
   double rscale;        // 1 / sqrt(buckets from the reference to the running bucket)
   double threshold[kMetrics];  // per symbol (calibration); the config's by default
+  double rk_ewma;       // EWMA of buckets spanned per pushed return (0: none yet)
+  double rthr_scale;    // RETURN threshold multiplier from rk_ewma (1 until known)
 };
 
 struct TickRec {
@@ -132,6 +138,8 @@ class DetectorBank {
     if (cfg.volume_bucket_ns < 0) throw std::invalid_argument("volume_bucket_ns must be >= 0");
     if (cfg.cooldown_ns < 0) throw std::invalid_argument("cooldown_ns must be >= 0");
     if (cfg.return_bucket_ns < 0) throw std::invalid_argument("return_bucket_ns must be >= 0");
+    if (!(cfg.return_activity_exponent >= 0.0 && cfg.return_activity_exponent <= 1.0))
+      throw std::invalid_argument("return_activity_exponent must be in [0, 1]");
     if (cfg.volume_stat < kVolSum || cfg.volume_stat > kVolLogCount)
       throw std::invalid_argument("volume_stat must be 0 (sum), 1 (log_active) or 2 (log_count)");
     for (int m = 0; m < kMetrics; ++m) {
@@ -267,6 +275,7 @@ class DetectorBank {
   static void reset_state(SymState& s) {
     std::memset(static_cast<void*>(&s), 0, sizeof(SymState));
     for (auto& r : s.roll) r = RollState{};
+    s.rthr_scale = 1.0;
     s.last_ts = std::numeric_limits<int64_t>::min();
     s.cooldown_until = std::numeric_limits<int64_t>::min();
   }
@@ -309,11 +318,16 @@ class DetectorBank {
     return z;
   }
 
-  bool trips_on(int m, double z, const double* th) const {
+  bool trips_on(int m, double z, const double* th, double scale = 1.0) const {
     const MetricConfig& c = cfg_.metric[m];
     if (!(z == z)) return false;  // NaN never trips
-    return (c.two_sided ? std::fabs(z) : z) >= th[m];
+    return (c.two_sided ? std::fabs(z) : z) >= th[m] * scale;
   }
+  bool trips_on(int m, double z, const SymState& s) const {
+    return trips_on(m, z, s.threshold, m == kReturn ? s.rthr_scale : 1.0);
+  }
+
+  static constexpr double kActivityWeight = 1.0 / 64.0;
 
   static int64_t bucket_of(int64_t ts, int64_t b) {
     return ts >= 0 ? ts - ts % b : ts - ((ts % b) + b) % b;
@@ -333,6 +347,12 @@ class DetectorBank {
       if (s.has_rref) {
         const double r = std::log(s.rb_close / s.rref_price) * s.rscale;
         roll_push(params_[kReturn], s.roll[kReturn], ring(kReturn, symbol), r);
+        if (cfg_.return_activity_exponent > 0.0) {
+          const double k = static_cast<double>((s.rb_start - s.rref_start) / b);
+          s.rk_ewma = s.rk_ewma == 0.0 ? k : s.rk_ewma + (k - s.rk_ewma) * kActivityWeight;
+          const double f = std::pow(s.rk_ewma, -cfg_.return_activity_exponent);
+          s.rthr_scale = f < 1.0 ? f : 1.0;
+        }
       }
       s.has_rref = 1;
       s.rref_price = s.rb_close;
@@ -444,13 +464,12 @@ class DetectorBank {
     s.snap_pos = s.snap_pos + 1 == cfg_.snapshot_len ? 0 : s.snap_pos + 1;
     if (s.snap_count < cfg_.snapshot_len) s.snap_count += 1;
 
-    const double* th = s.threshold;
-    if (trips_on(kVolume, z[kVolume], th) && s.bucket_trades < cfg_.min_bucket_trades) {
+    if (trips_on(kVolume, z[kVolume], s) && s.bucket_trades < cfg_.min_bucket_trades) {
       z[kVolume] = kNaN;  // one trade (or a few) is not a burst: counted, never reported
       counters_.gated += 1;
     }
     bool tripped = false;
-    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m], th);
+    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m], s);
     if (!tripped) return;
     if (ts < s.cooldown_until) {
       s.suppressed += 1;
@@ -463,7 +482,7 @@ class DetectorBank {
     s.trips += 1;
     counters_.trips += 1;
     for (int m = 0; m < kMetrics; ++m) {
-      if (!trips_on(m, z[m], th)) continue;
+      if (!trips_on(m, z[m], s)) continue;
       trips_.push_back(Trip{row, ts, symbol, static_cast<int8_t>(m), z[m], sum[m].mean,
                             sum[m].std, value[m]});
     }
