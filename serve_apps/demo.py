@@ -391,8 +391,6 @@ class _Demo:
                       ) -> tuple[dict[str, Any], dict[str, Any]]:
         """This run's counts and report, both from the run's rows only (``end``: the run
         is over; its end is recorded first)."""
-        from tripwire.llm.cli import ledger_path
-        from tripwire.llm.ledger import JsonlLedger
         from tripwire.report import build_report, write_report
         from tripwire.store.pg_decisions import PgDecisionStore
 
@@ -403,7 +401,7 @@ class _Demo:
                 await store.end_run(self.run_id)
             counts = await store.counts(run=self.run_id)
             report = await build_report(
-                store, run=self.run_id, ledger=JsonlLedger(ledger_path(self.settings)),
+                store, run=self.run_id, ledger=store.llm_ledger(),  # the cluster's llm_calls
                 quality={"precision": quality.precision,
                          **{f"recall_{k}": v for k, v in quality.recall.items()}})
             run = await store.run(self.run_id)

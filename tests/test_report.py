@@ -219,12 +219,15 @@ def test_job_reads_postgres_and_writes_the_report(
         store = await PgDecisionStore.connect(migrated_db)
         try:
             await populate(store)
+            cluster_ledger = store.llm_ledger()  # what every replica writes (llm_calls)
+            for r in ledger_records():
+                await cluster_ledger.write(r)
         finally:
             await store.close()
 
     asyncio.run(fill_db())
-    ledger = JsonlLedger(tmp_path / "llm_calls.jsonl")
-    for r in ledger_records():
+    ledger = JsonlLedger(tmp_path / "offline.jsonl")  # an offline ledger, read on request
+    for r in ledger_records()[:2]:
         ledger.add(r)
     with ledger.path.open("a") as fh:
         fh.write("not json\n")
@@ -240,7 +243,7 @@ def test_job_reads_postgres_and_writes_the_report(
     assert out["pnl_net"] == pytest.approx(9.7) and out["llm_calls"] == 3
     assert Path(out["paths"]["html"]) == tmp_path / "reports" / "2026-11-20" / "report.html"
     report = json.loads(Path(out["paths"]["json"]).read_text())
-    assert report["llm"]["corrupt_lines"] == 1
+    assert report["llm"]["corrupt_lines"] == 0  # PostgreSQL's llm_calls
     assert [d["verdict"] for d in report["decisions"]["rows"]] == [
         "NEWS_DRIVEN", "TECHNICAL_SPIKE", "MANIPULATION", "NEWS_DRIVEN"]
     for key in ("markdown", "verdicts_png", "outcomes_png", "pnl_png"):
@@ -249,6 +252,13 @@ def test_job_reads_postgres_and_writes_the_report(
     assert main(["--since", "2026-11-19", "--out", str(tmp_path / "y")]) == 0
     text = capsys.readouterr().out
     assert ": 1 incidents, 1 verdicts, 1 decisions" in text and f"html: {tmp_path / 'y' / 'report.html'}" in text
+
+    assert main(["--json", "--ledger", str(ledger.path), "--out", str(tmp_path / "z")],
+                now_ns=T0 + DAY + H) == 0  # an offline JSONL ledger instead of llm_calls
+    out = json.loads(capsys.readouterr().out)
+    assert out["llm_calls"] == 2
+    report = json.loads(Path(out["paths"]["json"]).read_text())
+    assert report["llm"]["corrupt_lines"] == 1
 
 
 # -- one run's report (issue 13: the demo's report and summary describe the same run) -------

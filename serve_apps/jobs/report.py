@@ -2,7 +2,8 @@
 ``ray job submit -- python -m serve_apps.jobs.report``).
 
 Reads one period from PostgreSQL (``TRIPWIRE_PG_DSN``, else the private cluster under the
-data directory) and the LLM cost ledger (``<data dir>/llm_calls.jsonl``), writes
+data directory), LLM calls included (``llm_calls``, or an offline JSONL ledger given with
+``--ledger``), writes
 report.md, report.html, report.json and the PNG plots to ``--out`` (default
 ``<data dir>/reports/<since date>``), and prints a short summary and the paths.
 
@@ -83,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="report this run's rows (an id from GET /v1/runs)")
     p.add_argument("--out", help="output directory (default <data dir>/reports/<date>, "
                    "or reports/run-<id> with --run)")
-    p.add_argument("--ledger", help="LLM ledger file (default <data dir>/llm_calls.jsonl)")
+    p.add_argument("--ledger", help="an offline LLM ledger file (JSONL) to read instead of "
+                                    "PostgreSQL's llm_calls")
     p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -95,9 +97,9 @@ async def _build(dsn: str, since: int | None, until: int | None, ledger: Any,
     from tripwire.store.pg_decisions import PgDecisionStore
 
     store = await PgDecisionStore.connect(dsn)
-    try:
+    try:  # no --ledger: the LLM calls every replica wrote to PostgreSQL (llm_calls)
         return await build_report(store, since_ns=since, until_ns=until, run=run,
-                                  ledger=ledger)
+                                  ledger=ledger if ledger is not None else store.llm_ledger())
     finally:
         await store.close()
 
@@ -131,7 +133,6 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
 def _run(args: argparse.Namespace, now_ns: int) -> int:
     from tripwire.config import load_settings
-    from tripwire.llm.cli import ledger_path
     from tripwire.llm.ledger import JsonlLedger
     from tripwire.report import ReportError, iso, write_report
     from tripwire.store.pg import PgError, PgNotInstalledError, database
@@ -153,9 +154,10 @@ def _run(args: argparse.Namespace, now_ns: int) -> int:
         out = settings.data_dir / "reports" / f"run-{_safe(args.run)}"
     else:
         out = settings.data_dir / "reports" / iso(since)[:10]
-    ledger = JsonlLedger(Path(args.ledger) if args.ledger else ledger_path(settings))
+    ledger = JsonlLedger(Path(args.ledger)) if args.ledger else None
     scope = f"run {args.run}" if args.run is not None else f"{iso(since)} .. {iso(until)}"
-    _say(f"reading {scope} from PostgreSQL and {ledger.path}")
+    _say(f"reading {scope} from PostgreSQL"
+         + (f" and the LLM ledger {ledger.path}" if ledger else " (LLM calls from llm_calls)"))
     try:
         with database(settings.data_dir) as dsn:
             report = asyncio.run(_build(dsn, since, until, ledger, args.run))

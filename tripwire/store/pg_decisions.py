@@ -751,6 +751,13 @@ class PgDecisionStore(DecisionStore):
 
         return await spend_report(self._pool, since_ns, by=by)
 
+    def llm_ledger(self):
+        """The cluster's LLM ledger (``llm_calls``) as a
+        :class:`~tripwire.llm.ledger.LedgerSink` (what the report summarises)."""
+        from tripwire.llm.spend import PgLedger
+
+        return PgLedger(self._pool)
+
 
 class MessageFeed:
     """An async iterator over bus notes, bounded: past :data:`FEED_BOUND` unread notes new
