@@ -212,3 +212,22 @@ def test_sparse_symbols_get_a_lower_return_threshold_as_tests_are_rarer():
     off = DetectorBank(DetectorConfig(return_activity_exponent=0.0), n_symbols=1)
     off.push_batch(*cols)
     assert off.window_stats(0)["return"]["threshold_scale"] == 1.0
+
+
+def test_quiet_realistic_day_stays_within_the_budget_in_every_sparse_tier():
+    # The realistic market (Student-t(3), GARCH volatility, bid-ask bounce, Pareto sizes),
+    # no event: the defaults stay within 1 false trip per symbol-day; the old statistics
+    # do not (their volume metric trips on nearly every trade of a sparse symbol).
+    from tripwire.feeds.realistic import RealisticConfig, RealisticMarket
+
+    tiers = {"t2_5ps": 1, "t3_0p5ps": 1, "t4_1per2min": 2, "t5_1per10min": 2}
+    market = RealisticMarket(RealisticConfig(seed=11, days=1, nu=3, events_per_symbol_day=0,
+                                             tiers=tiers))
+    n = len(market.symbols)
+    new = DetectorBank(DetectorConfig(), n_symbols=n)
+    old = DetectorBank(DetectorConfig.legacy(), n_symbols=n)
+    for batch in market.batches():
+        new.push(batch)
+        old.push(batch)
+    assert new.counters()["trips"] <= n  # <= 1 per symbol-day
+    assert old.counters()["trips"] > 3 * n
