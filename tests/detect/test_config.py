@@ -75,3 +75,9 @@ def test_calibration_file_and_symbol_thresholds(tmp_path):
     (tmp_path / "none.toml").write_text("[other]\n")
     with pytest.raises(ValueError, match=r"has no \[detector\] table"):
         DetectorConfig.from_dict({"calibration": str(tmp_path / "none.toml")})
+
+
+def test_configs_stay_hashable_with_symbol_thresholds():
+    a = DetectorConfig(symbols={"BTCUSDT": {"returns": 20.0}})
+    assert hash(a) == hash(DetectorConfig(symbols={"BTCUSDT": [20.0, 11.0, 20.0]}))
+    assert {a: 1}[DetectorConfig.from_dict(a.to_dict())] == 1

@@ -133,7 +133,8 @@ class DetectorConfig:
     # EWMA of the buckets each return spans). 0: off. Needs return_bucket_ns > 0.
     return_activity_exponent: float = RETURN_ACTIVITY_EXPONENT
     # Per-symbol thresholds (from `tripwire calibrate`): name -> (returns, volume, price).
-    symbols: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    # Not hashed (a dict): configs stay usable as keys, equal ones still hash equal.
+    symbols: dict[str, tuple[float, float, float]] = field(default_factory=dict, hash=False)
 
     @classmethod
     def legacy(cls) -> DetectorConfig:
