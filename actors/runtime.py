@@ -130,7 +130,7 @@ def _reload_auth_config() -> None:
 
 @contextlib.contextmanager
 def _loopback_only() -> Iterator[None]:
-    """While a local Ray starts, make it listen on 127.0.0.1 only.
+    """While a local Ray starts, make it listen on 127.0.0.1 only, on ports of its own.
 
     Ray turns a node address of 127.0.0.1 into the host's outward address ("so other nodes
     can reach it") unless multi-node clusters are switched off; with them off, the node's
@@ -140,15 +140,29 @@ def _loopback_only() -> Iterator[None]:
     afterwards so a later ``ray.init(address=...)`` of this process still joins a cluster
     with its real address. Not the environment variable: child processes that run
     ``ray start`` for a worker node would then refuse to.
+
+    The dashboard agent's HTTP port is fixed (52365) by default, and ``ray.init`` offers no
+    way to change it: a second local Ray on the host (a test session's beside the demo's)
+    then runs without it, and the dashboard's log routes answer 500. Here it is 0 (a free
+    port, which the agent reports back to Ray), set for this start only.
     """
     import ray._private.ray_constants as ray_constants
+    from ray._private import parameter
 
     before = ray_constants.ENABLE_RAY_CLUSTER
+    params_init = parameter.RayParams.__init__
+
+    def any_agent_port(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("dashboard_agent_listen_port", 0)
+        params_init(self, *args, **kwargs)
+
     ray_constants.ENABLE_RAY_CLUSTER = False
+    parameter.RayParams.__init__ = any_agent_port  # type: ignore[method-assign]
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+        parameter.RayParams.__init__ = params_init  # type: ignore[method-assign]
 
 
 def loopback_grpc_hook() -> None:
