@@ -100,6 +100,17 @@ def test_volume_ratio_otherwise_sums_the_last_bucket_of_the_snapshot():
     assert Incident.from_anomaly(a).recent.volume_vs_window == 3.5
 
 
+@pytest.mark.parametrize("statistic, want", [("log_count", 1.0), ("log_active", 70 / 30)])
+def test_volume_ratio_compares_like_with_like_for_the_log_statistics(statistic, want):
+    """The default detectors' volume window holds log(trades per bucket): its mean is a
+    log. Dividing quantity by it read a fat finger on a usual rate as a 1,286x volume
+    surge, and the rules analyst called it forced selling (issue 16's detectors)."""
+    qty = [1.0] * 60 + [5.0] * 10  # the last 30 s: 30 trades, quantity 70
+    a = anomaly([1.0] * 70, qty=qty, window={"volume": {"mean": math.log(30.0),
+                                                        "statistic": statistic}})
+    assert Incident.from_anomaly(a).recent.volume_vs_window == pytest.approx(want, abs=1e-3)
+
+
 def test_unknown_volume_window_gives_no_ratio():
     a = anomaly([1.0, 1.0], window={"volume": {"mean": float("nan")}})
     assert Incident.from_anomaly(a).recent.volume_vs_window is None

@@ -111,8 +111,14 @@ class DetectorBank:
         return RecentTicks(ts, price, qty)
 
     def window_stats(self, symbol_id: int) -> dict[str, dict[str, Any]]:
-        """Current window count/mean/std per metric, and the symbol's counters."""
-        return self._native.window_stats(symbol_id)
+        """Current window count/mean/std per metric, and the symbol's counters. The volume
+        window says what it holds (``statistic``: ``sum`` is quantity per bucket; the
+        ``log_*`` statistics hold logs, so their mean is a log, not a bucket's size)."""
+        stats = self._native.window_stats(symbol_id)
+        if "volume" in stats:
+            stats["volume"]["statistic"] = (self.config.volume_statistic
+                                            if self.config.volume_bucket_ns > 0 else "trade")
+        return stats
 
     def counters(self) -> dict[str, Any]:
         """Accepted ticks, rejections by reason, reported and suppressed trips, and volume

@@ -332,19 +332,29 @@ def _trip_return(trips: Sequence[Anomaly]) -> float | None:
 def _volume_ratio(
     trips: Sequence[Anomaly], snap: RecentTicks | None, bucket_s: float
 ) -> float | None:
-    """The last volume bucket over the window's mean bucket: exact when the volume metric
-    tripped; else the snapshot's quantity over the last ``bucket_s`` (a lower bound when
-    the snapshot is shorter) over the volume window's mean."""
+    """The last volume bucket over the window's typical bucket: exact when the volume metric
+    tripped; else the snapshot over the last ``bucket_s`` (a lower bound when the snapshot
+    is shorter) measured as the window is (trades for ``log_count``, quantity otherwise)
+    over the window's mean (its geometric mean for the ``log_*`` statistics)."""
     for a in trips:
         if a.metric == Metric.VOLUME and a.window_mean > 0 and math.isfinite(a.value):
             return round(a.value / a.window_mean, 3)
-    window = trips[0].window or {}
-    mean = (window.get("volume") or {}).get("mean")
-    if snap is None or len(snap) == 0 or not mean or not math.isfinite(mean) or mean <= 0:
+    volume = (trips[0].window or {}).get("volume") or {}
+    mean, statistic = volume.get("mean"), volume.get("statistic", "sum")
+    if snap is None or len(snap) == 0 or mean is None or not math.isfinite(mean):
+        return None
+    if statistic in ("log_count", "log_active"):
+        typical = math.exp(mean)  # the window holds logs: its mean is a geometric mean
+    else:
+        typical = mean
+    if not typical > 0:
         return None
     since = int(snap.ts_ns[-1]) - round(bucket_s * NS_PER_SECOND)
-    qty = float(np.asarray(snap.qty)[np.asarray(snap.ts_ns) > since].sum())
-    return round(qty / mean, 3)
+    recent = np.asarray(snap.ts_ns) > since
+    # Like with like: trades per bucket for the trade-count statistic, quantity otherwise.
+    measure = (float(recent.sum()) if statistic == "log_count"
+               else float(np.asarray(snap.qty)[recent].sum()))
+    return round(measure / typical, 3)
 
 
 def base_asset(symbol: str) -> str:
