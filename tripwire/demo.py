@@ -91,6 +91,11 @@ def demo_config() -> DetectorConfig:
         volume=MetricConfig(window=300, threshold=8.0, two_sided=False),
         price=MetricConfig(window=2000, threshold=8.0),
         volume_bucket_ns=NS_PER_SECOND,  # volume per second against the last 5 minutes
+        # This market's volume burst is size (40x for 30 trades at the usual rate), which the
+        # default trade-count statistic does not see, and its sizes are light-tailed: score
+        # summed quantity per 1 s bucket (~2 trades each here, so no 5-trade gate), the
+        # statistic these thresholds were set for.
+        volume_statistic="sum", min_bucket_trades=1,
         cooldown_ns=60 * NS_PER_SECOND,
     )
 

@@ -136,12 +136,14 @@ def test_a_start_time_after_the_data_is_kept():
     assert broker.clock.now_ns() == 1_000
 
 
-def test_chunks_out_of_time_order_are_refused():
-    ticks = TickBatch.from_columns([0, 0], [200, 100], [10.0, 11.0], [1, 1])
+def test_a_late_chunk_is_skipped_and_counted_never_a_clock():
+    """A tick older than its symbol's last is refused row by row (counted), not by
+    refusing the batch: the venue never stalls on one bad row (issue 13, finding 1)."""
+    ticks = TickBatch.from_columns([0, 0, 0], [200, 100, 300], [10.0, 11.0, 12.0], [1, 1, 1])
     broker = BacktestBroker(SymbolTable(["BTCUSDT"]))
-    with pytest.raises(ValueError, match="ts_ns"):
-        broker.run(chunks_of(ticks, 1))
-    assert broker.clock.now_ns() == 200
+    broker.run(chunks_of(ticks, 1))
+    assert broker.clock.now_ns() == 300
+    assert broker.refused_rows == 1
 
 
 def test_chunks_of_needs_a_positive_size():
