@@ -7,8 +7,10 @@ run). Each answer must not be a 5xx, must have a documented status code and cont
 and its body and headers must match the schema. ``GET /v1/stream`` is an endless event
 stream and is left to tests/serve_apps/test_api.py.
 
-The run may halt trading (``POST /v1/halt`` is a valid request); the test resumes it after,
-so the session's later tests start from a running app.
+The run may halt trading (``POST /v1/halt`` is a valid request), cancel every order (a
+position's stop included) and open positions from fuzzed ticks; the test resumes trading
+and closes what it left open after, so the session's later tests start from a running app
+with no position (a position whose stop was cancelled is a watchdog breach).
 """
 
 from __future__ import annotations
@@ -58,6 +60,25 @@ def _resume(dsn: str) -> None:
     asyncio.run(main())
 
 
+def _flatten(app: LiveApp, timeout_s: float = 60.0) -> None:
+    """Cancel what the fuzzing left, close every position (market orders filled by fresh
+    ticks at each mark) and wait until the book is flat."""
+    time.sleep(6.0)  # fuzzed ticks may be stamped up to the live skew (5 s) ahead of now
+    with app.client() as c:
+        c.post("/v1/orders/cancel-all").raise_for_status()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = c.get("/v1/positions").json()["positions"]
+            if not rows:
+                return
+            assert time.monotonic() < deadline, f"positions left open after fuzzing: {rows}"
+            c.post("/v1/orders/cancel-all").raise_for_status()
+            c.post("/v1/positions/flatten").raise_for_status()
+            time.sleep(0.2)  # past the paper venue's latency
+            for row in rows:
+                app.push_ticks(row["symbol"], row["mark"] or row["avg_price"], n=3)
+
+
 def test_the_live_api_keeps_its_openapi_contract(serve_app: LiveApp) -> None:
     import schemathesis
     from schemathesis import GenerationMode
@@ -95,5 +116,6 @@ def test_the_live_api_keeps_its_openapi_contract(serve_app: LiveApp) -> None:
                 ran += calls
     finally:
         _resume(serve_app.dsn)
+        _flatten(serve_app)
     assert ran > 100, ran  # the budget was spent on requests, not skipped
     assert not failures, "\n\n".join(failures)
