@@ -118,6 +118,37 @@ class IterableFeed(ABC):
                     yield part
 
 
+class GeneratedFeed(IterableFeed):
+    """A seeded market generator as a feed: its ``blocks()`` through a
+    :class:`~tripwire.feeds.validate.TickValidator` (gaps detected), optionally paced. The
+    generator gives ``symbols``, ``blocks()`` (chunks with ticks, news and labels),
+    ``n_blocks`` and ``estimated_ticks``: the scenario and the realistic market both do."""
+
+    def __init__(self, market, *, speed: float | None = None,
+                 clock: Clock | None = None) -> None:
+        from tripwire.feeds.validate import TickValidator
+
+        super().__init__(speed=speed, clock=clock)
+        self.market = market
+        self.symbols = market.symbols
+        self.validator = TickValidator(source=self.source, clock=self.clock,
+                                       symbols=self.symbols, detect_gaps=True)
+        self._blocks = 0
+
+    def iter_chunks(self) -> Iterator[FeedChunk]:
+        for chunk in self.market.blocks():
+            v = self.validator.validate(chunk.ticks)
+            self._blocks += 1
+            yield FeedChunk(v.ticks, v.dead, v.gaps, chunk.news, chunk.labels)
+            if self._stop:
+                return
+
+    def stats(self) -> dict:
+        return {"source": self.source, "blocks": self._blocks,
+                "n_blocks": self.market.n_blocks,
+                "estimated_ticks": self.market.estimated_ticks, **self.validator.counters()}
+
+
 class _Pacer:
     """Maps exchange time to wall time at a fixed speed, anchored at the first tick."""
 

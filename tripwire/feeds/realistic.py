@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tripwire.feeds import news as _news
-from tripwire.feeds.base import FeedChunk, IterableFeed
+from tripwire.feeds.base import FeedChunk, GeneratedFeed
 from tripwire.feeds.graded_events import KINDS, SIZES, Shape, build, combo
 from tripwire.feeds.realistic_config import (
     DAY_S,
@@ -84,7 +84,6 @@ from tripwire.feeds.realistic_config import (
     tier_counts,
 )
 from tripwire.feeds.scenario import _MAJORS, _activity_curve, _names
-from tripwire.feeds.validate import TickValidator
 from tripwire.model import (
     NS_PER_SECOND,
     Clock,
@@ -505,29 +504,11 @@ class RealisticMarket:
         return np.clip(t, lo, hi - 1)
 
 
-class RealisticFeed(IterableFeed):
+class RealisticFeed(GeneratedFeed):
     """The realistic market as a feed: blocks through a :class:`TickValidator`."""
 
     source = "realistic"
 
     def __init__(self, config: RealisticConfig | None = None, *, speed: float | None = None,
                  clock: Clock | None = None) -> None:
-        super().__init__(speed=speed, clock=clock)
-        self.market = RealisticMarket(config)
-        self.symbols = self.market.symbols
-        self.validator = TickValidator(source=self.source, clock=self.clock,
-                                       symbols=self.symbols, detect_gaps=True)
-        self._blocks = 0
-
-    def iter_chunks(self) -> Iterator[FeedChunk]:
-        for chunk in self.market.blocks():
-            v = self.validator.validate(chunk.ticks)
-            self._blocks += 1
-            yield FeedChunk(v.ticks, v.dead, v.gaps, chunk.news, chunk.labels)
-            if self._stop:
-                return
-
-    def stats(self) -> dict:
-        return {"source": self.source, "blocks": self._blocks,
-                "n_blocks": self.market.n_blocks,
-                "estimated_ticks": self.market.estimated_ticks, **self.validator.counters()}
+        super().__init__(RealisticMarket(config), speed=speed, clock=clock)

@@ -57,8 +57,7 @@ from typing import Any
 import numpy as np
 
 from tripwire.feeds import news as _news
-from tripwire.feeds.base import FeedChunk, IterableFeed
-from tripwire.feeds.validate import TickValidator
+from tripwire.feeds.base import FeedChunk, GeneratedFeed
 from tripwire.model import (
     NS_PER_SECOND,
     Clock,
@@ -1011,7 +1010,7 @@ class Scenario:
 # ----------------------------------------------------------------------------- feed
 
 
-class ScenarioFeed(IterableFeed):
+class ScenarioFeed(GeneratedFeed):
     """The scenario as a feed: blocks through a :class:`TickValidator`, optionally paced."""
 
     source = "scenario"
@@ -1023,30 +1022,8 @@ class ScenarioFeed(IterableFeed):
         speed: float | None = None,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(speed=speed, clock=clock)
-        self.scenario = Scenario(config)
-        self.symbols = self.scenario.symbols
-        self.validator = TickValidator(
-            source=self.source, clock=self.clock, symbols=self.symbols, detect_gaps=True
-        )
-        self._blocks = 0
-
-    def iter_chunks(self) -> Iterator[FeedChunk]:
-        for chunk in self.scenario.blocks():
-            v = self.validator.validate(chunk.ticks)
-            self._blocks += 1
-            yield FeedChunk(v.ticks, v.dead, v.gaps, chunk.news, chunk.labels)
-            if self._stop:
-                return
-
-    def stats(self) -> dict:
-        return {
-            "source": self.source,
-            "blocks": self._blocks,
-            "n_blocks": self.scenario.n_blocks,
-            "estimated_ticks": self.scenario.estimated_ticks,
-            **self.validator.counters(),
-        }
+        super().__init__(Scenario(config), speed=speed, clock=clock)
+        self.scenario = self.market
 
 
 # ----------------------------------------------------------------------------- files
