@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from actors.cli import UsageError, binance_csv_files
 from tripwire.argtypes import time_ns
 from tripwire.config import load_settings
 
@@ -43,21 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
-class UsageError(ValueError):
-    pass
-
-
 def _batches(args: argparse.Namespace, settings):
     """(iterable of TickBatch, SymbolTable, source text)."""
     if args.source == "binance-csv":
         from tripwire.feeds.binance_csv import BinanceCsvFeed
 
-        if not args.files:
-            raise UsageError("--source binance-csv needs one or more files")
-        missing = [f for f in args.files if not Path(f).is_file()]
-        if missing:
-            raise UsageError(f"no such file: {missing[0]}")
-        feed = BinanceCsvFeed(list(args.files), symbol=args.symbol)
+        feed = BinanceCsvFeed(binance_csv_files(args), symbol=args.symbol)
         return (c.ticks for c in feed.iter_chunks()), feed.symbols, feed.source
     if args.files:
         raise UsageError("files are only read by --source binance-csv")

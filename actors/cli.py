@@ -35,6 +35,16 @@ class UsageError(ValueError):
     """Bad input from the command line: exit code 2 with the message."""
 
 
+def binance_csv_files(args: argparse.Namespace) -> list[str]:
+    """``--source binance-csv``'s files, each one there (else a UsageError naming it)."""
+    if not args.files:
+        raise UsageError("--source binance-csv needs one or more files")
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise UsageError(f"no such file: {missing[0]}")
+    return list(args.files)
+
+
 # ----------------------------------------------------------------------------- parsing
 
 
@@ -117,12 +127,7 @@ def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable
     if args.source == "binance-csv":
         from tripwire.feeds.binance_csv import BinanceCsvFeed
 
-        if not args.files:
-            raise UsageError("--source binance-csv needs one or more files")
-        missing = [f for f in args.files if not Path(f).is_file()]
-        if missing:
-            raise UsageError(f"no such file: {missing[0]}")
-        files, symbol = list(args.files), args.symbol
+        files, symbol = binance_csv_files(args), args.symbol
         symbols = BinanceCsvFeed(files, symbol=symbol).symbols
         return (lambda: BinanceCsvFeed(files, symbol=symbol)), symbols
     return _replay_factory(args, settings)
