@@ -319,8 +319,11 @@ def test_money_is_formatted_and_an_order_state_follows_its_fills(
                                 payload={"note": long_token})
         await s.set_outcome(decision, "EXECUTED", "", now)
         req = OrderRequest(cid, "ETHUSDT", Side.BUY, 4.8, OrderType.MARKET)
-        await s.record_order(decision, "paper", Order(cid, req, OrderStatus.PENDING, now, now,
-                                                      updated_ns=now))
+        # Not the paper venue's backend: a row the venue never placed is, to the SignOff
+        # replica's book rebuild, a store ahead of its log (it would refuse orders after a
+        # restart: tests/serve_apps/test_signoff_restart.py).
+        await s.record_order(decision, "seeded", Order(cid, req, OrderStatus.PENDING, now, now,
+                                                       updated_ns=now))
 
     in_store(serve_app, seed)
     with opened(serve_app, browser, width=1000, height=700) as console:
