@@ -58,9 +58,9 @@ from tripwire.decisions.prices import LatestPrices
 from tripwire.detect import DetectorConfig
 from tripwire.execution.backtest import BacktestBroker
 from tripwire.feeds.scenario import Scenario, ScenarioConfig
+from tripwire.incident import Incident, market_context, update_last_prices
 from tripwire.llm.config import LLMConfig, load_llm_config
 from tripwire.llm.factory import build_llm
-from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.ledger import InMemoryLedger
 from tripwire.llm.skills import SkillLoader
 from tripwire.model import NS_PER_SECOND, Anomaly, NewsItem, SymbolTable, TickBatch, new_id

@@ -53,7 +53,7 @@ from actors.shard import DetectorShard, ShardNotRestored, routing_table
 from tripwire import telemetry
 from tripwire.config import TimeSettings
 from tripwire.feeds.validate import TickValidator, TimeWindow
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.model import (
     Anomaly,
     DeadLetter,

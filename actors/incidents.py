@@ -3,7 +3,7 @@
 :class:`IncidentBuilder` is the live twin of :func:`actors.triage.demo_incidents`: it keeps
 every symbol's latest price, one close per minute of exchange time (for the market context)
 and a bounded window of recent news, and turns a shard's anomalies into
-:class:`~tripwire.llm.incident.Incident` objects, several metrics tripping on one tick
+:class:`~tripwire.incident.Incident` objects, several metrics tripping on one tick
 folding into one incident. Coalescing of a cascade into one incident per symbol and
 cool-down is the decision runner's intake's job, not this one's.
 
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from tripwire.llm.incident import DEFAULT_NEWS_WINDOW_S, Incident, market_context
+from tripwire.incident import DEFAULT_NEWS_WINDOW_S, Incident, market_context
 from tripwire.model import NS_PER_SECOND, Anomaly, NewsItem, SymbolTable, TickBatch
 
 MINUTE_NS = 60 * NS_PER_SECOND

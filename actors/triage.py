@@ -27,9 +27,9 @@ from rich.table import Table
 from actors.shard import DetectorShard
 from tripwire.config import Settings, load_settings
 from tripwire.feeds.scenario import Scenario, default_scenario_config
+from tripwire.incident import Incident, market_context, update_last_prices
 from tripwire.llm.base import AllRoutesFailed, BudgetExceeded, LLMError, LLMResponse
 from tripwire.llm.factory import LLMStack, RouteUnavailable, build_llm
-from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.llm.skills import SkillLoader
 from tripwire.model import NS_PER_SECOND, EventKind, EventLabel

@@ -45,9 +45,9 @@ from graphs.runner import DecisionRunner, postgres_checkpointer
 from tripwire.decisions.config import load_decision_config
 from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.paper import PaperBroker
+from tripwire.incident import Incident
 from tripwire.llm.config import load_llm_config
 from tripwire.llm.factory import build_llm
-from tripwire.llm.incident import Incident
 from tripwire.llm.skills import SkillLoader
 from tripwire.metrics import DecisionMetrics
 from tripwire.model import NS_PER_SECOND, EventKind, SimClock, SymbolTable, new_id

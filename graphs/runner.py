@@ -35,7 +35,7 @@ from graphs.triage import TRIAGED, build_triage_graph, triage_input
 from tripwire import telemetry
 from tripwire.decisions.intake import OVERLOAD, SKIPPED_OVERLOAD, IncidentIntake
 from tripwire.decisions.outcome import AWAITING_APPROVAL, Outcome
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.model import client_order_id, new_id
 from tripwire.store.decisions import StoreError
 

@@ -57,7 +57,7 @@ from tripwire.decisions.signatures import (
     verify_signatures,
 )
 from tripwire.execution.base import Order, OrderRequest, OrderType
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.llm.schemas import Action, CheckVerdict, StrategistProposal, TriageVerdict
 from tripwire.model import Side, client_order_id
 from tripwire.risk.gates import gate_open

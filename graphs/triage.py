@@ -26,7 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from graphs.deps import DecisionDeps
 from graphs.guard import guarded, next_or_finish
 from graphs.signoff import jsonable
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.llm.schemas import TriageVerdict
 from tripwire.model import new_id
 

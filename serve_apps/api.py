@@ -50,7 +50,7 @@ from serve_apps.contract import (
 from serve_apps.errors import is_database_outage, is_service_outage, unwrap
 from serve_apps.prometheus import CONTENT_TYPE, exposition
 from serve_apps.stream import REFRESH, RESYNC, StreamHub
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.model import DeadLetter, NewsItem, SymbolTable, new_id
 from tripwire.store.decisions import DecisionStore, StoreError
@@ -128,7 +128,7 @@ class NewsBody(BaseModel):
 class IncidentsBody(BaseModel):
     incidents: list[dict[str, Any]] = Field(
         min_length=1, max_length=100,
-        description="each an Incident (tripwire.llm.incident.Incident), checked here")
+        description="each an Incident (tripwire.incident.Incident), checked here")
 
 
 class Readiness(BaseModel):

@@ -35,8 +35,8 @@ from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.base import OrderStatus
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
+from tripwire.incident import Incident
 from tripwire.llm.factory import build_llm_pg
-from tripwire.llm.incident import Incident
 from tripwire.llm.skills import SkillLoader
 from tripwire.metrics import DecisionMetrics, InstrumentedBroker, families
 from tripwire.model import Clock, SimClock, SymbolTable, SystemClock, TickBatch, new_id

@@ -20,9 +20,9 @@ from tests.llm.test_rules import BAD_NEWS, make
 from tripwire.decisions.config import load_decision_config
 from tripwire.decisions.prices import LatestPrices
 from tripwire.execution.paper import PaperBroker
+from tripwire.incident import Incident
 from tripwire.llm.base import LLMRequest, ProviderResult, Usage
 from tripwire.llm.config import load_llm_config
-from tripwire.llm.incident import Incident
 from tripwire.llm.router import build_router
 from tripwire.llm.rules import RulesProvider
 from tripwire.llm.skills import SkillLoader

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tripwire.llm.incident import (
-    INCIDENT_VARS,
+from tripwire.incident import (
     Incident,
     MarketContext,
     base_asset,
@@ -18,9 +17,9 @@ from tripwire.llm.incident import (
     near_news,
     news_fingerprint,
     news_tokens,
-    prompt_vars,
     z_bucket,
 )
+from tripwire.llm.incident import INCIDENT_VARS, prompt_vars
 from tripwire.model import Anomaly, Metric, NewsItem, RecentTicks
 
 S = 1_000_000_000

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tripwire.feeds.news import SOURCE as TRUSTED_WIRE  # trusted by the default [news]
+from tripwire.incident import Incident, market_context, update_last_prices
 from tripwire.llm.base import LLMRequest, Message, Provider, ProviderError
-from tripwire.llm.incident import Incident, market_context, update_last_prices
 from tripwire.llm.rules import (
     MAX_CONFIDENCE,
     RULES_MAX_SIZE,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.llm.test_incident import anomaly, news
-from tripwire.llm.incident import Incident
+from tripwire.incident import Incident
 from tripwire.llm.rules import RulesProvider, propose, triage
 from tripwire.llm.schemas import ROLE_MODELS, DoubleCheck, StrategistProposal, TriageVerdict
 from tripwire.llm.skills import SkillError, SkillLoader, parse_skill, schema_problems

@@ -15,10 +15,10 @@ import pytest
 
 from tests.llm import spend_worker
 from tests.llm.servers import OpenAIServer, ok
+from tripwire.incident import Incident
 from tripwire.llm.base import BudgetExceeded, LLMRequest, Message
 from tripwire.llm.config import BudgetConfig, load_llm_config
 from tripwire.llm.factory import build_llm_pg
-from tripwire.llm.incident import Incident
 from tripwire.llm.ledger import CallRecord
 from tripwire.llm.limits import estimate_tokens
 from tripwire.llm.schemas import TriageVerdict

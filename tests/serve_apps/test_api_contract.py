@@ -375,7 +375,7 @@ def test_errors_from_a_replica_are_unwrapped(ray_local) -> None:
 
     from serve_apps.app import _result
     from serve_apps.errors import unwrap
-    from tripwire.llm.incident import Incident
+    from tripwire.incident import Incident
 
     @ray.remote(num_cpus=0)
     def validate(raw: dict) -> None:

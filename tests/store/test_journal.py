@@ -26,7 +26,7 @@ from tripwire.execution.base import (
     OrderStatus,
     OrderType,
 )
-from tripwire.llm.incident import Incident, MarketContext
+from tripwire.incident import Incident, MarketContext
 from tripwire.llm.schemas import DoubleCheck, StrategistProposal, TriageVerdict
 from tripwire.model import Anomaly, Metric, NewsItem, RecentTicks, Side, client_order_id
 from tripwire.store.decisions import (

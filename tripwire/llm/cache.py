@@ -62,7 +62,7 @@ class IncidentFeatures:
 
 
 def z_bucket(z: float) -> int:
-    """Signed ``floor(log2 |z|)``, 0 below 1 (as :meth:`tripwire.llm.incident.Incident.features`).
+    """Signed ``floor(log2 |z|)``, 0 below 1 (as :meth:`tripwire.incident.Incident.features`).
 
     >>> [z_bucket(v) for v in (0.3, 1.5, -3.0, 8.0, 15.9, -16.0)]
     [0, 0, -1, 3, 3, -4]
@@ -108,7 +108,7 @@ def _label(value: Any) -> str:
 def features_of(context: Mapping[str, Any]) -> IncidentFeatures | None:
     """Features of the incident in ``context`` (or ``context["incident"]``), or None.
 
-    Prefers the precomputed ``features`` of :meth:`tripwire.llm.incident.Incident.to_context`
+    Prefers the precomputed ``features`` of :meth:`tripwire.incident.Incident.to_context`
     (symbol, metric, z_bucket, news_tokens); else reads ``symbol``, ``metric`` (or
     ``trip_metric``), ``z`` and ``news`` (or ``headlines``: strings, or mappings/objects
     with a ``headline``).

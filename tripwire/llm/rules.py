@@ -5,7 +5,7 @@ router, and it says so: every answer has ``source: "rules"`` and a reasoning tha
 with ``[rules]`` and names the rule that fired. It costs nothing (zero tokens) and gives the
 same answer for the same incident, bit for bit.
 
-Triage is an ordered list of rules over the facts of :class:`~tripwire.llm.incident.Incident`
+Triage is an ordered list of rules over the facts of :class:`~tripwire.incident.Incident`
 (first match wins):
 
 1. ``spike-and-back`` -> DATA_ERROR: the previous print went far off and this one came back;
@@ -59,8 +59,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tripwire.incident import Incident
 from tripwire.llm.base import LLMRequest, ProviderError, ProviderResult, Usage
-from tripwire.llm.incident import Incident
 from tripwire.llm.schemas import (
     Action,
     CheckVerdict,

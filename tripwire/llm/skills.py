@@ -57,8 +57,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tripwire.incident import Incident
 from tripwire.llm.base import LLMError, LLMRequest, Message
-from tripwire.llm.incident import INCIDENT_VARS, Incident, prompt_vars
+from tripwire.llm.incident import INCIDENT_VARS, prompt_vars
 from tripwire.llm.schemas import ROLE_MODELS, StrategistProposal, TriageVerdict
 from tripwire.model import NS_PER_SECOND, Clock, SystemClock
 
