@@ -75,7 +75,9 @@ class TriageNodes:
         response = await self.d.router.call(self.d.skills.request("triage-analyst", incident))
         meta = {"route": response.route, "model": response.model, "source": response.source,
                 "cost_usd": response.cost_usd, "latency_ms": response.latency_ms,
-                "cached": response.cached}
+                "cached": response.cached,
+                # Leakage guard: what the model may have read about (None: unknown/no model).
+                "training_cutoff": _cutoff(self.d.router, response.route)}
         return {"answer": response.value.model_dump(mode="json"), "answer_meta": meta}
 
     async def validate(self, s: TriageState) -> dict[str, Any]:
@@ -103,6 +105,12 @@ class TriageNodes:
             await self.d.store.set_incident_status(s["incident_id"], f"failed: {reason}"[:300])
         self.d.metrics.incident_skipped("triage_failed")
         return {"reason": reason}
+
+
+def _cutoff(router: Any, route: str) -> str | None:
+    # A router without the method (a test double) has no cutoffs to report.
+    get = getattr(router, "training_cutoff", None)
+    return get(route) if get is not None else None
 
 
 def build_triage_graph(deps: DecisionDeps) -> StateGraph:

@@ -43,13 +43,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tripwire.llm.base import Usage
 
-ProviderKind = Literal["anthropic", "openai", "openai-compatible", "rules", "cassette"]
+ProviderKind = Literal["anthropic", "openai", "openai-compatible", "rules", "cassette", "fixed"]
 
 # Providers that cost nothing and answer deterministically: not counted against budgets,
 # and their answers are not cached (a cached fallback answer would outlive the outage).
 # A cassette in *record* mode does spend money through its inner provider: give that route
-# ``metered = true`` and a price.
-_FREE_KINDS = frozenset({"rules", "cassette"})
+# ``metered = true`` and a price. ``fixed``: the lab's no-filter policies
+# (:mod:`tripwire.llm.fixed`), which trade every trip by a fixed rule.
+_FREE_KINDS = frozenset({"rules", "cassette", "fixed"})
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,6 +125,10 @@ class RouteConfig(RoutePolicy):
     base_url: str | None = Field(default=None, repr=False)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    # The model's training-data cutoff (ISO date, e.g. "2024-10-01"): results on market data
+    # from before it are not out-of-sample (the model may have read about those days), and
+    # ``tripwire eval`` on stored data says so. None: unknown (or no trained model).
+    training_cutoff: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
     @model_validator(mode="before")
     @classmethod

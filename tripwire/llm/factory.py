@@ -61,6 +61,10 @@ def provider_for(
         return RulesProvider(**({"model": route.model} if route.model else {}))
     if kind == "cassette":
         return _cassette(route, opts, built)
+    if kind == "fixed":
+        from tripwire.llm.fixed import FixedRuleProvider
+
+        return FixedRuleProvider(**opts)
     key = _key(route, env)
     if kind == "anthropic":
         from tripwire.llm.providers import AnthropicProvider

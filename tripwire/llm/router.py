@@ -267,6 +267,13 @@ class Router:
                 return rt.breaker
         raise KeyError(f"no route named {route!r}")
 
+    def training_cutoff(self, route: str) -> str | None:
+        """The route's configured training-data cutoff (ISO date), None when unknown."""
+        for rt in self._routes:
+            if rt.name == route:
+                return getattr(rt.cfg, "training_cutoff", None)
+        return None
+
     def breaker_states(self) -> dict[str, str]:
         return {rt.name: rt.breaker.state for rt in self._routes}
 
