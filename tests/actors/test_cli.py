@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.feeds.binance_server import BinanceReplayServer, Session, Then, combined, trade_frames
+from tests.adapters.binance.server import BinanceReplayServer, Session, Then, combined, trade_frames
 from tripwire.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -1,27 +1,29 @@
-"""The Binance WebSocket trade feed: live trade/aggTrade streams -> validated FeedChunks.
+"""The machinery every live trade feed shares: buffering, batching, validation, reconnects.
 
-:class:`BinanceWebSocketFeed` keeps one connection to Binance's combined stream endpoint and
-turns its frames into columnar chunks. What a demanding user needs from it:
+A venue's WebSocket client (``tripwire/adapters/<venue>/websocket.py``) subclasses
+:class:`LiveTradeFeed` and writes only what is the venue's own: how one connection is opened,
+subscribed and read (:meth:`LiveTradeFeed._session`), and how a wire message becomes a
+:class:`TradeRow` or a dead letter. Everything a demanding user relies on is here, once:
 
-* **No tick lost or doubled across reconnects.** Every batch goes through a
+* **No tick lost or doubled across reconnects.** Every chunk goes through a
   :class:`~tripwire.feeds.validate.TickValidator` that remembers each symbol's last trade id:
   trades replayed after a reconnect become ``duplicate`` dead letters, and a jump in trade
   ids becomes a :class:`~tripwire.feeds.validate.Gap` (with a counter of missing ids).
-* **A dead connection is noticed.** websockets answers the server's pings; the client also
-  sends its own (``ping_interval``/``ping_timeout``) and drops a connection whose server stopped
-  answering, and a receive idle timeout drops one that went quiet (Binance trades flow
-  continuously). Reconnects use capped exponential backoff with full jitter; Binance's daily
-  disconnect is just another disconnect.
-* **Bounded everything.** Frames above ``max_frame_bytes`` close the connection (counted);
-  rows beyond ``max_buffered_rows`` are shed as ``shed`` dead letters (counted); pending dead
-  letters beyond ``max_buffered_dead`` are counted as dropped.
+* **Reconnects** use capped exponential backoff with full jitter (:class:`Backoff`); a
+  connection that delivered a message resets the failure count; ``max_attempts`` consecutive
+  failures end the feed with :class:`LiveFeedError`. Each disconnect is counted by reason
+  (``idle_timeout``, ``closed_by_server``, ...), so silence shows up in ``stats()``.
+* **Bounded everything.** Rows beyond ``max_buffered_rows`` are shed as ``shed`` dead letters
+  (counted); pending dead letters beyond ``max_buffered_dead`` are counted as dropped.
 * **Latency bound.** A chunk is released when ``max_batch`` rows are buffered or
   ``max_delay_ms`` after the first buffered row, whichever comes first.
+* **Two times per tick.** ``ts_ns`` is the exchange's trade time, ``recv_ns`` the arrival
+  time from the injected clock.
 
-A reader task receives frames, parses them and appends the values to column lists (no NumPy
-per frame); :meth:`BinanceWebSocketFeed.chunks` builds one TickBatch per chunk and validates
-it. The reader keeps draining the socket while the consumer is busy, so a slow consumer
-costs shed (and counted) ticks rather than a server-side disconnect.
+A reader task (:meth:`LiveTradeFeed._run`) receives and parses messages and appends values
+to column lists (no NumPy per message); :meth:`LiveTradeFeed.chunks` builds one TickBatch per
+chunk and validates it. The reader keeps draining while the consumer is busy, so a slow
+consumer costs shed (and counted) ticks rather than a server-side disconnect.
 
 Time: every recorded time (``recv_ns``, heartbeats, dead letters) comes from the injected
 clock. Waits (batch delay, idle timeout, backoff) run on the event loop's monotonic timer,
@@ -32,43 +34,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.frames import CloseCode
+from typing import Any, NamedTuple
 
 from tripwire.feeds.base import FeedChunk
-from tripwire.feeds.binance import (
-    SOURCE,
-    Reply,
-    StreamName,
-    TimeUnit,
-    TradeRow,
-    combined_stream_url,
-    frame_text,
-    parse_frame,
-    parse_stream,
-    subscribe_message,
-    subscribe_url,
-)
 from tripwire.feeds.validate import TickValidator
 from tripwire.model import Clock, DeadLetter, DeadReason, SymbolTable, SystemClock, TickBatch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "wss://stream.binance.com:9443"
-MAX_STREAMS = 1024  # Binance's limit of streams per connection
 HISTORY = 16  # connection records kept for stats()
 
+COUNTERS = (
+    "messages",
+    "ticks",
+    "chunks",
+    "connections",
+    "reconnects",
+    "connect_failures",
+    "shed",
+    "dead_dropped",
+    "subscribe_requests",
+    "replies",
+    "reply_errors",
+)
 
-class BinanceFeedError(ConnectionError):
+
+class LiveFeedError(ConnectionError):
     """The feed gave up: ``max_attempts`` consecutive connections failed."""
+
+
+class TradeRow(NamedTuple):
+    """One parsed trade: the values of one tick row (symbol still a name)."""
+
+    symbol: str
+    ts_ns: int  # exchange trade time
+    price: float
+    qty: float
+    side: int  # Side.BUY (1) when the taker bought, Side.SELL (-1) when the taker sold
+    trade_id: int  # the venue's trade id; -1 when the venue has no integer id
+    kind: str  # the venue's message kind ("trade", "aggTrade", "trades", ...)
 
 
 # ----------------------------------------------------------------------------- backoff
@@ -116,7 +126,7 @@ class Backoff:
 # ----------------------------------------------------------------------------- buffers
 
 
-class _Rows:
+class RowBuffer:
     """Column lists for parsed rows; one TickBatch is built per chunk, not per frame."""
 
     __slots__ = ("price", "qty", "raw", "recv", "sid", "side", "tid", "ts")
@@ -162,136 +172,95 @@ class _Rows:
 # ----------------------------------------------------------------------------- the feed
 
 
-class BinanceWebSocketFeed:
-    """Binance trade/aggTrade streams as a :class:`~tripwire.feeds.base.Feed`.
+class LiveTradeFeed:
+    """A live trade feed (:class:`~tripwire.feeds.base.Feed`); subclasses write the venue part.
 
-    ``streams``: e.g. ``["btcusdt@trade", "ethusdt@aggTrade"]``; one kind per symbol (trade
-    and aggTrade ids are different sequences, so gap and duplicate checks need one).
-    ``subscribe``: connect to ``/stream`` and send a SUBSCRIBE request (again after every
-    reconnect) instead of naming the streams in the URL. ``idle_timeout``/``ping_interval``
-    None disable those checks. ``rng`` seeds the backoff jitter (tests pass a seeded one).
-    ``proxy`` is passed to websockets (True: from the environment; None: direct).
+    A subclass sets ``self.url`` and calls ``super().__init__`` with its symbols, then
+    implements :meth:`_session` (one connection: open, subscribe, read until it ends; returns
+    why it ended and whether a message arrived), calling :meth:`_opened`/:meth:`_closed`
+    around it, :meth:`_note_message` per message, and :meth:`_on_trade` / :meth:`_add_dead`
+    with what a message held. :meth:`_describe` adds the venue's keys to ``stats()``.
     """
 
     # An exchange does not wait for a slow consumer: the runtime sheds (and counts) rather
     # than pausing this feed (see actors.batching.IntakeBuffer).
     live = True
+    error_type: type[LiveFeedError] = LiveFeedError
+    url: str = ""
 
     def __init__(
         self,
-        streams: Sequence[str],
+        symbols: SymbolTable,
         *,
-        base_url: str = DEFAULT_BASE_URL,
-        subscribe: bool = False,
-        time_unit: TimeUnit | str = TimeUnit.MILLISECOND,
+        source: str,
         max_batch: int = 1024,
         max_delay_ms: float = 50.0,
         max_buffered_rows: int = 100_000,
         max_buffered_dead: int = 10_000,
-        max_frame_bytes: int = 65_536,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
         idle_timeout: float | None = 30.0,
-        open_timeout: float = 10.0,
-        close_timeout: float = 2.0,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
-        source: str = SOURCE,
-        proxy: str | bool | None = True,
     ) -> None:
-        self.streams = _check_streams(streams)
-        self.symbols = SymbolTable([s.symbol for s in self.streams])
-        self.source = source
-        self.time_unit = TimeUnit(time_unit)
-        self.subscribe = subscribe
-        self.base_url = _check_base_url(base_url)
-        names = [s.name for s in self.streams]
-        self.url = (
-            subscribe_url(self.base_url, self.time_unit)
-            if subscribe
-            else combined_stream_url(self.base_url, names, self.time_unit)
-        )
-        _check_counts(
+        check_counts(
             max_batch=max_batch,
             max_buffered_rows=max_buffered_rows,
             max_buffered_dead=max_buffered_dead,
-            max_frame_bytes=max_frame_bytes,
         )
-        _check_positive(
-            max_delay_ms=max_delay_ms,
-            open_timeout=open_timeout,
-            close_timeout=close_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            idle_timeout=idle_timeout,
-        )
+        check_positive(max_delay_ms=max_delay_ms, idle_timeout=idle_timeout)
         if max_buffered_rows < max_batch:
             raise ValueError(
                 f"max_buffered_rows ({max_buffered_rows}) must be >= max_batch ({max_batch})"
             )
+        self.symbols = symbols
+        self.source = source
         self.max_batch = max_batch
         self.max_delay_s = max_delay_ms / 1000.0
         self.max_buffered_rows = max_buffered_rows
         self.max_buffered_dead = max_buffered_dead
-        self.max_frame_bytes = max_frame_bytes
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
         self.idle_timeout = idle_timeout
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.clock = clock or SystemClock()
-        self.proxy = proxy
         self._ids = {name: i for i, name in enumerate(self.symbols.names)}
         self._validator = TickValidator(
             source=source, clock=self.clock, symbols=self.symbols, detect_gaps=True
         )
-        self._init_state()
-
-    def _init_state(self) -> None:
-        self._rows = _Rows()
+        self._rows = RowBuffer()
         self._dead: list[DeadLetter] = []
         self._pending_since: float | None = None  # loop time of the oldest buffered item
         self._wake: asyncio.Event | None = None
         self._reader: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
-        self._failure: BinanceFeedError | None = None
-        self._request_id = 0
+        self._failure: LiveFeedError | None = None
         self._connected = False
         self._conn: dict[str, Any] | None = None
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._last_by_symbol: dict[int, int] = {}
         self._last_message_ns = 0
-        self._n = dict.fromkeys(
-            (
-                "messages",
-                "ticks",
-                "chunks",
-                "connections",
-                "reconnects",
-                "connect_failures",
-                "shed",
-                "dead_dropped",
-                "subscribe_requests",
-                "replies",
-                "reply_errors",
-            ),
-            0,
-        )
+        self._n = dict.fromkeys(COUNTERS, 0)
         self._disconnects: dict[str, int] = {}
+
+    # -- what a venue writes ---------------------------------------------------------------
+
+    async def _session(self) -> tuple[str, bool]:
+        """One connection: (why it ended, whether any message arrived)."""
+        raise NotImplementedError
+
+    def _describe(self) -> dict[str, Any]:
+        """The venue's own keys for ``stats()`` (e.g. its streams)."""
+        return {}
 
     # -- the Feed protocol ---------------------------------------------------------------
 
     async def chunks(self) -> AsyncIterator[FeedChunk]:
-        """Chunks until :meth:`stop`; raises :class:`BinanceFeedError` if reconnecting fails.
+        """Chunks until :meth:`stop`; raises :class:`LiveFeedError` if reconnecting fails.
 
         One iteration per feed. Buffered rows are delivered before the stream ends.
         """
         if self._started:
-            raise RuntimeError("BinanceWebSocketFeed.chunks() can be iterated only once")
+            raise RuntimeError(f"{type(self).__name__}.chunks() can be iterated only once")
         self._started = True
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -319,7 +288,7 @@ class BinanceWebSocketFeed:
         return {
             "source": self.source,
             "url": self.url,
-            "streams": [s.name for s in self.streams],
+            **self._describe(),
             "connected": self._connected,
             **self._n,
             "dead": v["dead"],
@@ -374,7 +343,7 @@ class BinanceWebSocketFeed:
             ticks, gaps = TickBatch.empty(), []
         else:
             batch, raws = self._rows.take(n)
-            checked = self._validator.validate(batch, raw=lambda r: frame_text(raws[r]))
+            checked = self._validator.validate(batch, raw=lambda r: message_text(raws[r]))
             ticks, gaps = checked.ticks, checked.gaps
             dead.extend(checked.dead)
         if len(self._rows) == 0:
@@ -392,27 +361,22 @@ class BinanceWebSocketFeed:
         if self._wake is not None:
             self._wake.set()
 
-    # -- frames --------------------------------------------------------------------------
+    # -- messages --------------------------------------------------------------------------
 
-    def _on_message(self, message: str | bytes) -> None:
+    def _note_message(self) -> int:
+        """Count one inbound message (any kind: a heartbeat too); returns its arrival time."""
         now = self.clock.now_ns()
         self._n["messages"] += 1
         self._last_message_ns = now
         if self._conn is not None:
             self._conn["messages"] += 1
             self._conn["last_message_ns"] = now
-        parsed = parse_frame(message, now_ns=now, source=self.source, time_unit=self.time_unit)
-        if isinstance(parsed, TradeRow):
-            self._on_trade(parsed, message, now)
-        elif isinstance(parsed, Reply):
-            self._on_reply(parsed)
-        else:
-            self._add_dead(parsed)
+        return now
 
-    def _on_trade(self, row: TradeRow, message: str | bytes, now: int) -> None:
+    def _on_trade(self, row: TradeRow, message: Any, now: int) -> None:
         sid = self._ids.get(row.symbol)
         if sid is None:
-            detail = f"symbol {row.symbol!r} is not in the subscribed streams"
+            detail = f"symbol {row.symbol!r} is not among the subscribed symbols"
             self._refuse(DeadReason.UNKNOWN_SYMBOL, message, now, row.symbol, detail)
             return
         self._last_by_symbol[sid] = now
@@ -429,16 +393,8 @@ class BinanceWebSocketFeed:
         if len(self._rows) == self.max_batch:
             self._wake_consumer()
 
-    def _on_reply(self, reply: Reply) -> None:
-        self._n["replies"] += 1
-        if not reply.ok:
-            self._n["reply_errors"] += 1
-            log.warning("%s request id=%s refused: %s", self.source, reply.id, reply.error)
-
-    def _refuse(
-        self, reason: DeadReason, message: str | bytes, now: int, symbol: str, detail: str
-    ) -> None:
-        text = frame_text(message)
+    def _refuse(self, reason: DeadReason, message: Any, now: int, symbol: str, detail: str) -> None:
+        text = message_text(message)
         self._add_dead(DeadLetter.make(self.source, reason, text, now, symbol, detail))
 
     def _add_dead(self, dead: DeadLetter) -> None:
@@ -449,7 +405,7 @@ class BinanceWebSocketFeed:
         self._dead.append(dead)
         self._mark_pending()
 
-    # -- connection ----------------------------------------------------------------------
+    # -- connection ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         """Connect, receive, reconnect with backoff, until stopped or out of attempts."""
@@ -463,7 +419,7 @@ class BinanceWebSocketFeed:
                 failures = 0 if got_messages else failures + 1
                 limit = self.backoff.max_attempts
                 if limit is not None and failures > limit:
-                    self._failure = BinanceFeedError(
+                    self._failure = self.error_type(
                         f"{self.source}: gave up after {failures} failed connection attempts "
                         f"to {self.url} (last: {reason})"
                     )
@@ -481,59 +437,6 @@ class BinanceWebSocketFeed:
         finally:
             self._connected = False
             self._wake_consumer()
-
-    async def _session(self) -> tuple[str, bool]:
-        """One connection: (why it ended, whether any message arrived)."""
-        conn: dict[str, Any] | None = None
-        try:
-            async with connect(self.url, **self._connect_options()) as ws:
-                conn = self._opened()
-                try:
-                    if self.subscribe:
-                        await self._send_subscribe(ws)
-                    reason = await self._receive(ws)
-                finally:
-                    self._closed(conn)
-        except ConnectionClosed as exc:
-            reason = _close_reason(exc)
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            if conn is not None:  # an open connection failed other than by a close
-                log.warning("%s connection error: %r", self.source, exc)
-                reason = "connection_error"
-            else:
-                self._n["connect_failures"] += 1
-                log.warning("%s connect to %s failed: %r", self.source, self.url, exc)
-                return "connect_failed", False
-        if conn is None:  # closed during the opening handshake
-            self._n["connect_failures"] += 1
-            return "connect_failed", False
-        conn["close_reason"] = reason
-        return reason, conn["messages"] > 0
-
-    def _connect_options(self) -> dict[str, Any]:
-        return {
-            "ping_interval": self.ping_interval,
-            "ping_timeout": self.ping_timeout,
-            "open_timeout": self.open_timeout,
-            "close_timeout": self.close_timeout,
-            "max_size": self.max_frame_bytes,
-            "proxy": self.proxy,
-        }
-
-    async def _receive(self, ws: ClientConnection) -> str:
-        while not self._stopping:
-            try:
-                async with asyncio.timeout(self.idle_timeout):
-                    message = await ws.recv()
-            except TimeoutError:
-                return "idle_timeout"
-            self._on_message(message)
-        return "stopped"
-
-    async def _send_subscribe(self, ws: ClientConnection) -> None:
-        self._request_id += 1
-        await ws.send(subscribe_message([s.name for s in self.streams], self._request_id))
-        self._n["subscribe_requests"] += 1
 
     def _opened(self) -> dict[str, Any]:
         self._n["connections"] += 1
@@ -573,53 +476,30 @@ class BinanceWebSocketFeed:
 
 # ----------------------------------------------------------------------------- helpers
 
-
-def _close_reason(exc: ConnectionClosed) -> str:
-    """Why a connection closed, as a stats key."""
-    sent, rcvd = exc.sent, exc.rcvd
-    if sent is not None and sent.code == CloseCode.INTERNAL_ERROR and "ping" in sent.reason:
-        return "ping_timeout"  # our keepalive ping went unanswered
-    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-        return "frame_too_big"
-    if rcvd is not None:
-        return "closed_by_server"  # e.g. Binance's 24-hour disconnect
-    return "connection_lost"
+OPTIONAL_WAITS = {"ping_interval", "ping_timeout", "idle_timeout"}  # None disables these
 
 
-def _check_streams(streams: Sequence[str]) -> tuple[StreamName, ...]:
-    if isinstance(streams, str) or not streams:
-        raise ValueError(f"streams must be a non-empty list of stream names, got {streams!r}")
-    if len(streams) > MAX_STREAMS:
-        raise ValueError(f"{len(streams)} streams: Binance allows {MAX_STREAMS} per connection")
-    parsed = [parse_stream(s) for s in streams]
-    kinds: dict[str, str] = {}
-    for s in parsed:
-        seen = kinds.setdefault(s.symbol, s.kind)
-        if seen != s.kind:
-            raise ValueError(
-                f"symbol {s.symbol} is subscribed as both trade and aggTrade: their id "
-                "sequences differ, so gaps and duplicates could not be told apart; pick one"
-            )
-    if len(kinds) < len(parsed):
-        raise ValueError(f"a stream is listed twice in {[s.name for s in parsed]}")
-    return tuple(parsed)
+def message_text(message: Any) -> str:
+    """A wire message as text for a dead letter (binary decoded leniently, objects as JSON)."""
+    if isinstance(message, str):
+        return message
+    if isinstance(message, bytes | bytearray):
+        return bytes(message).decode("utf-8", errors="replace")
+    try:
+        return json.dumps(message, default=repr)
+    except (TypeError, ValueError):
+        return repr(message)
 
 
-def _check_base_url(base_url: str) -> str:
-    if not isinstance(base_url, str) or not base_url.startswith(("ws://", "wss://")):
-        raise ValueError(f"base_url must start with ws:// or wss://, got {base_url!r}")
-    return base_url.rstrip("/")
-
-
-def _check_counts(**values: int) -> None:
+def check_counts(**values: int) -> None:
     for name, value in values.items():
         if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
             raise ValueError(f"{name} must be an integer > 0, got {value!r}")
 
 
-def _check_positive(**values: float | None) -> None:
+def check_positive(**values: float | None) -> None:
     for name, value in values.items():
-        if value is None and name in {"ping_interval", "ping_timeout", "idle_timeout"}:
+        if value is None and name in OPTIONAL_WAITS:
             continue
         if not (isinstance(value, int | float) and value > 0):
             raise ValueError(f"{name} must be a number > 0, got {value!r}")

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.feeds.binance_server import (
+from tests.adapters.binance.server import (
     BinanceReplayServer,
     Session,
     Then,
@@ -16,8 +16,9 @@ from tests.feeds.binance_server import (
     trade_frames,
     trade_payload,
 )
+from tripwire.adapters.binance.websocket import BinanceFeedError, BinanceWebSocketFeed
+from tripwire.adapters.live import Backoff, backoff_delay
 from tripwire.feeds.base import Feed, FeedChunk
-from tripwire.feeds.binance_ws import Backoff, BinanceFeedError, BinanceWebSocketFeed, backoff_delay
 from tripwire.feeds.validate import Gap
 from tripwire.model import DeadReason
 

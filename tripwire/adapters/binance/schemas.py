@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from tripwire.adapters.binance.config import MAX_TS_NS, MIN_TS_NS
+from tripwire.adapters.live import TradeRow
 from tripwire.model import DeadLetter, DeadReason, Side
 
 SOURCE = "binance-ws"
@@ -45,11 +47,6 @@ SOURCE = "binance-ws"
 SIDE_BUY = int(Side.BUY)
 SIDE_SELL = int(Side.SELL)
 
-# Plausible trade times. Binance opened in July 2017; the upper bound keeps ns inside int64.
-# The window also catches a time-unit mix-up: microseconds read as milliseconds land
-# thousands of years ahead, milliseconds read as microseconds land in January 1970.
-MIN_TS_NS = 1_483_228_800 * 1_000_000_000  # 2017-01-01
-MAX_TS_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01
 MAX_TRADE_ID = 2**63 - 1
 
 STREAM_KINDS = {"trade": "trade", "aggtrade": "aggTrade"}  # lower-cased -> Binance spelling
@@ -86,18 +83,6 @@ class TimeUnit(StrEnum):
     def ns(self) -> int:
         """Nanoseconds per unit."""
         return 1_000_000 if self is TimeUnit.MILLISECOND else 1_000
-
-
-class TradeRow(NamedTuple):
-    """One parsed trade: the values of one tick row (symbol still a name)."""
-
-    symbol: str
-    ts_ns: int  # exchange trade time ("T")
-    price: float
-    qty: float
-    side: int  # Side.BUY (1) when the taker bought, Side.SELL (-1) when the taker sold
-    trade_id: int  # "t" for trade, "a" for aggTrade
-    kind: str  # "trade" or "aggTrade"
 
 
 class Reply(NamedTuple):

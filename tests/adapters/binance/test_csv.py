@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tripwire.feeds.base import Feed
-from tripwire.feeds.binance_csv import (
+from tripwire.adapters.binance.loader import (
     FUTURES_AGG_TRADES,
     FUTURES_TRADES,
     LAYOUTS,
@@ -26,6 +25,7 @@ from tripwire.feeds.binance_csv import (
     parse_block,
     parse_line,
 )
+from tripwire.feeds.base import Feed
 from tripwire.model import DeadReason, SimClock, SymbolTable, TickBatch
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z

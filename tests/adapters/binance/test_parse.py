@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.feeds.binance_server import combined, trade_payload
-from tripwire.feeds.binance import (
+from tests.adapters.binance.server import combined, trade_payload
+from tripwire.adapters.binance.schemas import (
     Reply,
     StreamName,
     TimeUnit,

@@ -1,0 +1,1 @@
+"""Venue adapters (package docstring written below)."""
