@@ -25,6 +25,7 @@ from __future__ import annotations
 import pickle
 import random
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from actors.runtime import process_rss_mb
 from tripwire.detect import DetectorBank, DetectorConfig
+from tripwire.detect.transform import from_scored, to_scored
 from tripwire.model import (
     Anomaly,
     Clock,
@@ -43,6 +45,10 @@ from tripwire.model import (
     Trips,
     new_id,
 )
+
+# The price-level threshold of a probability symbol: never reached (the bank wants a finite
+# threshold; a z-score of odds levels is meaningless, a level jump shows as a log-odds move).
+PRICE_LEVEL_OFF = 1e300
 
 
 def shard_of(symbol: str, n_shards: int) -> int:
@@ -108,6 +114,7 @@ class DetectorShard:
         *,
         clock: Clock | None = None,
         id_seed: int | None = None,
+        probability_symbols: Iterable[str] = (),
     ) -> None:
         if not 0 <= index < n_shards:
             raise ValueError(f"shard index {index} is outside [0, {n_shards})")
@@ -124,6 +131,13 @@ class DetectorShard:
         self._global_to_local[owned] = np.arange(len(owned), dtype=np.int32)
         self.bank = DetectorBank(config or DetectorConfig(), n_symbols=max(1, len(owned)))
         self.bank.apply_symbol_thresholds(self.owned)  # per-symbol calibration, if any
+        # Prices that are probabilities (prediction markets, from the instrument provider)
+        # are scored as log-odds changes, their level metric off: tripwire.detect.transform.
+        wanted = set(probability_symbols)
+        self._probability = np.array([n in wanted for n in self.owned] or [False], dtype=bool)
+        for lsid in np.flatnonzero(self._probability):
+            ret, vol, _ = self.bank.thresholds(int(lsid))
+            self.bank.set_thresholds(int(lsid), (ret, vol, PRICE_LEVEL_OFF))
         self._ticks = 0
         self._batches = 0
         self._rejected = 0
@@ -153,7 +167,8 @@ class DetectorShard:
                                duplicate=True)
         local = self._localise(ticks.symbol_id)
         before = self._rings_of_busy_symbols(local)
-        res = self.bank.push_batch(local, ticks.ts_ns, ticks.price, ticks.qty)
+        scored = to_scored(ticks.price, self._probability[local])
+        res = self.bank.push_batch(local, ticks.ts_ns, scored, ticks.qty)
         self._ticks += len(ticks) - len(res.rejected)
         self._batches += 1
         self._rejected += len(res.rejected)
@@ -245,7 +260,10 @@ class DetectorShard:
             ring = self.bank.snapshot(lsid)
             k = max(0, len(ring) - len(mine))
             before = RecentTicks(ring.ts_ns[:k], ring.price[:k], ring.qty[:k])
-        head = before.ts_ns, before.price, before.qty
+        ring_price = before.price
+        if self._probability[lsid]:  # the ring holds odds: the analyst sees probabilities
+            ring_price = from_scored(ring_price, np.ones(len(ring_price), dtype=bool))
+        head = before.ts_ns, ring_price, before.qty
         ts = np.concatenate([head[0], ticks.ts_ns[upto]])[-n_keep:]
         price = np.concatenate([head[1], ticks.price[upto]])[-n_keep:]
         qty = np.concatenate([head[2], ticks.qty[upto]])[-n_keep:]
