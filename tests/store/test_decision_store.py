@@ -1070,3 +1070,104 @@ def test_ingest_batch_ids_are_claimed_once_finished_and_pruned(store: Backend) -
         assert await s.ingest_batch("b-1") is None and await s.ingest_batch("b-2") is not None
 
     store.run(body)
+
+
+# -- memory: realised outcomes, similar incidents, history (issue 17 item 2) ----------------
+
+HOUR = 3_600_000_000_000
+
+
+async def outcome(s: DecisionStore, incident_id: str, *, symbol: str = "BTCUSDT",
+                  metric: str = "RETURN", z_bucket: int = -4, ts_ns: int = T0,
+                  horizon_h: int = 1, move_pct: float = -1.5, has_news: bool = False) -> bool:
+    if await s.incident(incident_id) is None:
+        await s.record_incident(incident_id, symbol, ts_ns, "triaged", {})
+    return await s.record_outcome(
+        incident_id, symbol=symbol, metric=metric, z_bucket=z_bucket, ts_ns=ts_ns,
+        realised_ns=ts_ns + horizon_h * HOUR, horizon_s=horizon_h * 3600.0, move_pct=move_pct,
+        classification="LIQUIDATION_CASCADE", action="HOLD", has_news=has_news,
+        payload={"note": "x"})
+
+
+def test_outcomes_are_idempotent_validated_and_name_a_known_incident(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        assert await outcome(s, "i-1") is True
+        assert await outcome(s, "i-1", move_pct=9.0) is False  # the first stands
+        [row] = await s.similar_outcomes("BTCUSDT", "RETURN", -4, as_of_ns=T0 + 2 * HOUR)
+        assert row["move_pct"] == -1.5 and row["payload"] == {"note": "x"}
+        assert row["realised_ns"] == T0 + HOUR and row["has_news"] is False
+        with pytest.raises(StoreError, match="unknown incident 'i-none'"):
+            await s.record_outcome("i-none", symbol="BTCUSDT", metric="RETURN", z_bucket=1,
+                                   ts_ns=T0, realised_ns=T0 + 1, horizon_s=1.0, move_pct=0.0)
+        await s.record_incident("i-2", "BTCUSDT", T0, "triaged", {})
+        for bad, match in (({"realised_ns": T0 - 1}, "realised_ns"),
+                           ({"horizon_s": 0.0}, "horizon_s"),
+                           ({"move_pct": math.nan}, "move_pct"),
+                           ({"action": "SHORT"}, "action")):
+            args = {"symbol": "BTCUSDT", "metric": "RETURN", "z_bucket": 1, "ts_ns": T0,
+                    "realised_ns": T0 + 1, "horizon_s": 1.0, "move_pct": 0.0, **bad}
+            with pytest.raises(StoreError, match=match):
+                await s.record_outcome("i-2", **args)
+        assert await s.similar_outcomes("BTCUSDT", "RETURN", 1, as_of_ns=T0 + HOUR) == []
+
+    store.run(body)
+
+
+def test_similar_outcomes_never_show_one_realised_at_or_after_the_time(store: Backend) -> None:
+    """No look-ahead: an incident at T0 + 3h sees the T0 outcome (realised at T0 + 1h) and
+    not the one of T0 + 2h30 (realised at T0 + 3h30, after it), though it is more similar."""
+    async def body(s: DecisionStore) -> None:
+        await outcome(s, "old", symbol="ETHUSDT", ts_ns=T0)
+        await outcome(s, "late", ts_ns=T0 + 5 * HOUR // 2)  # same symbol: more similar
+        now = T0 + 3 * HOUR
+        seen = await s.similar_outcomes("BTCUSDT", "RETURN", -4, as_of_ns=now)
+        assert [r["incident_id"] for r in seen] == ["old"]
+        at_realisation = await s.similar_outcomes("BTCUSDT", "RETURN", -4,
+                                                  as_of_ns=T0 + 7 * HOUR // 2)
+        assert [r["incident_id"] for r in at_realisation] == ["old"]  # strictly before
+        later = await s.similar_outcomes("BTCUSDT", "RETURN", -4, as_of_ns=T0 + 4 * HOUR)
+        assert [r["incident_id"] for r in later] == ["late", "old"]
+
+    store.run(body)
+
+
+def test_similar_outcomes_rank_symbol_bucket_news_then_newest(store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await outcome(s, "other-sym", symbol="ETHUSDT", ts_ns=T0 + 4)
+        await outcome(s, "near-bucket", z_bucket=-5, ts_ns=T0 + 3)
+        await outcome(s, "news", has_news=True, ts_ns=T0 + 2)
+        await outcome(s, "same-old", ts_ns=T0)
+        await outcome(s, "same-new", ts_ns=T0 + 1)
+        await outcome(s, "far-bucket", z_bucket=-6, ts_ns=T0 + 5)  # outside +-1: never
+        await outcome(s, "volume", metric="VOLUME", ts_ns=T0 + 6)  # another metric: never
+        rows = await s.similar_outcomes("BTCUSDT", "RETURN", -4, as_of_ns=T0 + 9 * HOUR,
+                                        limit=10)
+        assert [r["incident_id"] for r in rows] == [
+            "same-new", "same-old", "news", "near-bucket", "other-sym"]
+        two = await s.similar_outcomes("BTCUSDT", "RETURN", -4, as_of_ns=T0 + 9 * HOUR,
+                                       limit=2)
+        assert [r["incident_id"] for r in two] == ["same-new", "same-old"]
+
+    store.run(body)
+
+
+def test_history_is_the_symbols_past_before_a_time_without_later_outcomes(
+        store: Backend) -> None:
+    async def body(s: DecisionStore) -> None:
+        await seed(s, "d-1", ts_ns=T0)
+        await s.set_outcome("d-1", "EXECUTED", "filled", T0 + 100)
+        await seed(s, "d-2", ts_ns=T0 + 1_000)
+        await s.set_outcome("d-2", "REJECTED", "vetoed", T0 + 5_000)
+        await seed(s, "d-3", ts_ns=T0 + 10_000)  # after the time asked about
+        await seed(s, "d-4", ts_ns=T0 + 1_500, symbol="ETHUSDT")
+        h = await s.history("BTCUSDT", before_ns=T0 + 2_000, limit=5)
+        assert [v["id"] for v in h["verdicts"]] == ["v-d-2", "v-d-1"]
+        assert h["verdicts"][0]["class"] == "news" and h["verdicts"][0]["confidence"] == 0.8
+        assert [(d["id"], d["action"], d["outcome"]) for d in h["decisions"]] == [
+            ("d-2", "BUY", None),  # settled at T0 + 5000: not known at T0 + 2000
+            ("d-1", "BUY", "EXECUTED")]
+        assert h["decisions"][1]["reason"] == "filled"
+        one = await s.history("BTCUSDT", before_ns=T0 + 20_000, limit=1)
+        assert [d["id"] for d in one["decisions"]] == ["d-3"]
+
+    store.run(body)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 import copy
 import itertools
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -195,6 +196,36 @@ class DecisionStore(abc.ABC):
     @abc.abstractmethod
     async def verdicts_of(self, incident_id: str) -> list[dict[str, Any]]:
         """The incident's verdicts, oldest first (ts_ns, id); [] for an unknown incident."""
+
+    # -- memory: realised outcomes and history (tripwire.decisions.memory) -------------------
+
+    @abc.abstractmethod
+    async def record_outcome(self, incident_id: str, *, symbol: str, metric: str,
+                             z_bucket: int, ts_ns: int, realised_ns: int, horizon_s: float,
+                             move_pct: float, classification: str = "", action: str = "HOLD",
+                             pnl: float | None = None, has_news: bool = False,
+                             payload: Mapping[str, Any] | None = None) -> bool:
+        """The outcome ``incident_id`` realised (its symbol moved ``move_pct`` over
+        ``horizon_s``, known at ``realised_ns``); insert unless it exists, True when
+        inserted. StoreError for an unknown incident or a bad value (see
+        :func:`check_outcome`)."""
+
+    @abc.abstractmethod
+    async def similar_outcomes(self, symbol: str, metric: str, z_bucket: int, *,
+                               as_of_ns: int, has_news: bool = False,
+                               limit: int = 5) -> list[dict[str, Any]]:
+        """Outcomes realised strictly before ``as_of_ns`` of incidents on the same
+        ``metric`` with a z bucket within one of ``z_bucket``, most similar first: the same
+        symbol, then the nearer bucket, then the same news presence, then the newest (then
+        the incident id)."""
+
+    @abc.abstractmethod
+    async def history(self, symbol: str, *, before_ns: int,
+                      limit: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """The symbol's latest verdicts and decisions strictly before ``before_ns``, newest
+        first: ``{"verdicts": [{id, ts_ns, class, confidence}], "decisions": [{id, ts_ns,
+        action, outcome, reason}]}``; a decision's outcome is None when it was settled at
+        or after ``before_ns`` (not known yet at that time)."""
 
     # -- proposals, outcomes, signatures, approvals ------------------------------------------
 
@@ -402,6 +433,34 @@ class DecisionStore(abc.ABC):
         return chain
 
 
+OUTCOME_ACTIONS = ("BUY", "SELL", "HOLD")
+
+
+def check_outcome(incident_id: str, ts_ns: int, realised_ns: int, horizon_s: float,
+                  move_pct: float, action: str, pnl: float | None) -> None:
+    """StoreError naming what is wrong with an outcome row (nothing is written)."""
+    def bad(what: str) -> StoreError:
+        return StoreError(f"outcome of {incident_id!r} refused: {what}")
+    if not (_is_int(ts_ns) and _is_int(realised_ns)) or realised_ns < ts_ns:
+        raise bad(f"realised_ns {realised_ns!r} must be an integer >= ts_ns {ts_ns!r}")
+    if not (isinstance(horizon_s, int | float) and math.isfinite(horizon_s)
+            and horizon_s > 0):
+        raise bad(f"horizon_s must be a number > 0, got {horizon_s!r}")
+    if not (isinstance(move_pct, int | float) and math.isfinite(move_pct)):
+        raise bad(f"move_pct must be a finite number, got {move_pct!r}")
+    if pnl is not None and not (isinstance(pnl, int | float) and math.isfinite(pnl)):
+        raise bad(f"pnl must be a finite number or None, got {pnl!r}")
+    if action not in OUTCOME_ACTIONS:
+        raise bad(f"action must be one of {OUTCOME_ACTIONS}, got {action!r}")
+
+
+def similarity_key(row: Mapping[str, Any], symbol: str, z_bucket: int,
+                   has_news: bool) -> tuple[Any, ...]:
+    """The order of :meth:`DecisionStore.similar_outcomes` (PostgreSQL sorts the same)."""
+    return (row["symbol"] != symbol, abs(row["z_bucket"] - z_bucket),
+            row["has_news"] != has_news, -row["realised_ns"], row["incident_id"])
+
+
 def check_page(limit: int, offset: int = 0, since_ns: int | None = None,
                until_ns: int | None = None) -> None:
     """StoreError naming the argument unless 1 <= limit <= MAX_LIMIT, offset >= 0 and the
@@ -533,6 +592,7 @@ class MemoryDecisionStore(DecisionStore):
         self._dead: list[dict[str, Any]] = []
         self._batches: dict[str, IngestBatch] = {}
         self._runs: dict[str, dict[str, Any]] = {}
+        self._outcomes: dict[str, dict[str, Any]] = {}
         # Arrival of orders and fills (their rows keep the shape of order_row / fill_row).
         self._arrived: dict[tuple[str, str], int] = {}
         self._last_ns = 0
@@ -659,6 +719,49 @@ class MemoryDecisionStore(DecisionStore):
         rows = [v for v in self._verdicts.values() if v["symbol"] == symbol]
         rows.sort(key=lambda v: (v["ts_ns"], v["id"]), reverse=True)
         return copy.deepcopy(rows[:limit])
+
+    async def record_outcome(self, incident_id, *, symbol, metric, z_bucket, ts_ns,
+                             realised_ns, horizon_s, move_pct, classification="",
+                             action="HOLD", pnl=None, has_news=False, payload=None):
+        check_outcome(incident_id, ts_ns, realised_ns, horizon_s, move_pct, action, pnl)
+        if incident_id not in self._incidents:
+            raise StoreError(f"outcome names unknown incident {incident_id!r}")
+        if incident_id in self._outcomes:
+            return False
+        self._outcomes[incident_id] = {
+            "incident_id": incident_id, "symbol": symbol, "metric": metric,
+            "z_bucket": int(z_bucket), "has_news": bool(has_news), "ts_ns": ts_ns,
+            "realised_ns": realised_ns, "horizon_s": float(horizon_s),
+            "classification": classification, "action": action, "move_pct": float(move_pct),
+            "pnl": None if pnl is None else float(pnl),
+            "payload": copy.deepcopy(dict(payload or {}))}
+        return True
+
+    async def similar_outcomes(self, symbol, metric, z_bucket, *, as_of_ns, has_news=False,
+                               limit=5):
+        check_page(limit)
+        rows = [r for r in self._outcomes.values()
+                if r["metric"] == metric and abs(r["z_bucket"] - z_bucket) <= 1
+                and r["realised_ns"] < as_of_ns]
+        rows.sort(key=lambda r: similarity_key(r, symbol, z_bucket, has_news))
+        return copy.deepcopy(rows[:limit])
+
+    async def history(self, symbol, *, before_ns, limit=5):
+        check_page(limit)
+        verdicts = sorted((v for v in self._verdicts.values()
+                           if v["symbol"] == symbol and v["ts_ns"] < before_ns),
+                          key=lambda v: (v["ts_ns"], v["id"]), reverse=True)[:limit]
+        decisions = sorted((p for p in self._proposals.values()
+                            if p["symbol"] == symbol and p["ts_ns"] < before_ns),
+                           key=lambda p: (p["ts_ns"], p["id"]), reverse=True)[:limit]
+        return {
+            "verdicts": [{"id": v["id"], "ts_ns": v["ts_ns"], "class": v["class"],
+                          "confidence": v["confidence"]} for v in verdicts],
+            "decisions": [{"id": p["id"], "ts_ns": p["ts_ns"], "action": p["action"],
+                           **({"outcome": p["outcome"], "reason": p["reason"]}
+                              if p["outcome"] is not None and p["updated_ns"] < before_ns
+                              else {"outcome": None, "reason": ""})}
+                          for p in decisions]}
 
     async def record_proposal(self, decision_id, *, incident_id, verdict_id, symbol, ts_ns,
                               action, proposal_hash, revision, mode, payload):

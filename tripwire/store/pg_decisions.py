@@ -37,6 +37,7 @@ from tripwire.store.decisions import (
     _require_ack,
     check_final_status,
     check_order,
+    check_outcome,
     check_page,
     check_range,
     check_run_args,
@@ -68,6 +69,9 @@ _APPROVAL = ("SELECT decision_id, status, proposal_hash, summary, requested_ns, 
 _ORDER_COLUMNS = ("client_order_id", "proposal_id", "backend", "exchange_order_id", "symbol",
                   "side", "order_type", "qty", "price", "status", "ts_ns", "updated_ns",
                   "payload")
+_OUTCOME_COLUMNS = ("incident_id", "symbol", "metric", "z_bucket", "has_news", "ts_ns",
+                    "realised_ns", "horizon_s", "classification", "action", "move_pct", "pnl",
+                    "payload")
 _FILL_COLUMNS = ("id", "client_order_id", "symbol", "side", "qty", "price", "fee", "ts_ns",
                  "kind")
 
@@ -304,6 +308,47 @@ class PgDecisionStore(DecisionStore):
         rows = await self._pool.fetch(
             f"{_VERDICT} WHERE incident_id = $1 ORDER BY ts_ns, id {_C}", incident_id)
         return [dict(r) for r in rows]
+
+    # -- memory ------------------------------------------------------------------------------
+
+    async def record_outcome(self, incident_id, *, symbol, metric, z_bucket, ts_ns,
+                             realised_ns, horizon_s, move_pct, classification="",
+                             action="HOLD", pnl=None, has_news=False, payload=None):
+        check_outcome(incident_id, ts_ns, realised_ns, horizon_s, move_pct, action, pnl)
+        sql = _insert_sql("incident_outcomes", _OUTCOME_COLUMNS, "(incident_id)")
+        args = (incident_id, symbol, metric, int(z_bucket), bool(has_news), ts_ns, realised_ns,
+                float(horizon_s), classification, action, float(move_pct),
+                None if pnl is None else float(pnl), dict(payload or {}))
+        return await self._insert_child(
+            sql, args, subject=f"outcome of {incident_id!r}",
+            parent=("incidents", "id", incident_id),
+            unknown=f"outcome names unknown incident {incident_id!r}")
+
+    async def similar_outcomes(self, symbol, metric, z_bucket, *, as_of_ns, has_news=False,
+                               limit=5):
+        check_page(limit)
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM incident_outcomes "
+            "WHERE metric = $2 AND z_bucket BETWEEN $3 - 1 AND $3 + 1 AND realised_ns < $4 "
+            "ORDER BY (symbol <> $1), abs(z_bucket - $3), (has_news <> $5), "
+            f"realised_ns DESC, incident_id {_C} LIMIT $6",
+            symbol, metric, int(z_bucket), as_of_ns, bool(has_news), limit)
+        return [dict(r) for r in rows]
+
+    async def history(self, symbol, *, before_ns, limit=5):
+        check_page(limit)
+        verdicts = await self._pool.fetch(
+            "SELECT id, ts_ns, class, confidence FROM verdicts WHERE symbol = $1 "
+            f"AND ts_ns < $2 ORDER BY ts_ns DESC, id {_C} DESC LIMIT $3",
+            symbol, before_ns, limit)
+        decisions = await self._pool.fetch(
+            "SELECT id, ts_ns, action, "
+            "CASE WHEN outcome IS NOT NULL AND updated_ns < $2 THEN outcome END AS outcome, "
+            "CASE WHEN outcome IS NOT NULL AND updated_ns < $2 THEN reason ELSE '' END "
+            "AS reason FROM proposals WHERE symbol = $1 AND ts_ns < $2 "
+            f"ORDER BY ts_ns DESC, id {_C} DESC LIMIT $3", symbol, before_ns, limit)
+        return {"verdicts": [dict(r) for r in verdicts],
+                "decisions": [dict(r) for r in decisions]}
 
     # -- proposals, outcomes, signatures, approvals ------------------------------------------
 
