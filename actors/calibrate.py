@@ -1,5 +1,7 @@
 """`tripwire calibrate`: per-symbol detector thresholds that meet a false-trip budget.
 
+The arguments are parsed in :mod:`actors.commands`; this module runs the command.
+
 Reads a quiet period of the user's own data (Binance trade dumps, or the tick store by
 replay), runs the detectors once (tripwire.detect.calibrate), prints the expected trips per
 day per symbol and what was given up, and writes a TOML file the live path reads with
@@ -15,39 +17,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from actors.cli import UsageError, binance_csv_files
-from tripwire.argtypes import time_ns
+from actors.ingest import binance_csv_files
+from tripwire.commands.common import UsageError
 from tripwire.config import load_settings
-
-SOURCES = ("binance-csv", "replay")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="per-symbol detector thresholds that meet a false-trip budget on your data",
-        description="Run the detectors over a quiet period of your own data and write a "
-        "detector calibration (TOML) whose thresholds keep each symbol's false trips within "
-        "--budget per day.",
-    )
-    p.add_argument("--source", choices=SOURCES, required=True)
-    p.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
-    p.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
-    p.add_argument("--names", help="replay: comma-separated symbols (default: all)")
-    p.add_argument("--start", type=time_ns, help="replay: from (ISO time or ns)")
-    p.add_argument("--end", type=time_ns, help="replay: until (ISO time or ns)")
-    p.add_argument("--store", help="replay: tick store URL (default: the config's)")
-    p.add_argument("--budget", default="0.5/day", help="false trips per symbol-day (0.5/day)")
-    p.add_argument("--out", default="detector-calibration.toml", help="file to write")
-    p.add_argument("--config", help="TOML settings file (its [detector] is the base)")
-    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.set_defaults(func=cmd_calibrate)
 
 
 def _batches(args: argparse.Namespace, settings):
     """(iterable of TickBatch, SymbolTable, source text)."""
     if args.source == "binance-csv":
-        from tripwire.feeds.binance_csv import BinanceCsvFeed
+        from tripwire.adapters.binance.loader import BinanceCsvFeed
 
         feed = BinanceCsvFeed(binance_csv_files(args), symbol=args.symbol)
         return (c.ticks for c in feed.iter_chunks()), feed.symbols, feed.source
@@ -59,7 +37,7 @@ def _batches(args: argparse.Namespace, settings):
 def _replay(args: argparse.Namespace, settings):
     import ray
 
-    from actors.cli import _replay_factory
+    from actors.ingest import _replay_factory
     from actors.runtime import ensure_ray, kill_and_wait
     from actors.sink import TickSink
     from tripwire.model import SymbolTable

@@ -51,20 +51,6 @@ VERDICT_DELAY_NS = NS_PER_SECOND  # the triage answers a second after the trip (
 AFTER_S = 1_800  # ticks run through the paper venue after each decision, for fills
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decide", help="triage + sign-off of scenario incidents in paper mode "
-                       "(PostgreSQL journal)", description=__doc__.splitlines()[0])
-    p.add_argument("--demo", action="store_true", required=True,
-                   help="incidents from the default scenario (news shock, cascade, fat finger)")
-    p.add_argument("--mode", help="DRY_RUN, TWO_PHASE or DIRECT (default: [risk] mode)")
-    p.add_argument("--approve-as", metavar="NAME",
-                   help="TWO_PHASE: approve every waiting decision as NAME")
-    p.add_argument("--seed", type=int, help="scenario seed (default: the default)")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_decide)
-
-
 def cmd_decide(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:

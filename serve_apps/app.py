@@ -37,7 +37,7 @@ from serve_apps.lazy_store import LazyStore
 from serve_apps.orchestrator import Orchestrator, TriageService, metric_sections
 from tripwire import telemetry
 from tripwire.config import Settings
-from tripwire.llm.cli import ledger_path
+from tripwire.llm.ledger import ledger_path
 from tripwire.model import NewsItem, SimClock, SymbolTable, TickBatch
 
 APP_NAME = "tripwire"

@@ -1,5 +1,7 @@
 """`tripwire demo`: the whole system on a laptop, on the embedded defaults.
 
+The arguments are parsed in :mod:`serve_apps.commands`; this module runs the demo.
+
 It starts local Ray, the private PostgreSQL under the data directory, the chdb tick store
 and the Serve app on 127.0.0.1, and the watchdog as a separate process. It then replays the
 default labelled scenario (24 symbols, one simulated day, injected events and news) through
@@ -58,31 +60,6 @@ max_drawdown = 0.05
 max_gross_exposure = {exposure}
 require_stops = true
 """
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    import serve_apps.config  # noqa: F401 - registers [serve] for `tripwire config show`
-
-    p = sub.add_parser("demo", help="the whole system on the embedded defaults: Serve app, "
-                       "scenario replay, decisions, watchdog, report",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--seed", type=int, help="scenario seed (default: the default scenario)")
-    p.add_argument("--symbols", type=int, help="scenario symbols (default 24)")
-    p.add_argument("--hours", type=float, help="simulated hours to replay (default 24)")
-    p.add_argument("--mode", default="DIRECT",
-                   help="DIRECT (default: paper orders), TWO_PHASE or DRY_RUN")
-    p.add_argument("--llm", choices=("config", "rules", "local"), default="config",
-                   help="configured routes (default), the offline rules analyst, or the "
-                   "bundled small local model")
-    p.add_argument("--port", type=int, help="HTTP port (default [serve] port, 8000)")
-    p.add_argument("--batch", type=int, default=50_000, help="ticks per POST (<= 100000)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="leave the app and console up after the summary, until Ctrl-C")
-    p.add_argument("--no-dashboard", action="store_true",
-                   help="do not start the Ray dashboard (saves memory and a few seconds)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from serve_apps.api import build_app
 from serve_apps.config import ServeConfig, make_clock
 from serve_apps.orchestrator import Orchestrator, metric_sections
 from tripwire.config import Settings
-from tripwire.llm.cli import ledger_path
+from tripwire.llm.ledger import ledger_path
 from tripwire.model import NewsItem, SymbolTable, TickBatch
 from tripwire.store.pg_decisions import PgDecisionStore
 

@@ -648,7 +648,7 @@ def test_database_outage_is_halted_when_the_database_returns(pg_root: Any, capsy
     from tripwire.store import pg as pg_module
     from tripwire.store.migrate import migrate
     from tripwire.store.pg import PrivateCluster
-    from tripwire.watchdog_cli import ReconnectingStore
+    from tripwire.commands.watchdog import ReconnectingStore
 
     cluster = PrivateCluster(pg_root / "outage", durable=False)
     dsn = cluster.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tripwire.watchdog_cli import main
+from tripwire.commands import main
 
 
 @pytest.fixture

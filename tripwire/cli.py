@@ -1,138 +1,17 @@
-"""The ``tripwire`` command.
+"""The ``tripwire`` console script's module (pyproject ``[project.scripts]``).
 
-Exit codes: 0 success, 1 the command ran and found a failure, 2 bad usage or input.
-
-The domain's own commands live here. Commands that need the runtime (Ray actors, Serve)
-are registered by the runtime packages through the ``tripwire.commands`` entry-point group
-(see pyproject.toml), so this module never imports them: the dependency points inward.
+Every command is registered in :mod:`tripwire.commands` (the domain's) or by the runtime
+layers' ``commands`` modules; this module only names the entry point, and keeps
+``python -m tripwire.cli`` working.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from importlib.metadata import entry_points
+from tripwire.commands import build_parser, entry, main
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+_entry = entry  # the name pyproject's console script points at
 
-from tripwire.argtypes import int_in
-from tripwire.config_cli import register as register_config
-from tripwire.detect.cli import register as register_detect_eval
-from tripwire.llm.cli import register as register_llm
-from tripwire.slurm_cli import register as register_slurm
-from tripwire.store.cli import register as register_db
-from tripwire.watchdog_cli import register as register_watchdog
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from tripwire import demo
-
-    err = Console(stderr=True)
-    out = Console()
-    try:
-        market = demo.generate(args.symbols, args.ticks_per_symbol, args.seed)
-    except ValueError as exc:
-        err.print(f"[red]tripwire detect-demo: {exc}[/red]")
-        return 2
-    total = len(market.ticks)
-    counts = {"trips": 0}
-    with Progress(
-        TextColumn("[bold]detecting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("ticks · {task.fields[trips]} trips"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=args.json or not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("ticks", total=total, trips=0)
-
-        def advance(n: int, trips: int) -> None:
-            counts["trips"] += trips
-            bar.update(task, advance=n, trips=counts["trips"])
-
-        bank, trips, seconds = demo.run(market, demo.demo_config(), args.batch_size, advance)
-    found = demo.match(market.events, trips)
-    c = bank.counters()
-    summary = {
-        "ticks": total,
-        "symbols": len(market.symbols),
-        "seconds_in_detectors": round(seconds, 3),
-        "ticks_per_s": round(total / seconds) if seconds else None,
-        "trips": c["trips"],
-        "suppressed_by_cooldown": c["suppressed"],
-        "rejected": c["rejected"],
-        "unlabelled_trips": demo.unlabelled(market.events, trips),
-        "events": found,
-        "bytes_per_symbol": bank.bytes_per_symbol,
-    }
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    table = Table(title="Injected events")
-    for col in ("event", "symbol", "detected", "metrics", "max |z|"):
-        table.add_column(col)
-    for f in found:
-        table.add_row(
-            f["event"],
-            market.symbols[f["symbol_id"]],
-            "[green]yes[/green]" if f["detected"] else "[yellow]no[/yellow]",
-            ", ".join(f["metrics"]) or "-",
-            f"{f['max_abs_z']:.1f}" if f["max_abs_z"] is not None else "-",
-        )
-    out.print(table)
-    out.print(
-        f"[bold]summary[/bold]: {total:,} ticks over {len(market.symbols)} symbols in "
-        f"{seconds:.2f} s of detector time ({summary['ticks_per_s']:,} ticks/s); "
-        f"{c['trips']} trips, {c['suppressed']} suppressed by cool-down, "
-        f"{summary['unlabelled_trips']} trips outside labelled events, {c['rejected']} rejected."
-    )
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tripwire", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("detect-demo",
-                       help="run the detectors alone over a generated, labelled market")
-    d.add_argument("--symbols", type=int_in(1), default=50)
-    d.add_argument("--ticks-per-symbol", type=int_in(1), default=20_000)
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--batch-size", type=int_in(1), default=50_000)
-    d.add_argument("--json", action="store_true", help="print one JSON object")
-    d.set_defaults(func=cmd_demo)
-    register_detect_eval(sub)
-    register_llm(sub)
-    register_db(sub)
-    register_watchdog(sub)
-    register_slurm(sub)
-    register_config(sub)
-    for ep in entry_points(group="tripwire.commands"):
-        try:
-            register = ep.load()
-        except ImportError as exc:  # a runtime layer that cannot load must not break the rest
-            print(f"tripwire: commands from {ep.value} unavailable: {exc}", file=sys.stderr)
-            continue
-        register(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-def _entry() -> None:
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # e.g. `tripwire detect-demo --json | head`
-        sys.stderr.close()
-        sys.exit(0)
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
-    _entry()
+    entry()

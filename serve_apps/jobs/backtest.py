@@ -59,7 +59,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from actors.backtest import (
-    CASSETTE_MODES,
     ShardConfig,
     ShardSpec,
     run_shard_task,
@@ -67,7 +66,7 @@ from actors.backtest import (
     warm_start,
 )
 from actors.shard import shard_of
-from tripwire.argtypes import int_in, positive_float, time_ns
+from tripwire.commands.common import UsageError
 from tripwire.config import load_settings
 from tripwire.feeds.scenario import DAY_S, ScenarioConfig, default_scenario_config
 from tripwire.model import NS_PER_SECOND
@@ -81,43 +80,13 @@ SYMBOL_KEYS = ("orders", "fills", "realised_pnl", "unrealised_pnl", "fees")
 LLM_KEYS = ("calls", "answered", "failed", "input_tokens", "output_tokens", "cost_usd")
 
 
-class BadArgument(ValueError):
-    """A command-line value that cannot be used: exit code 2, message names the argument."""
-
-
 # ----------------------------------------------------------------------------- arguments
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    """Where the ticks come from and how they are split (this job and the sweep's)."""
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--scenario-seed", type=int, metavar="N",
-                     help="the default scenario with this seed (the default source)")
-    src.add_argument("--scenario-config", metavar="FILE",
-                     help="a scenario as JSON (ScenarioConfig fields)")
-    src.add_argument("--store", metavar="URL", help="tick store: chdb:///path or http(s)://...")
-    p.add_argument("--start", type=time_ns, help="--store: first instant (ISO time, UTC)")
-    p.add_argument("--end", type=time_ns, help="--store: end instant, exclusive")
-    p.add_argument("--warmup-s", type=positive_float, default=10_800.0,
-                   help="--store: seconds of ticks before each day to warm detectors up")
-    p.add_argument("--symbols", help="comma-separated symbols (default: all)")
-    p.add_argument("--groups", type=int_in(1, 1024), default=4, help="symbol groups")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.backtest",
-                                description=__doc__.splitlines()[0])
-    add_data_arguments(p)
-    p.add_argument("--num-cpus", type=positive_float, default=0.5, help="CPUs per task")
-    p.add_argument("--max-inflight", type=int_in(1, 1024), default=16,
-                   help="tasks submitted at once")
-    p.add_argument("--mode", default="DIRECT", help="DRY_RUN, TWO_PHASE or DIRECT")
-    p.add_argument("--cassette", metavar="PATH", help="replay LLM answers from this cassette")
-    p.add_argument("--cassette-mode", choices=CASSETTE_MODES, default="replay")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--out", help="output folder (default: <data dir>/backtest)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
+    from serve_apps.commands import add_backtest_arguments, job_parser
+
+    return job_parser("backtest", __doc__.splitlines()[0], add_backtest_arguments)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,11 +101,11 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    """Validate the arguments and split the work into tasks; BadArgument names the culprit."""
+    """Validate the arguments and split the work into tasks; UsageError names the culprit."""
     try:
         settings = load_settings(args.config)
     except ValueError as exc:
-        raise BadArgument(f"--config: {exc}") from None
+        raise UsageError(f"--config: {exc}") from None
     config = ShardConfig(decisions=_decisions(settings.decisions, args.mode),
                          # never the configured paid routes: a backtest replays, it
                          # does not spend (the rules analyst, or the cassette)
@@ -149,7 +118,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     else:
         specs, source = scenario_specs(args)
     if len(specs) > MAX_TASKS:
-        raise BadArgument(f"--groups/--start/--end: {len(specs)} tasks, more than {MAX_TASKS}")
+        raise UsageError(f"--groups/--start/--end: {len(specs)} tasks, more than {MAX_TASKS}")
     chdb = bool(args.store and args.store.startswith("chdb"))
     return Plan(specs, config, source, out, chdb, args.num_cpus, args.max_inflight)
 
@@ -158,7 +127,7 @@ def _decisions(cfg, mode_text: str):
     try:
         mode = parse_safety_mode(mode_text, "--mode")
     except ValueError as exc:
-        raise BadArgument(str(exc)) from None
+        raise UsageError(str(exc)) from None
     return dataclasses.replace(cfg, mode=mode)
 
 
@@ -168,12 +137,12 @@ def _cassette(path: str | None) -> str | None:
     try:
         return Path(path).read_text()
     except OSError as exc:
-        raise BadArgument(f"--cassette: cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"--cassette: cannot read {path}: {exc.strerror}") from None
 
 
 def scenario_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
     if args.start is not None or args.end is not None:
-        raise BadArgument("--start/--end: only with --store (a scenario has its own period)")
+        raise UsageError("--start/--end: only with --store (a scenario has its own period)")
     cfg = _scenario_config(args)
     names = _pick_symbols(args.symbols, _scenario_symbols(cfg))
     windows = _days(cfg.start_ns, cfg.end_ns)
@@ -188,10 +157,10 @@ def _scenario_config(args: argparse.Namespace) -> ScenarioConfig:
     try:
         return ScenarioConfig.from_dict(json.loads(Path(args.scenario_config).read_text()))
     except OSError as exc:
-        raise BadArgument(f"--scenario-config: cannot read {args.scenario_config}: "
+        raise UsageError(f"--scenario-config: cannot read {args.scenario_config}: "
                           f"{exc.strerror}") from None
     except (ValueError, TypeError) as exc:  # JSON errors and ScenarioConfig's named keys
-        raise BadArgument(f"--scenario-config: {exc}") from None
+        raise UsageError(f"--scenario-config: {exc}") from None
 
 
 def _scenario_symbols(cfg: ScenarioConfig) -> tuple[str, ...]:
@@ -204,13 +173,13 @@ def store_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, An
     from tripwire.store.ticks import parse_store_url, redact_url
 
     if args.start is None or args.end is None:
-        raise BadArgument("--start and --end are required with --store")
+        raise UsageError("--start and --end are required with --store")
     if args.end <= args.start:
-        raise BadArgument("--end must be after --start")
+        raise UsageError("--end must be after --start")
     try:
         parse_store_url(args.store)
     except ValueError as exc:
-        raise BadArgument(f"--store: {exc}") from None
+        raise UsageError(f"--store: {exc}") from None
     stored = _stored_symbols(args.store)
     names = _pick_symbols(args.symbols, stored)
     specs = [ShardSpec(f"g{g}/{_day(lo)}", grp, lo, hi, store_url=args.store,
@@ -227,7 +196,7 @@ def _stored_symbols(url: str) -> tuple[str, ...]:
         with TickStore(url) as store:
             return tuple(store.symbols())
     except TickStoreError as exc:
-        raise BadArgument(f"--store: {exc}") from None
+        raise UsageError(f"--store: {exc}") from None
 
 
 def _pick_symbols(text: str | None, known: Sequence[str]) -> tuple[str, ...]:
@@ -235,10 +204,10 @@ def _pick_symbols(text: str | None, known: Sequence[str]) -> tuple[str, ...]:
         return tuple(known)
     wanted = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     if not wanted:
-        raise BadArgument("--symbols: no symbol given")
+        raise UsageError("--symbols: no symbol given")
     unknown = [s for s in wanted if s not in known]
     if unknown:
-        raise BadArgument(f"--symbols: not in the data: {', '.join(unknown)}")
+        raise UsageError(f"--symbols: not in the data: {', '.join(unknown)}")
     return wanted
 
 
@@ -400,15 +369,19 @@ def print_summary(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    err = Console(stderr=True)
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed the message naming the argument
         return int(exc.code or 0)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tripwire backtest``: the job on already parsed arguments."""
+    err = Console(stderr=True)
     try:
         plan = make_plan(args)
-    except BadArgument as exc:
+    except UsageError as exc:
         err.print(f"[red]backtest: {exc}[/red]", highlight=False)
         return 2
     try:

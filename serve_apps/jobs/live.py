@@ -34,29 +34,23 @@ from typing import Any
 
 from rich.console import Console
 
-from actors.cli import UsageError, feed_factory
+from actors.ingest import feed_factory
+from tripwire.commands.common import UsageError
 from tripwire.config import load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.live",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--source", choices=("scenario", "binance"), default="scenario")
-    p.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@trade")
-    p.add_argument("--url", help="binance: WebSocket base URL (default: the exchange)")
-    p.add_argument("--seed", type=int, help="scenario seed")
-    p.add_argument("--symbols", type=int, help="scenario symbols")
-    p.add_argument("--days", type=float, help="scenario days")
-    p.add_argument("--speed", type=float, default=60.0,
-                   help="scenario pacing: simulated seconds per second (0: unpaced)")
-    p.add_argument("--run-for", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    return p
+    from serve_apps.commands import add_live_arguments, job_parser
+
+    return job_parser("live", __doc__.splitlines()[0], add_live_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tripwire live``: the job on already parsed arguments."""
     err = Console(stderr=True)
     try:
         settings = load_settings(args.config)

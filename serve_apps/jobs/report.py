@@ -76,19 +76,10 @@ def period(since: int | None, until: int | None, now_ns: int) -> tuple[int, int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.report",
-                                description="Write the daily report (markdown, HTML, plots).")
-    p.add_argument("--since", type=parse_time, help="period start, inclusive (default: the "
-                   "start of the last whole UTC day)")
-    p.add_argument("--until", type=parse_time, help="period end, exclusive")
-    p.add_argument("--run", help="report this run's rows (an id from GET /v1/runs)")
-    p.add_argument("--out", help="output directory (default <data dir>/reports/<date>, "
-                   "or reports/run-<id> with --run)")
-    p.add_argument("--ledger", help="an offline LLM ledger file (JSONL) to read instead of "
-                                    "PostgreSQL's llm_calls")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
+    from serve_apps.commands import add_report_arguments, job_parser
+
+    return job_parser("report", "Write the daily report (markdown, HTML, plots).",
+                      add_report_arguments)
 
 
 async def _build(dsn: str, since: int | None, until: int | None, ledger: Any,
@@ -192,6 +183,11 @@ def main(argv: list[str] | None = None, *, now_ns: int | None = None) -> int:
     except SystemExit as exc:  # argparse already printed the message
         return int(exc.code or 0)
     return _run(args, time.time_ns() if now_ns is None else now_ns)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tripwire report``: the job on already parsed arguments."""
+    return _run(args, time.time_ns())
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ from rich.table import Table
 
 from actors.backtest import ShardSpec, store_data, warm_start
 from actors.sweep import SLOW_TREND, run_sweep_task
-from serve_apps.jobs.backtest import BadArgument, add_data_arguments, scenario_specs, store_specs
-from tripwire.argtypes import int_in, positive_float
+from serve_apps.commands import PG_ENV
+from serve_apps.commands import SWEEP_SHORTCUTS as SHORTCUTS
+from serve_apps.jobs.backtest import scenario_specs, store_specs
+from tripwire.commands.common import UsageError
 from tripwire.config import load_settings
 from tripwire.detect import DetectorConfig
 from tripwire.model import NS_PER_SECOND
@@ -73,36 +75,15 @@ MAX_VALUES = 100  # values per axis
 METRICS = ("returns", "volume", "price")
 METRIC_FIELDS = {"window": int, "threshold": float, "min_periods": int}
 TOP_FIELDS = {"cooldown_s": float, "volume_bucket_s": float}
-SHORTCUTS = {"returns_threshold": "returns.threshold", "returns_window": "returns.window",
-             "volume_threshold": "volume.threshold", "volume_window": "volume.window",
-             "price_threshold": "price.threshold", "price_window": "price.window"}
-PG_ENV = "TRIPWIRE_PG_DSN"
 
 
 # ----------------------------------------------------------------------------- arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serve_apps.jobs.sweep",
-                                description=__doc__.splitlines()[0])
-    add_data_arguments(p)
-    p.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a grid axis, e.g. returns.threshold=8,10,12 (repeatable)")
-    for dest, key in SHORTCUTS.items():
-        flags = ["--" + dest.replace("_", "-")] + (["--window"] if dest == "returns_window"
-                                                   else [])
-        p.add_argument(*flags, dest=dest, metavar="V1,V2", help=f"short for --param {key}=...")
-    p.add_argument("--num-cpus", type=positive_float, default=1.0, help="CPUs per task")
-    p.add_argument("--max-inflight", type=int_in(1, 1024), default=16,
-                   help="tasks submitted at once")
-    p.add_argument("--top", type=int_in(1, 1000), default=5, help="best configs to print")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--out", help="output folder (default: <data dir>/sweep)")
-    p.add_argument("--pg", nargs="?", const="", metavar="DSN",
-                   help=f"also write to PostgreSQL (default DSN: ${PG_ENV} or the private "
-                        "cluster); on whenever $" + PG_ENV + " is set")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
+    from serve_apps.commands import add_sweep_arguments, job_parser
+
+    return job_parser("sweep", __doc__.splitlines()[0], add_sweep_arguments)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,19 +105,19 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    """Validate the arguments, build the grid and the splits; BadArgument names the culprit."""
+    """Validate the arguments, build the grid and the splits; UsageError names the culprit."""
     try:
         settings = load_settings(args.config)
     except ValueError as exc:
-        raise BadArgument(f"--config: {exc}") from None
+        raise UsageError(f"--config: {exc}") from None
     grid = parse_grid(args)
     params = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
     if len(params) > MAX_CONFIGS:
-        raise BadArgument(f"--param: {len(params)} configs, more than {MAX_CONFIGS}")
+        raise UsageError(f"--param: {len(params)} configs, more than {MAX_CONFIGS}")
     detectors = [detector_for(settings.detector, p) for p in params]
     specs, source = store_specs(args) if args.store else scenario_specs(args)
     if len(specs) * len(detectors) > MAX_TASKS:
-        raise BadArgument(f"--param/--groups/--start/--end: {len(specs) * len(detectors)} "
+        raise UsageError(f"--param/--groups/--start/--end: {len(specs) * len(detectors)} "
                           f"tasks, more than {MAX_TASKS}")
     chdb = bool(args.store and args.store.startswith("chdb"))
     out = Path(args.out) if args.out else Path(settings.data_dir) / "sweep"
@@ -154,7 +135,7 @@ def parse_grid(args: argparse.Namespace) -> dict[str, list[float | int]]:
     for flag, text in items:
         key, values = _axis(flag, text)
         if key in grid:
-            raise BadArgument(f"{flag}: {key} is given twice")
+            raise UsageError(f"{flag}: {key} is given twice")
         grid[key] = values
     return dict(sorted(grid.items())) if grid else {}
 
@@ -165,19 +146,19 @@ def _axis(flag: str, text: str) -> tuple[str, list[float | int]]:
     kind = _kind_of(key)
     if not sep or kind is None:
         known = [f"{m}.{f}" for m in METRICS for f in METRIC_FIELDS] + list(TOP_FIELDS)
-        raise BadArgument(f"{flag}: expected KEY=V1,V2,... with KEY one of {', '.join(known)}; "
+        raise UsageError(f"{flag}: expected KEY=V1,V2,... with KEY one of {', '.join(known)}; "
                           f"got {text!r}")
     parts = [v.strip() for v in raw.split(",") if v.strip()]
     if not parts or len(parts) > MAX_VALUES:
-        raise BadArgument(f"{flag}: {key} needs 1 to {MAX_VALUES} values, got {len(parts)}")
+        raise UsageError(f"{flag}: {key} needs 1 to {MAX_VALUES} values, got {len(parts)}")
     try:
         values = [kind(v) for v in parts]
     except ValueError:
-        raise BadArgument(f"{flag}: {key} values must be {kind.__name__}s, got {raw!r}") from None
+        raise UsageError(f"{flag}: {key} values must be {kind.__name__}s, got {raw!r}") from None
     if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-        raise BadArgument(f"{flag}: {key} values must be finite, got {raw!r}")
+        raise UsageError(f"{flag}: {key} values must be finite, got {raw!r}")
     if len(set(values)) != len(values):
-        raise BadArgument(f"{flag}: {key} repeats a value: {raw!r}")
+        raise UsageError(f"{flag}: {key} repeats a value: {raw!r}")
     return key, values
 
 
@@ -189,7 +170,7 @@ def _kind_of(key: str) -> type | None:
 
 
 def detector_for(base: DetectorConfig, params: dict[str, float | int]) -> DetectorConfig:
-    """``base`` with ``params`` applied; a value the detector refuses is a BadArgument."""
+    """``base`` with ``params`` applied; a value the detector refuses is a UsageError."""
     d = base.to_dict()
     for key, value in params.items():
         if key in TOP_FIELDS:
@@ -202,7 +183,7 @@ def detector_for(base: DetectorConfig, params: dict[str, float | int]) -> Detect
     except (ValueError, TypeError) as exc:
         named = [k for k in params if k.replace("_s", "_ns") in str(exc)]
         flag = f"--param {named[0] if named else ', '.join(params)}"
-        raise BadArgument(f"{flag}: {exc}") from None
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- running
@@ -431,14 +412,19 @@ def _store_pg(target: str, data_dir: str, report: dict[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    err = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed the message naming the argument
         return int(exc.code or 0)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tripwire sweep``: the job on already parsed arguments."""
+    err = Console(stderr=True)
     try:
         plan = make_plan(args)
-    except BadArgument as exc:
+    except UsageError as exc:
         err.print(f"[red]sweep: {exc}[/red]", highlight=False)
         return 2
     began = time.perf_counter()

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from actors.calibrate import register
+from actors.commands import register
+from tripwire.adapters.binance.loader import BinanceCsvFeed
 from tripwire.detect import DetectorBank, DetectorConfig
 from tripwire.detect.calibrate import parse_budget
-from tripwire.feeds.binance_csv import BinanceCsvFeed
 
 DAY_MS = 86_400_000
 START_MS = 1_704_067_200_000  # 2024-01-01

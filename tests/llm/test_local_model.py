@@ -211,14 +211,8 @@ MAX_TOKENS = 384
 
 
 def serve_local_argv() -> list[str]:
-    """`tripwire llm serve-local`: through the `tripwire` command once it registers the llm
-    group, else the same commands through their own module."""
-    from tripwire.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    if "llm" in sub.choices:
-        return [sys.executable, "-m", "tripwire.cli", "llm", "serve-local"]
-    return [sys.executable, "-m", "tripwire.llm.cli", "serve-local"]
+    """`tripwire llm serve-local`, through the `tripwire` command."""
+    return [sys.executable, "-m", "tripwire.cli", "llm", "serve-local"]
 
 
 def read_line(stream, timeout_s: float) -> str | None:

@@ -24,7 +24,7 @@ from tests.store.test_journal import (
     record_rejected,
 )
 from tripwire.decisions.signatures import SIGNERS
-from tripwire.store.cli import main as store_main
+from tripwire.commands import main as store_main
 from tripwire.store.decisions import Approval, DecisionChain
 from tripwire.store.explain import explain_json, render_explain
 

@@ -256,7 +256,7 @@ def test_configured_dsn_is_used_without_starting_a_cluster(tmp_path: Path) -> No
 def test_db_migrate_command_applies_then_reports_up_to_date(
     fresh_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tripwire.store.cli import main
+    from tripwire.commands import main
 
     assert main(["db", "migrate", "--dsn", fresh_db, "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
@@ -268,7 +268,7 @@ def test_db_migrate_command_applies_then_reports_up_to_date(
 def test_db_migrate_command_on_a_private_cluster_starts_and_stops_it(
     pg_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tripwire.store.cli import main
+    from tripwire.commands import main
 
     monkeypatch.delenv("TRIPWIRE_PG_DSN", raising=False)
     data_dir = pg_root / "cli-data"
@@ -280,7 +280,7 @@ def test_db_migrate_command_on_a_private_cluster_starts_and_stops_it(
 def test_db_migrate_command_without_postgresql_exits_2_with_the_install_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tripwire.store.cli import main
+    from tripwire.commands import main
 
     monkeypatch.delenv("TRIPWIRE_PG_DSN", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -292,7 +292,7 @@ def test_db_migrate_command_without_postgresql_exits_2_with_the_install_hint(
 def test_db_migrate_command_against_an_unreachable_server_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tripwire.store.cli import main
+    from tripwire.commands import main
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

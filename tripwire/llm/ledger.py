@@ -246,6 +246,11 @@ class InMemoryLedger:
         return len(self.records)
 
 
+def ledger_path(settings: Any) -> Path:
+    """The offline JSONL ledger (runs without a database write it): <data dir>."""
+    return Path(settings.data_dir) / "llm_calls.jsonl"
+
+
 class JsonlLedger:
     """Records appended to a JSON-lines file: the embedded default until PostgreSQL holds
     the ``llm_calls`` table, so ``tripwire llm costs`` can read what earlier runs spent.

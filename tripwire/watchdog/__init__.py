@@ -1,6 +1,6 @@
 """The watchdog: invariant checks outside the agent graphs, HALT on a breach, never resume.
 
-``tripwire watchdog`` (see :mod:`tripwire.watchdog_cli`) runs :class:`Watchdog` in its own
+``tripwire watchdog`` (see :mod:`tripwire.commands.watchdog`) runs :class:`Watchdog` in its own
 process with its own configuration and credentials. The pieces:
 
 * :mod:`.reasons` — halt reason codes, :func:`halt_code`, :func:`acknowledgement_error`

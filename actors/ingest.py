@@ -1,6 +1,5 @@
-"""The data plane's command: ``tripwire ingest`` (``detect-eval`` is tripwire.detect.cli).
+"""``tripwire ingest``'s driver (its arguments are parsed in :mod:`actors.commands`).
 
-Registered into the ``tripwire`` command through the ``tripwire.commands`` entry point.
 It runs the real pipeline on Ray (a local one unless ``RAY_ADDRESS`` or ``[ray] address``
 names a cluster), show a live progress line, and end with a summary (``--json``: one JSON
 object on stdout). Exit codes: 0 done, 1 the run failed, 2 bad usage or input.
@@ -11,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,15 +22,9 @@ from rich.table import Table
 
 from actors.feed import FlowConfig
 from actors.pipeline import Pipeline, PipelineConfig, PipelineResult
-from tripwire.argtypes import int_in, positive_float, time_ns
+from tripwire.commands.common import UsageError
 from tripwire.config import Settings, load_settings
 from tripwire.model import SymbolTable
-
-SOURCES = ("scenario", "binance", "binance-csv", "replay")
-
-
-class UsageError(ValueError):
-    """Bad input from the command line: exit code 2 with the message."""
 
 
 def binance_csv_files(args: argparse.Namespace) -> list[str]:
@@ -43,52 +35,6 @@ def binance_csv_files(args: argparse.Namespace) -> list[str]:
     if missing:
         raise UsageError(f"no such file: {missing[0]}")
     return list(args.files)
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--shards", type=int_in(1), help="detector shard actors")
-    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    ing = sub.add_parser(
-        "ingest",
-        help="run a feed through the detector shards into the tick store",
-        description="Feed -> validation -> detector shards -> trips, with ticks, anomalies, "
-        "dead letters and news written to the tick store.",
-    )
-    ing.add_argument("--source", choices=SOURCES, default="scenario")
-    ing.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
-    _common(ing)
-    ing.add_argument("--store", help="tick store URL (default: from settings; chdb:///...)")
-    ing.add_argument("--no-store", action="store_true", help="score ticks without storing them")
-    ing.add_argument("--seed", type=int, help="scenario: seed (default: the default scenario)")
-    ing.add_argument("--symbols", type=int_in(1), help="scenario: number of symbols")
-    ing.add_argument("--days", type=positive_float, help="scenario: simulated days")
-    ing.add_argument("--speed", type=positive_float,
-                     help="scenario/replay: N x recorded speed (default: as fast as possible)")
-    ing.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@aggTrade")
-    ing.add_argument("--url", help="binance: WebSocket base URL (default: Binance spot)")
-    ing.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
-    ing.add_argument("--names", help="replay: comma-separated symbols (default: all)")
-    ing.add_argument("--start", type=time_ns, help="replay: from (ISO time or ns)")
-    ing.add_argument("--end", type=time_ns, help="replay: until (ISO time or ns)")
-    ing.add_argument("--run-for", type=positive_float, metavar="SECONDS",
-                     help="stop after this much wall time (live feeds run until stopped)")
-    ing.set_defaults(func=cmd_ingest)
-
-    from actors.decide import register as register_decide
-    from actors.triage import register as register_triage
-
-    register_triage(sub)
-    register_decide(sub)
-    from actors.calibrate import register as register_calibrate
-
-    register_calibrate(sub)
 
 
 # ----------------------------------------------------------------------------- feeds
@@ -116,7 +62,8 @@ def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable
         speed = args.speed
         return (lambda: ScenarioFeed(cfg, speed=speed)), symbols
     if args.source == "binance":
-        from tripwire.feeds.binance_ws import DEFAULT_BASE_URL, BinanceWebSocketFeed
+        from tripwire.adapters.binance.config import DEFAULT_BASE_URL
+        from tripwire.adapters.binance.websocket import BinanceWebSocketFeed
 
         if not args.streams:
             raise UsageError("--source binance needs --streams, e.g. btcusdt@trade")
@@ -125,7 +72,7 @@ def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable
         symbols = BinanceWebSocketFeed(streams, base_url=url).symbols  # validates early
         return (lambda: BinanceWebSocketFeed(streams, base_url=url)), symbols
     if args.source == "binance-csv":
-        from tripwire.feeds.binance_csv import BinanceCsvFeed
+        from tripwire.adapters.binance.loader import BinanceCsvFeed
 
         files, symbol = binance_csv_files(args), args.symbol
         symbols = BinanceCsvFeed(files, symbol=symbol).symbols
@@ -330,12 +277,3 @@ def _print_summary(out: Console, s: dict[str, Any]) -> None:
         f"{s['dead_letters']} dead letters, {s['shed_ticks']} shed; store: {s['store'] or 'off'}"
     )
 
-
-def main(argv: list[str] | None = None) -> int:  # for `python -m actors.cli`
-    from tripwire.cli import main as tripwire_main
-
-    return tripwire_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

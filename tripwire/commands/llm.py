@@ -6,8 +6,7 @@ and serves until Ctrl-C (or SIGTERM), then stops its server process and says so.
 Exit codes: 0 stopped on request, 1 the server failed to start or died, 2 bad usage or
 missing install (the message names what to install).
 
-``register(subparsers)`` adds the group to the ``tripwire`` command; ``python -m
-tripwire.llm.cli serve-local`` runs the same commands on their own.
+``tripwire llm costs`` reads the cost ledger (PostgreSQL, or the offline JSONL file).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from tripwire.argtypes import int_in, positive_float
+from tripwire.llm.ledger import ledger_path
 from tripwire.llm.local import LocalModelError, LocalServer
 
 
@@ -124,11 +124,6 @@ def _add_serve_local(llm_sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true",
                    help="print the ready line as one JSON object (base_url, model, pid, log)")
     s.set_defaults(func=cmd_serve_local)
-
-
-def ledger_path(settings) -> Path:
-    """The offline JSONL ledger (runs without a database write it): <data dir>."""
-    return Path(settings.data_dir) / "llm_calls.jsonl"
 
 
 def _jsonl_report(path: Path, since: int | None, by: tuple[str, ...]) -> dict:
@@ -255,13 +250,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("llm", help="the LLM layer: local model server, cost ledger")
     _add_commands(p.add_subparsers(dest="llm_command", required=True))
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tripwire llm", description=__doc__.splitlines()[0])
-    _add_commands(p.add_subparsers(dest="llm_command", required=True))
-    args = p.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -169,13 +169,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_target_options(e, "read")
     e.set_defaults(func=cmd_explain)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tripwire")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

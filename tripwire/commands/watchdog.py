@@ -27,6 +27,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from tripwire.commands.common import UsageError
 from tripwire.model import NS_PER_SECOND, SystemClock
 from tripwire.watchdog import (
     DSN_ENV,
@@ -37,10 +38,6 @@ from tripwire.watchdog import (
     load_watchdog_file,
     operator_reason,
 )
-
-
-class _Usage(Exception):
-    """Bad usage or input: exit 2 with the message."""
 
 
 @contextlib.contextmanager
@@ -103,7 +100,7 @@ def _control(args: argparse.Namespace, wd: WatchdogFile) -> HttpControl | None:
         return None
     token = os.environ.get(wd.config.api_token_env, "")
     if not token:
-        raise _Usage(f"--api needs the API token in ${wd.config.api_token_env}")
+        raise UsageError(f"--api needs the API token in ${wd.config.api_token_env}")
     return HttpControl(args.api, token, timeout_s=wd.config.api_timeout_s)
 
 
@@ -208,7 +205,7 @@ def cmd_halt(args: argparse.Namespace) -> int:
         try:
             reason = operator_reason(args.reason)
         except ValueError as exc:
-            raise _Usage(str(exc)) from None
+            raise UsageError(str(exc)) from None
         by = _operator(args)
 
         async def act(store: Any) -> None:
@@ -233,7 +230,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 return {"halted": False, "resumed": False, "reason": ""}
             problem = acknowledgement_error(halt.reason, args.ack)
             if problem is not None:
-                raise _Usage(f"resume refused: {problem} (halted: {halt.reason})")
+                raise UsageError(f"resume refused: {problem} (halted: {halt.reason})")
             await store.resume(by, args.ack.strip(), SystemClock().now_ns())
             return {"halted": False, "resumed": True, "reason": halt.reason, "by": by}
 
@@ -277,7 +274,7 @@ def _run(name: str, args: argparse.Namespace, body: Any) -> int:
 
     try:
         return body(load_watchdog_file(args.config))
-    except (_Usage, ValueError, PgNotInstalledError) as exc:
+    except (ValueError, PgNotInstalledError) as exc:
         print(f"tripwire {name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -324,13 +321,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(s)
     s.set_defaults(func=cmd_status)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tripwire")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
