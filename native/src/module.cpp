@@ -329,6 +329,7 @@ class PyDetectorBank {
     d["trips"] = c.trips;
     d["suppressed"] = c.suppressed;
     d["gated"] = c.gated;
+    d["tie_checks"] = c.tie_checks;
     return d;
   }
 
@@ -371,7 +372,8 @@ class PyDetectorBank {
   py::tuple getstate() {
     const BankCounters& c = bank_.counters();
     py::tuple counters = py::make_tuple(c.ticks, c.rejected[0], c.rejected[1], c.rejected[2],
-                                        c.rejected[3], c.trips, c.suppressed, c.gated);
+                                        c.rejected[3], c.trips, c.suppressed, c.gated,
+                                        c.tie_checks);
     return py::make_tuple(kBankPickleVersion, static_cast<uint32_t>(sizeof(SymState)), config_tuple(),
                           raw_bytes(bank_.raw_states()), raw_bytes(bank_.raw_ring(0)),
                           raw_bytes(bank_.raw_ring(1)), raw_bytes(bank_.raw_ring(2)),
@@ -401,6 +403,7 @@ class PyDetectorBank {
     bc.trips = k[5].cast<uint64_t>();
     bc.suppressed = k[6].cast<uint64_t>();
     bc.gated = k[7].cast<uint64_t>();
+    bc.tie_checks = k.size() > 8 ? k[8].cast<uint64_t>() : 0;
     return b.release();
   }
 

@@ -12,6 +12,11 @@
 
 Conventions match tripwire.detect: z against the window before the value, NaN below
 ``min_periods`` (at least ``ddof + 1``), 0 for zero variance, invalid inputs skipped.
+A metric trips when its z (|z| when two-sided) is >= its threshold, z being the one
+:class:`_Window` computes here (shift by the newest value, ``math.fsum`` means and squares):
+the native bank's fast z is certified within ~1e-9, and where it falls within 1e-6 of a
+threshold the bank recomputes this same z operation for operation (``ExactSum`` in
+rolling.hpp is ``math.fsum``'s algorithm), so exact ties are decided alike on both sides.
 
 >>> import numpy as np
 >>> rolling_zscores(np.array([1.0, 2.0, 3.0, 10.0]), window=3, min_periods=2).round(3)

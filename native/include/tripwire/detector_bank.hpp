@@ -128,6 +128,7 @@ struct BankCounters {
   uint64_t trips = 0;       // reported trip rows
   uint64_t suppressed = 0;  // tripping rows inside a cool-down
   uint64_t gated = 0;       // volume crossings refused by the minimum-activity rule
+  uint64_t tie_checks = 0;  // z within kTieBand of a threshold, decided by the canonical z
 };
 
 class DetectorBank {
@@ -310,10 +311,27 @@ class DetectorBank {
   double* ring(int m, int32_t symbol) {
     return &rings_[m][static_cast<size_t>(symbol) * cfg_.metric[m].window];
   }
+  const double* ring(int m, int32_t symbol) const {
+    return &rings_[m][static_cast<size_t>(symbol) * cfg_.metric[m].window];
+  }
+
+  // z of x against metric m's window (x not pushed). A fast z within kTieBand of the
+  // symbol's threshold is replaced by the canonical z (rolling.hpp), the quantity the
+  // reference computes: trips are decided as z >= threshold on that one quantity, so the
+  // bank and tripwire.detect.reference agree even on exact ties (log counts make them).
+  double zscore(int m, const SymState& s, int32_t symbol, double x, RollSummary* sum) const {
+    const double z = roll_zscore(params_[m], s.roll[m], x, sum);
+    if (!(z == z)) return z;
+    const double a = cfg_.metric[m].two_sided ? std::fabs(z) : z;
+    const double t = s.threshold[m] * (m == kReturn ? s.rthr_scale : 1.0);
+    if (std::fabs(a - t) > kTieBand * t) return z;
+    counters_.tie_checks += 1;
+    return roll_zscore_canonical(params_[m], s.roll[m], ring(m, symbol), x, sum);
+  }
 
   // Score x against metric m's window, then push it. Returns z (NaN while warming up).
   double score_push(int m, SymState& s, int32_t symbol, double x, RollSummary* sum) {
-    const double z = roll_zscore(params_[m], s.roll[m], x, sum);
+    const double z = zscore(m, s, symbol, x, sum);
     roll_push(params_[m], s.roll[m], ring(m, symbol), x);
     return z;
   }
@@ -364,7 +382,7 @@ class DetectorBank {
     if (!s.has_rref) return kNaN;
     const double r = std::log(price / s.rref_price);
     *value = r;
-    return roll_zscore(params_[kReturn], s.roll[kReturn], r * s.rscale, sum);
+    return zscore(kReturn, s, symbol, r * s.rscale, sum);
   }
 
   // Volume: per trade, or the running bucket against completed buckets.
@@ -397,7 +415,7 @@ class DetectorBank {
     s.bucket_sum += qty;
     s.bucket_trades += 1;
     *value = s.bucket_sum;
-    return roll_zscore(params_[kVolume], s.roll[kVolume], s.bucket_sum, sum);
+    return zscore(kVolume, s, symbol, s.bucket_sum, sum);
   }
 
   // log of the running bucket's sum against the logs of completed buckets that had a
@@ -423,7 +441,7 @@ class DetectorBank {
     const double v = cfg_.volume_stat == kVolLogCount ? s.bucket_trades : s.bucket_sum;
     *value = v;
     if (!(v > 0.0)) return kNaN;
-    const double z = roll_zscore(params_[kVolume], s.roll[kVolume], std::log(v), sum);
+    const double z = zscore(kVolume, s, symbol, std::log(v), sum);
     sum->mean = std::exp(sum->mean);
     return z;
   }
@@ -493,7 +511,7 @@ class DetectorBank {
   std::vector<SymState> states_;
   std::vector<double> rings_[kMetrics];
   std::vector<TickRec> snaps_;
-  BankCounters counters_;
+  mutable BankCounters counters_;  // tie_checks counts inside const scoring
   std::vector<Trip> trips_;
   std::vector<Rejection> rejections_;
   std::vector<int64_t> scratch_ts_;

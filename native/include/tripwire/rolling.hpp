@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <utility>
 
 namespace tripwire {
 
@@ -109,6 +110,79 @@ inline double roll_zscore(const RollParams& p, const RollState& s, double x,
   const double q = ((x - s.anchor) - s.mean) / sd;
   return sd == 0.0 ? 0.0 : q;
 }
+
+// Correctly rounded sum of doubles (Shewchuk's partials with the half-way correction:
+// the algorithm of Python's math.fsum, so both sides of a parity test round alike). The
+// result does not depend on the order of the terms. Finite terms only. Non-overlapping
+// partials of finite doubles number at most ~40 (2098 exponent bits / 53), so a fixed
+// array holds them: no allocation.
+class ExactSum {
+ public:
+  void add(double x) {
+    int i = 0;
+    for (int j = 0; j < n_; ++j) {
+      double y = p_[j];
+      if (std::fabs(x) < std::fabs(y)) std::swap(x, y);
+      const double hi = x + y;
+      const double lo = y - (hi - x);
+      if (lo != 0.0) p_[i++] = lo;
+      x = hi;
+    }
+    n_ = i;
+    if (x != 0.0 && n_ < kMax) p_[n_++] = x;
+  }
+  double value() const {
+    int n = n_;
+    if (n == 0) return 0.0;
+    double hi = p_[--n], lo = 0.0;
+    while (n > 0) {
+      const double x = hi, y = p_[--n];
+      hi = x + y;
+      lo = y - (hi - x);
+      if (lo != 0.0) break;
+    }
+    if (n > 0 && ((lo < 0.0 && p_[n - 1] < 0.0) || (lo > 0.0 && p_[n - 1] > 0.0))) {
+      const double y = lo * 2.0, x = hi + y;
+      if (y == x - hi) hi = x;
+    }
+    return hi;
+  }
+
+ private:
+  static constexpr int kMax = 64;
+  double p_[kMax];
+  int n_ = 0;
+};
+
+// The canonical z: what tripwire.detect.reference computes, operation for operation.
+// Shift by the newest value (exact for near-equal doubles), mean = fsum(d) / n,
+// m2 = fsum((d - mean)^2), sd = sqrt(m2 / (n - ddof)), z = ((x - shift) - mean) / sd.
+// O(count). The bank calls it only when the fast z is within kTieBand of a threshold,
+// so that whether a value trips is decided by one rule on both sides (no last-ulp ties).
+inline double roll_zscore_canonical(const RollParams& p, const RollState& s,
+                                    const double* ring, double x, RollSummary* out) {
+  const uint32_t n = s.count;
+  if (n < p.min_periods || n == 0) return roll_zscore(p, s, x, out);
+  const double shift = ring[(s.pos + p.window - 1) % p.window];
+  ExactSum a;
+  for (uint32_t i = 0; i < n; ++i) a.add(ring[i] - shift);
+  const double mean = a.value() / static_cast<double>(n);
+  ExactSum b;
+  for (uint32_t i = 0; i < n; ++i) {
+    const double d = (ring[i] - shift) - mean;
+    b.add(d * d);
+  }
+  const double sd = std::sqrt(b.value() / static_cast<double>(n - p.ddof));
+  if (out) {
+    out->mean = mean + shift;
+    out->std = sd;
+  }
+  return sd == 0.0 ? 0.0 : ((x - shift) - mean) / sd;
+}
+
+// Fast z this close to a threshold (relative) is re-decided by the canonical z. The fast
+// z is certified within ~1e-9 of the exact one, so outside the band both sides agree.
+constexpr double kTieBand = 1e-6;
 
 #if defined(__GNUC__)
 #define TRIPWIRE_COLD __attribute__((noinline, cold))
