@@ -11,7 +11,8 @@ Precedence, lowest first: built-in defaults, the TOML file (``--config`` or
 A bad value stops start-up with a message naming the key and where it came from.
 
 Every section is a pydantic model (:mod:`tripwire.config_model`): ``[data]``, ``[store]``,
-``[ray]``, ``[pipeline]``, ``[time]`` here; ``[detector]`` (:class:`DetectorSection`, over
+``[ray]``, ``[pipeline]``, ``[time]`` here; ``[execution]`` (:mod:`tripwire.execution.config`),
+``[detector]`` (:class:`DetectorSection`, over
 :class:`~tripwire.detect.config.DetectorConfig`), ``[llm]``, ``[risk]``/``[signoff]``/
 ``[news]`` in their modules; tables owned by other modules or layers (``[serve]``,
 ``[watchdog]``, ``[telemetry]``) are kept raw here and validated by their owners' models,
@@ -41,6 +42,7 @@ from pydantic import Field, model_validator
 from tripwire.config_model import Section, validate
 from tripwire.decisions.config import DecisionConfig, load_decision_config
 from tripwire.detect.config import DetectorConfig
+from tripwire.execution.config import ExecutionSettings
 from tripwire.llm.config import LLMConfig, load_llm_config
 
 ENV_PREFIX = "TRIPWIRE_"
@@ -165,6 +167,9 @@ def registered_sections() -> dict[str, Any]:
     return dict(_REGISTERED)
 
 
+register_section("execution", ExecutionSettings, lambda s: s.execution)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -182,6 +187,8 @@ class Settings:
     # path; keys not named here have their default.
     origins: Mapping[str, str] = field(default_factory=dict)
     file: str | None = None
+    # [execution]: the broker every driver builds (tripwire.execution.factory.build_broker)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
     def table(self, name: str) -> dict[str, Any]:
         """A raw owned table (``serve``, ``watchdog``, ``telemetry``); {} when absent."""
@@ -273,7 +280,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
            file: str | None = None) -> Settings:
     known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
-             "time", *OWNED_TABLES}
+             "time", "execution", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -294,5 +301,6 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
             raise ValueError(f"{name} must be a table ([{name}]), got {table!r}")
         tables[name] = table
     time = _time(data.get("time", {}))
+    execution = validate(ExecutionSettings, data.get("execution", {}), "execution")
     return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions,
-                    time, tables, dict(origins or {}), file)
+                    time, tables, dict(origins or {}), file, execution)

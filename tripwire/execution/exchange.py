@@ -1,10 +1,18 @@
 """CcxtBroker: the :class:`~tripwire.execution.base.Broker` protocol on a real venue via ccxt.
 
 Any ccxt exchange id works (``"binance"``, ``"bybit"``, ...); the *sync* ccxt API is used, so a
-caller on an event loop wraps calls in ``asyncio.to_thread`` as for every backend. One broker
-serves one thread. ``sandbox=True`` switches ccxt to the venue's testnet URLs.
+caller on an event loop runs calls in a worker thread (``DecisionDeps.blocking_broker``,
+``BrokerControl(blocking=True)``). One broker serves one thread. Built from ``[execution]`` by
+:func:`tripwire.execution.factory.build_broker`. The parts, by job:
 
-Mapping between tripwire and ccxt:
+* :mod:`.ccxt_session` -- the ccxt client: credentials (from named environment variables),
+  sandbox and URL overrides, bounded retries with backoff, ccxt errors -> typed tripwire
+  errors naming venue and operation, secrets scrubbed from every message;
+* :mod:`.ccxt_mapping` -- ccxt dicts <-> tripwire values (status, sides, fills, fees, the
+  client ids of replace legs), no I/O;
+* this module -- the broker: what to ask the venue for, and the orders it tracks.
+
+Rules:
 
 * Symbols: a tripwire symbol (``"BTCUSDT"``) is the venue's market id; it resolves to the ccxt
   symbol (``"BTC/USDT"``) through the loaded markets (preferring the market of the exchange's
@@ -16,19 +24,18 @@ Mapping between tripwire and ccxt:
   (``fetch_order`` with ``{"clientOrderId": id}``, or a scan of open + closed orders where the
   exchange lacks ``fetchOrder``) and returns the order it finds: a retry never makes a second
   order. The first request for an id is kept in memory; the same id with other parameters
-  raises :class:`DuplicateClientOrderId`.
+  raises :class:`DuplicateClientOrderId`. A venue that still fails after the retries leaves the
+  outcome unknown: :class:`BackendUnavailable` is raised (no order is assumed), and the next
+  ``place`` of the same id looks it up first.
+* Restart and re-adopt: the venue is the book. A new broker over the same account knows its
+  orders again by their client ids (:meth:`CcxtBroker.adopt` at start, or lazily by
+  ``get_order``/``orders``), and ``place`` of an id the venue already has returns that order.
 * Replace is cancel + new, never ccxt ``edit_order``: edit semantics differ per venue (binance
   spot's cancelReplace mints a new order anyway), and cancel + new keeps one rule everywhere.
-  The new leg gets a derived client id (``<id>.r<n>``, hashed when it would pass 36 chars);
-  the tripwire order keeps its id, and its filled quantity sums over its legs. The new leg asks
-  only for what the earlier legs did not fill.
-* Status: ccxt ``open``/``canceling`` -> OPEN, ``closed`` -> FILLED, ``canceled``/``expired``/
-  ``rejected`` -> CANCELLED; an unknown or missing status counts as OPEN (still working), which
-  is the cautious reading. ``filled`` and ``average`` become ``filled_qty``/``avg_fill_price``.
-* Fills come from ``fetch_my_trades`` (fill id = trade id); the fee is converted to the quote
-  currency (fees in the base asset at the trade price, other assets at their last price; when
-  no price exists the fee is NaN and ``stats["fees_unconverted"]`` counts it). A venue rebate
-  stays negative rather than being hidden.
+  The new leg gets a derived client id; the tripwire order keeps its id, and its filled
+  quantity sums over its legs. The new leg asks only for what the earlier legs did not fill.
+* Fills come from ``fetch_my_trades``; fees in a third currency are priced at its last price
+  (NaN and counted in ``stats["fees_unconverted"]`` when no price exists).
 * Stops: ``stop_loss``/``take_profit`` go out as ccxt's unified ``stopLoss``/``takeProfit``
   params only where ``exchange.has["createOrderWithTakeProfitAndStopLoss"]``; anywhere else the
   order is refused (a stop is never dropped silently).
@@ -40,19 +47,10 @@ Mapping between tripwire and ccxt:
   last price)`` (+ unrealised PnL on derivatives). The balance already has fees deducted, so
   ``fees`` is 0 and ``realised_pnl = equity - initial_cash - unrealised``; ``initial_cash`` is
   the constructor's value or else the equity first seen.
-* Errors: ccxt exceptions become typed tripwire errors naming the venue and the operation:
-  network/timeouts/5xx -> :class:`BackendUnavailable`, throttling -> :class:`RateLimited`,
-  credentials -> :class:`AuthenticationFailed`, lack of funds -> :class:`InsufficientFunds`,
-  invalid orders and bad requests while placing -> :class:`OrderRejected` (with the venue's
-  message), order not found -> :class:`UnknownOrder`. Retryable errors are retried at most
-  ``max_retries`` times with capped exponential backoff; ``stats`` counts retries and failures
-  by kind. The API secret is held only by the ccxt client and is scrubbed from every message.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import math
 import os
 import time
@@ -64,27 +62,31 @@ import ccxt
 
 from tripwire.execution.base import (
     Account,
-    AuthenticationFailed,
-    BackendUnavailable,
     DuplicateClientOrderId,
     ExecutionError,
     Fill,
-    FillKind,
-    InsufficientFunds,
-    Liquidity,
     Order,
     OrderNotOpen,
     OrderRejected,
     OrderRequest,
     OrderStatus,
-    OrderType,
     Position,
-    RateLimited,
     Side,
     UnknownOrder,
     amend_request,
     validate_request,
 )
+from tripwire.execution.ccxt_mapping import (
+    avg_price,
+    derived_client_id,
+    map_status,
+    num,
+    quote_fee,
+    request_from,
+    to_fill,
+    with_context,
+)
+from tripwire.execution.ccxt_session import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, CcxtSession
 from tripwire.model import Clock, SystemClock
 
 __all__ = [
@@ -94,27 +96,6 @@ __all__ = [
     "derived_client_id",
     "map_status",
 ]
-
-log = logging.getLogger(__name__)
-
-DEFAULT_KEY_ENV = "TRIPWIRE_EXCHANGE_API_KEY"
-DEFAULT_SECRET_ENV = "TRIPWIRE_EXCHANGE_SECRET"
-MAX_CLIENT_ID = 36  # binance's limit and a common one elsewhere; derived ids must fit
-
-_STATUS = {
-    "open": OrderStatus.OPEN,
-    "canceling": OrderStatus.OPEN,  # still working until the venue confirms the cancel
-    "closed": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELLED,
-    "cancelled": OrderStatus.CANCELLED,
-    "expired": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.CANCELLED,
-}
-
-
-def map_status(status: str | None) -> OrderStatus:
-    """ccxt order status -> OrderStatus; unknown counts as OPEN (assume it may still trade)."""
-    return _STATUS.get(status or "", OrderStatus.OPEN)
 
 
 @dataclass(slots=True)
@@ -165,35 +146,26 @@ class CcxtBroker:
         clock: Clock | None = None,
         initial_cash: float | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        self.exchange_id = exchange_id
-        self.sandbox = sandbox
         self._symbols = frozenset(symbols)
         if not self._symbols:
             raise ValueError("symbols must name at least one tripwire symbol")
+        self.session = CcxtSession(
+            exchange_id, os.environ if env is None else env, sandbox=sandbox,
+            api_key_env=api_key_env, secret_env=secret_env, exchange_options=exchange_options,
+            urls=urls, max_retries=max_retries, backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s, sleep=sleep)
+        self.exchange_id = exchange_id
+        self.sandbox = sandbox
+        self.exchange = self.session.exchange
+        self.max_retries = max_retries
+        self.stats = self.session.stats  # retries, failures by kind, fees not converted
         self._symbol_map = dict(symbol_map or {})
         self._quote = quote
-        self.max_retries = max_retries
-        self._backoff = (backoff_base_s, backoff_cap_s)
-        self._sleep = sleep
         self.clock = clock or SystemClock()
         self._initial_cash = initial_cash
-        self.stats: dict[str, Any] = {"retries": 0, "failures": {}, "fees_unconverted": 0}
-        key, secret = _credentials(
-            exchange_id, os.environ if env is None else env, api_key_env, secret_env
-        )
-        # Kept only to scrub them from messages; the ccxt client holds them for signing.
-        self._redact = [s for s in (secret, key) if s]
-        self.exchange = _make_exchange(exchange_id, key, secret, exchange_options or {})
-        if sandbox:
-            self.exchange.set_sandbox_mode(True)
-        if urls:
-            self._override_urls(urls)
         self._markets: dict[str, dict] | None = None  # tripwire symbol -> ccxt market
         self._orders: dict[str, _Tracked] = {}
         self._by_exchange_id: dict[str, str] = {}  # exchange order id -> tripwire id
-        self._closed = False
 
     def __repr__(self) -> str:
         # Deliberately no credentials (nor their variable values) in the repr.
@@ -202,20 +174,11 @@ class CcxtBroker:
             f"symbols={sorted(self._symbols)!r})"
         )
 
-    def _override_urls(self, urls: Mapping[str, str]) -> None:
-        api = self.exchange.urls.get("api")
-        self.exchange.urls["api"] = {**api, **urls} if isinstance(api, dict) else dict(urls)
-
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Release the HTTP session; further calls fail. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        session = getattr(self.exchange, "session", None)
-        if session is not None:
-            session.close()
+        self.session.close()
 
     def __enter__(self) -> CcxtBroker:
         return self
@@ -286,7 +249,7 @@ class CcxtBroker:
         except ExecutionError as exc:
             # Not atomic on the venue: say plainly that the old leg is gone.
             note = f"replace of {order_id!r}: old leg cancelled, new leg {leg_id!r} not confirmed"
-            raise _with_context(exc, note) from exc.__cause__
+            raise with_context(exc, note) from exc.__cause__
         tracked.request = request
         self._add_leg(order_id, leg_id, raw)
         return self._snapshot(order_id, raw)
@@ -296,7 +259,7 @@ class CcxtBroker:
         if tracked is None:
             return self._adopt(order_id)
         leg = tracked.legs[-1]
-        raw = self._call(
+        raw = self.session.call(
             "get_order",
             self.exchange.fetch_order,
             leg.exchange_id,
@@ -317,7 +280,7 @@ class CcxtBroker:
             left = deadline - time.monotonic()
             if not order.status.working or left <= 0:
                 return order
-            self._sleep(min(poll_interval_s, left))
+            self.session.sleep(min(poll_interval_s, left))
 
     def orders(self, symbol: str | None = None, *, working_only: bool = False) -> list[Order]:
         """Orders on the venue for the configured symbols, placed here or not.
@@ -343,15 +306,22 @@ class CcxtBroker:
                     out.append((order.placed_ns, order))
         return [o for _, o in sorted(out, key=lambda t: t[0])]
 
+    def adopt(self) -> list[Order]:
+        """Re-adopt after a restart: load the markets and track again every working order
+        the venue holds for the configured symbols (by client id, which is the tripwire
+        order id). Raises the venue's typed error when it cannot be asked: a broker that
+        does not know what is open must not start trading."""
+        return self.orders(working_only=True)
+
     # ------------------------------------------------------------------ state
 
     def positions(self) -> dict[str, Position]:
         if self._is_derivatives():
             return self._derivative_positions()
-        balance = self._call("positions", self.exchange.fetch_balance)
+        balance = self.session.call("positions", self.exchange.fetch_balance)
         out: dict[str, Position] = {}
         for name, market in self._bases().items():
-            qty = _num(balance.get("total", {}).get(market["base"]), 0.0)
+            qty = num(balance.get("total", {}).get(market["base"]), 0.0)
             mark = self._last_price(market["symbol"]) if qty else math.nan
             out[name] = Position(name, qty, math.nan, 0.0, mark, 0.0)
         return out
@@ -365,7 +335,7 @@ class CcxtBroker:
         out: list[Fill] = []
         for name in symbols:
             market = self._market(name)
-            trades = self._call("fills", self.exchange.fetch_my_trades, market["symbol"])
+            trades = self.session.call("fills", self.exchange.fetch_my_trades, market["symbol"])
             for trade in trades:
                 owner = self._trade_owner(trade, market["symbol"])
                 if order_id is None or owner == order_id:
@@ -373,18 +343,18 @@ class CcxtBroker:
         return sorted(out, key=lambda f: (f.ts_ns, f.fill_id))
 
     def account(self) -> Account:
-        balance = self._call("account", self.exchange.fetch_balance)
+        balance = self.session.call("account", self.exchange.fetch_balance)
         totals = balance.get("total", {})
-        cash = _num(totals.get(self._quote_currency()), 0.0)
+        cash = num(totals.get(self._quote_currency()), 0.0)
         if self._is_derivatives():
             unrealised = sum(p.unrealised_pnl for p in self._derivative_positions().values())
             equity = cash + unrealised
         else:
             unrealised = 0.0
             equity = cash + sum(
-                _num(totals.get(m["base"]), 0.0) * self._last_price(m["symbol"])
+                num(totals.get(m["base"]), 0.0) * self._last_price(m["symbol"])
                 for m in self._bases().values()
-                if _num(totals.get(m["base"]), 0.0)
+                if num(totals.get(m["base"]), 0.0)
             )
         if self._initial_cash is None:
             self._initial_cash = equity  # the baseline PnL is measured from
@@ -428,7 +398,7 @@ class CcxtBroker:
         last: ccxt.BaseError | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
-                self._backoff_sleep(attempt - 1, "place", last)
+                self.session.backoff_sleep(attempt - 1, "place", last)
             found = self._find(client_id, market["symbol"])
             if found is not None:
                 return self._same_order(client_id, request, qty, found)
@@ -438,12 +408,12 @@ class CcxtBroker:
                 # The venue may have taken it: the next round looks it up before re-sending.
                 last = exc
             except ccxt.BaseError as exc:
-                raise self._fail(self._translate(exc, "place", client_id)) from exc
+                raise self.session.fail(self.session.translate(exc, "place", client_id)) from exc
         found = self._find(client_id, market["symbol"])
         if found is not None:
             return self._same_order(client_id, request, qty, found)
         assert last is not None
-        raise self._fail(self._translate(last, "place", client_id)) from last
+        raise self.session.fail(self.session.translate(last, "place", client_id)) from last
 
     def _same_order(self, client_id: str, request: OrderRequest, qty: float, raw: dict) -> dict:
         """``raw`` if the venue's order with this id is the one asked for, else refuse.
@@ -451,7 +421,7 @@ class CcxtBroker:
         Quantities compare after the venue's rounding (ccxt truncates to the lot size).
         """
         symbol = raw.get("symbol")
-        venue_qty = _num(raw.get("amount"), math.nan)
+        venue_qty = num(raw.get("amount"), math.nan)
         try:
             want_qty = float(self.exchange.amount_to_precision(symbol, qty))
         except ccxt.BaseError:
@@ -469,7 +439,7 @@ class CcxtBroker:
     def _find(self, client_id: str, ccxt_symbol: str) -> dict | None:
         """The venue's order with this client id, or None."""
         if self.exchange.has.get("fetchOrder"):
-            return self._call(
+            return self.session.call(
                 "place (lookup by client order id)",
                 self.exchange.fetch_order,
                 client_id,
@@ -490,12 +460,12 @@ class CcxtBroker:
     def _fetch_orders(self, ccxt_symbol: str, working_only: bool) -> list[dict]:
         has = self.exchange.has
         if working_only:
-            return self._call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
+            return self.session.call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
         if has.get("fetchOrders"):
-            return self._call("orders", self.exchange.fetch_orders, ccxt_symbol)
-        found = self._call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
+            return self.session.call("orders", self.exchange.fetch_orders, ccxt_symbol)
+        found = self.session.call("orders", self.exchange.fetch_open_orders, ccxt_symbol)
         if has.get("fetchClosedOrders"):
-            found += self._call("orders", self.exchange.fetch_closed_orders, ccxt_symbol)
+            found += self.session.call("orders", self.exchange.fetch_closed_orders, ccxt_symbol)
         return found
 
     def _cancel_leg(self, order_id: str) -> dict:
@@ -503,7 +473,7 @@ class CcxtBroker:
         tracked = self._orders[order_id]
         leg = tracked.legs[-1]
         # Not found = already gone (filled, or an earlier cancel whose answer was lost).
-        self._call(
+        self.session.call(
             "cancel",
             self.exchange.cancel_order,
             leg.exchange_id,
@@ -511,15 +481,15 @@ class CcxtBroker:
             order_id=order_id,
             missing_ok=True,
         )
-        raw = self._call(
+        raw = self.session.call(
             "cancel",
             self.exchange.fetch_order,
             leg.exchange_id,
             tracked.ccxt_symbol,
             order_id=order_id,
         )
-        leg.filled = _num(raw.get("filled"), 0.0)
-        leg.avg_price = _avg_price(raw)
+        leg.filled = num(raw.get("filled"), 0.0)
+        leg.avg_price = avg_price(raw)
         return raw
 
     def _add_leg(self, order_id: str, client_id: str, raw: dict) -> None:
@@ -533,9 +503,9 @@ class CcxtBroker:
         """Order from the venue's view of the current leg plus the finished earlier legs."""
         tracked = self._orders[order_id]
         done = tracked.legs[:-1]
-        qty_now = _num(raw.get("filled"), 0.0)
+        qty_now = num(raw.get("filled"), 0.0)
         filled = qty_now + sum(leg.filled for leg in done)
-        notional = qty_now * _avg_price(raw) if qty_now else 0.0
+        notional = qty_now * avg_price(raw) if qty_now else 0.0
         notional += sum(leg.filled * leg.avg_price for leg in done if leg.filled)
         status = map_status(raw.get("status"))
         updated = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
@@ -556,28 +526,18 @@ class CcxtBroker:
             market = self._market(name)
             raw = self._find(order_id, market["symbol"])
             if raw is not None:
-                request = self._request_from(order_id, name, raw)
+                request = request_from(order_id, name, raw)
                 self._orders[order_id] = _Tracked(None, request, market["symbol"], self._ts_ns(raw))
                 self._add_leg(order_id, order_id, raw)
                 return self._snapshot(order_id, raw)
-        raise self._fail(_with_context(UnknownOrder(order_id), self._where("get_order")))
+        missing = with_context(UnknownOrder(order_id), self.session.where("get_order"))
+        raise self.session.fail(missing)
 
     def _foreign_order(self, order_id: str, name: str, raw: dict) -> Order:
-        request = self._request_from(order_id, name, raw)
+        request = request_from(order_id, name, raw)
         self._orders[order_id] = _Tracked(None, request, raw["symbol"], self._ts_ns(raw))
         self._add_leg(order_id, order_id, raw)
         return self._snapshot(order_id, raw)
-
-    def _request_from(self, order_id: str, name: str, raw: dict) -> OrderRequest:
-        limit = raw.get("type") == "limit"
-        return OrderRequest(
-            client_order_id=order_id,
-            symbol=name,
-            side=Side.BUY if raw.get("side") == "buy" else Side.SELL,
-            qty=_num(raw.get("amount"), math.nan),
-            order_type=OrderType.LIMIT if limit else OrderType.MARKET,
-            limit_price=_num(raw.get("price"), math.nan) if limit else None,
-        )
 
     def _owner(self, raw: dict) -> str | None:
         """Tripwire id of a venue order; None for a replaced order's earlier leg."""
@@ -598,38 +558,13 @@ class CcxtBroker:
         exchange_id = str(trade.get("order"))
         owner = self._by_exchange_id.get(exchange_id)
         if owner is None:  # placed elsewhere or before a restart: ask the venue for its id
-            raw = self._call("fills", self.exchange.fetch_order, exchange_id, ccxt_symbol)
+            raw = self.session.call("fills", self.exchange.fetch_order, exchange_id, ccxt_symbol)
             owner = raw.get("clientOrderId") or f"{self.exchange_id}:{exchange_id}"
             self._by_exchange_id[exchange_id] = owner
         return owner
 
     def _to_fill(self, trade: dict, owner: str, name: str, market: dict) -> Fill:
-        price = _num(trade.get("price"), math.nan)
-        return Fill(
-            fill_id=str(trade.get("id")),
-            order_id=owner,
-            symbol=name,
-            side=Side.BUY if trade.get("side") == "buy" else Side.SELL,
-            qty=_num(trade.get("amount"), 0.0),
-            price=price,
-            fee=self._quote_fee(trade, market, price),
-            liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER,
-            kind=FillKind.ORDER,
-            ts_ns=int(trade.get("timestamp") or 0) * 1_000_000,
-        )
-
-    def _quote_fee(self, trade: dict, market: dict, price: float) -> float:
-        fees = trade.get("fees") or ([trade["fee"]] if trade.get("fee") else [])
-        total = 0.0
-        for fee in fees:
-            cost, currency = _num(fee.get("cost"), 0.0), fee.get("currency")
-            if not cost or currency == market["quote"]:
-                total += cost
-            elif currency == market["base"]:
-                total += cost * price
-            else:
-                total += cost * self._conversion_price(currency, market["quote"])
-        return total
+        return to_fill(trade, owner, name, quote_fee(trade, market, self._conversion_price))
 
     def _conversion_price(self, currency: str, quote: str) -> float:
         symbol = f"{currency}/{quote}"
@@ -646,21 +581,21 @@ class CcxtBroker:
 
     def _derivative_positions(self) -> dict[str, Position]:
         markets = {m["symbol"]: name for name, m in self._all_markets().items()}
-        raw = self._call("positions", self.exchange.fetch_positions, list(markets))
+        raw = self.session.call("positions", self.exchange.fetch_positions, list(markets))
         out: dict[str, Position] = {}
         for p in raw:
             name = markets.get(p.get("symbol"))
             if name is None:
                 continue
-            size = _num(p.get("contracts"), 0.0) * _num(p.get("contractSize"), 1.0)
+            size = num(p.get("contracts"), 0.0) * num(p.get("contractSize"), 1.0)
             qty = -size if p.get("side") == "short" else size
             out[name] = Position(
                 name,
                 qty,
-                _num(p.get("entryPrice"), math.nan),
-                _num(p.get("realizedPnl"), 0.0),
-                _num(p.get("markPrice"), math.nan),
-                _num(p.get("unrealizedPnl"), 0.0),
+                num(p.get("entryPrice"), math.nan),
+                num(p.get("realizedPnl"), 0.0),
+                num(p.get("markPrice"), math.nan),
+                num(p.get("unrealizedPnl"), 0.0),
             )
         return out
 
@@ -683,8 +618,8 @@ class CcxtBroker:
         return self._quote
 
     def _last_price(self, ccxt_symbol: str) -> float:
-        ticker = self._call("ticker", self.exchange.fetch_ticker, ccxt_symbol)
-        price = _num(ticker.get("last") or ticker.get("close"), math.nan)
+        ticker = self.session.call("ticker", self.exchange.fetch_ticker, ccxt_symbol)
+        price = num(ticker.get("last") or ticker.get("close"), math.nan)
         if not (math.isfinite(price) and price > 0):
             raise ExecutionError(
                 f"{self.exchange_id} ticker: no usable last price for {ccxt_symbol}"
@@ -701,7 +636,7 @@ class CcxtBroker:
 
     def _all_markets(self) -> dict[str, dict]:
         if self._markets is None:
-            self._call("load_markets", self.exchange.load_markets)
+            self.session.call("load_markets", self.exchange.load_markets)
             self._markets = self._resolve_markets()
         return self._markets
 
@@ -721,160 +656,3 @@ class CcxtBroker:
         if missing:
             raise ExecutionError(f"{self.exchange_id} load_markets: symbols not listed: {missing}")
         return resolved
-
-    # ------------------------------------------------------------------ calls and errors
-
-    def _call(
-        self,
-        operation: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        order_id: str = "",
-        missing_ok: bool = False,
-    ) -> Any:
-        """Call ccxt, retrying retryable errors at most ``max_retries`` times.
-
-        ``missing_ok``: an order-not-found answer is an expected outcome (lookups), so it
-        returns None instead of raising and counting a failure.
-        """
-        if self._closed:
-            raise ExecutionError(f"{self.exchange_id} {operation}: broker is closed")
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn(*args)
-            except ccxt.OrderNotFound as exc:
-                if missing_ok:
-                    return None
-                raise self._fail(self._translate(exc, operation, order_id)) from exc
-            except ccxt.NetworkError as exc:
-                if attempt == self.max_retries:
-                    raise self._fail(self._translate(exc, operation, order_id)) from exc
-                self._backoff_sleep(attempt, operation, exc)
-            except ccxt.BaseError as exc:
-                raise self._fail(self._translate(exc, operation, order_id)) from exc
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    def _backoff_sleep(self, attempt: int, operation: str, exc: BaseException | None) -> None:
-        base, cap = self._backoff
-        delay = min(cap, base * 2**attempt)
-        self.stats["retries"] += 1
-        log.warning(
-            "%s %s: retry %d in %.2fs after %s",
-            self.exchange_id,
-            operation,
-            attempt + 1,
-            delay,
-            self._scrub(type(exc).__name__),
-        )
-        self._sleep(delay)
-
-    def _fail(self, error: ExecutionError) -> ExecutionError:
-        failures = self.stats["failures"]
-        kind = type(error).__name__
-        failures[kind] = failures.get(kind, 0) + 1
-        return error
-
-    def _where(self, operation: str) -> str:
-        return f"{self.exchange_id} {operation}"
-
-    def _scrub(self, text: str) -> str:
-        for value in self._redact:
-            text = text.replace(value, "***")
-        return text
-
-    def _translate(self, exc: ccxt.BaseError, operation: str, order_id: str) -> ExecutionError:
-        """The tripwire error for a ccxt one; messages name venue and operation, no secrets."""
-        where = self._where(operation)
-        message = f"{where}: {self._scrub(str(exc))}"
-        kw = {"venue": self.exchange_id, "operation": operation}
-        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-            return RateLimited(
-                f"{message} (rate limited; gave up after {self.max_retries} retries)", **kw
-            )
-        if isinstance(exc, ccxt.NetworkError):
-            return BackendUnavailable(f"{message} (gave up after {self.max_retries} retries)", **kw)
-        if isinstance(exc, ccxt.AuthenticationError):
-            return AuthenticationFailed(
-                f"{message} (check the API key, secret and permissions)", **kw
-            )
-        if isinstance(exc, ccxt.InsufficientFunds):
-            return InsufficientFunds(message)
-        if isinstance(exc, ccxt.OrderNotFound):
-            return _with_context(UnknownOrder(order_id), message)
-        if isinstance(exc, ccxt.BadSymbol):
-            return OrderRejected("symbol", message)
-        if isinstance(exc, ccxt.InvalidOrder) or (
-            operation == "place" and isinstance(exc, ccxt.BadRequest)
-        ):
-            return OrderRejected(_guess_field(str(exc)), message)
-        return ExecutionError(message)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def derived_client_id(order_id: str, leg: int) -> str:
-    """Client id of a replace leg: ``<id>.r<leg>``, hashed when it would exceed 36 chars.
-
-    >>> derived_client_id("tw-1", 1), len(derived_client_id("tw-" + "a" * 33, 2))
-    ('tw-1.r1', 30)
-    """
-    candidate = f"{order_id}.r{leg}"
-    if len(candidate) <= MAX_CLIENT_ID:
-        return candidate
-    digest = hashlib.sha256(order_id.encode()).hexdigest()[:24]
-    return f"tw-{digest}.r{leg}"
-
-
-def _credentials(
-    exchange_id: str, env: Mapping[str, str], key_var: str, secret_var: str
-) -> tuple[str, str]:
-    for var in (key_var, secret_var):
-        if not env.get(var):
-            raise AuthenticationFailed(
-                f"{exchange_id}: environment variable {var} is not set (or empty); it must hold "
-                "the exchange API credentials",
-                venue=exchange_id,
-                operation="configure",
-            )
-    return env[key_var], env[secret_var]
-
-
-def _make_exchange(exchange_id: str, key: str, secret: str, options: Mapping[str, Any]) -> Any:
-    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
-    if cls is None:
-        raise ValueError(f"unknown ccxt exchange id {exchange_id!r}")
-    return cls({**options, "apiKey": key, "secret": secret})
-
-
-def _with_context(error: ExecutionError, context: str) -> ExecutionError:
-    # The base class fixes the message; the venue and operation still belong in it.
-    error.args = (f"{error.args[0]} ({context})",)
-    return error
-
-
-def _guess_field(message: str) -> str:
-    """Which request field a venue's rejection is about, for OrderRejected.field."""
-    text = message.lower()
-    if any(k in text for k in ("quantity", "lot_size", "notional", "amount", "qty")):
-        return "qty"
-    if "price" in text:
-        return "limit_price"
-    if "symbol" in text:
-        return "symbol"
-    return "order"
-
-
-def _num(value: object, default: float) -> float:
-    try:
-        return default if value is None else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-
-
-def _avg_price(raw: dict) -> float:
-    average = _num(raw.get("average"), math.nan)
-    if math.isfinite(average):
-        return average
-    filled, cost = _num(raw.get("filled"), 0.0), _num(raw.get("cost"), 0.0)
-    return cost / filled if filled and cost else math.nan
