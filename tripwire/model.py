@@ -159,9 +159,42 @@ class SymbolTable:
 
 
 class Side(IntEnum):
+    """The one side type: a tick's taker side, an order's side, a position's direction.
+
+    The value is the sign (BUY +1, SELL -1; UNKNOWN 0 only for ticks whose taker side the
+    venue did not say); the name is the text in proposals, LLM answers and messages.
+
+    >>> Side.of("SELL"), Side.of("buy").sign, Side.BUY.name
+    (<Side.SELL: -1>, 1, 'BUY')
+    >>> Side.of("HOLD")
+    Traceback (most recent call last):
+    ...
+    ValueError: side must be BUY or SELL, got 'HOLD'
+    """
+
     UNKNOWN = 0
-    BUY = 1  # taker bought
-    SELL = -1  # taker sold
+    BUY = 1  # taker bought / an order that adds to the position
+    SELL = -1  # taker sold / an order that subtracts from it
+
+    @property
+    def sign(self) -> int:
+        """+1 for BUY, -1 for SELL (0 for UNKNOWN)."""
+        return int(self)
+
+    @property
+    def is_order_side(self) -> bool:
+        """BUY or SELL: what an order, a proposal or a sizing may carry."""
+        return self is not Side.UNKNOWN
+
+    @classmethod
+    def of(cls, value: object) -> Side:
+        """An order side from a Side or its name (``"BUY"``/``"SELL"``, any case); anything
+        else, UNKNOWN included, is a ValueError naming the value."""
+        if isinstance(value, Side) and value.is_order_side:
+            return value
+        if isinstance(value, str) and value.upper() in ("BUY", "SELL"):
+            return cls[value.upper()]
+        raise ValueError(f"side must be BUY or SELL, got {value!r}")
 
 
 TICK_COLUMNS: dict[str, np.dtype] = {
@@ -384,6 +417,7 @@ class DeadReason(StrEnum):
     OUT_OF_ORDER = "out_of_order"  # older than the symbol's last tick, or trade id went back
     DUPLICATE = "duplicate"  # trade id already seen (e.g. replayed after a reconnect)
     SHED = "shed"  # accepted, then dropped because a bound was hit (backpressure)
+    MARKET_RESOLVED = "market_resolved"  # a trade in a prediction market already resolved
 
 
 @dataclass(frozen=True, slots=True)
