@@ -5,19 +5,19 @@
 :class:`ShardSpec` (a scenario config or tick-store URL, the shard's symbols and its window
 ``[start_ns, end_ns)``) it
 
-1. replays the source's ticks in 5-second sub-batches (``actors.triage._sub_batches``),
-   every symbol's ticks feeding the market context (minute closes, latest prices), only the
-   shard's symbols feeding the detectors (an in-process :class:`DetectorShard`), the
-   backtest broker and the fact-checker's prices;
-2. before ``start_ns`` only warms the detectors up (no incidents, no orders);
-3. turns each tick's trips into one incident the way ``tripwire triage --demo`` does
-   (``Incident.from_anomaly`` with the news and ``market_context``), other metrics' trips
-   of the same tick folded in;
+1. replays the source's ticks in 5-second sub-batches (:func:`tripwire.engine.step.sub_batches`)
+   through the engine (:class:`tripwire.engine.Engine`, the step every mode runs): every
+   symbol's ticks feed the market state, only the shard's symbols the detectors (an
+   in-process :class:`DetectorShard`), the backtest broker's venue and the prices;
+2. before ``start_ns`` only warms the detectors and the market state up (no incidents, no
+   orders);
+3. cuts each sub-batch at its trip times: the market and the venue move up to the trip,
+   the trips of one tick become one incident (:meth:`MarketState.incidents`);
 4. submits them to a :class:`graphs.runner.DecisionRunner` (intake cool-down, triage and
-   sign-off) on a :class:`MemoryDecisionStore`, LangGraph's ``InMemorySaver``, the rules
-   analyst (or a cassette in replay/strict mode) and the :class:`BacktestBroker`, whose
-   :class:`~tripwire.model.SimClock` follows the data: an order placed after a sub-batch
-   fills against the following ticks;
+   sign-off) and drains it before the next tick, on a :class:`MemoryDecisionStore`,
+   LangGraph's ``InMemorySaver``, the rules analyst (or a cassette in replay/strict mode)
+   and the :class:`BacktestBroker`, whose :class:`~tripwire.model.SimClock` follows the
+   data: an order placed at a trip fills against the ticks after it;
 5. returns a plain, JSON-ready dict (incidents, verdicts by class, outcomes, orders, fills,
    PnL in total and per symbol, LLM calls and cost).
 
@@ -40,7 +40,7 @@ import hashlib
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,24 +49,25 @@ import numpy as np
 import ray
 
 from actors.shard import DetectorShard
-from actors.triage import HORIZON_MIN, SKILLS_DIR, _sub_batches
-from graphs.deps import DecisionDeps
+from actors.triage import SKILLS_DIR
+from graphs.deps import DecisionDeps, build_deps
 from graphs.runner import DecisionResult, DecisionRunner
 from tripwire.decisions.config import DecisionConfig
 from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.decisions.prices import LatestPrices
 from tripwire.detect import DetectorConfig
+from tripwire.engine import Engine, EngineSettings, LocalDetectors, MarketState, Venue
+from tripwire.engine.step import sub_batches
 from tripwire.execution.backtest import BacktestBroker
 from tripwire.feeds.scenario import Scenario, ScenarioConfig
-from tripwire.incident import Incident, market_context, update_last_prices
+from tripwire.incident import Incident
 from tripwire.llm.config import LLMConfig, load_llm_config
 from tripwire.llm.factory import build_llm
 from tripwire.llm.ledger import InMemoryLedger
 from tripwire.llm.skills import SkillLoader
-from tripwire.model import NS_PER_SECOND, Anomaly, NewsItem, SymbolTable, TickBatch, new_id
+from tripwire.model import NS_PER_SECOND, NewsItem, SymbolTable, TickBatch, new_id
 from tripwire.store.decisions import MemoryDecisionStore
 
-NS_PER_MINUTE = 60 * NS_PER_SECOND
 CASSETTE_MODES = ("replay", "strict")  # a backtest never records (that would spend money)
 STORE_PAGE_ROWS = 200_000  # ticks per tick-store page
 MAX_NEWS = 100_000  # news items per task window (a day of a busy feed is a few thousand)
@@ -104,6 +105,7 @@ class ShardConfig:
     cassette_text: str | None = None  # a cassette's JSONL, replayed from a private file
     cassette_mode: str = "replay"
     skills_dir: str | None = None  # None: this checkout's skills/ (resolved in the worker)
+    engine: EngineSettings = field(default_factory=EngineSettings)  # market reference, bounds
 
 
 @dataclass(slots=True)
@@ -196,33 +198,34 @@ class _SeededRunner(DecisionRunner):
 
 
 class _Replay:
-    """One shard's replay state: detectors, market context, broker, runner, results."""
+    """One shard's replay: the engine's ports (an in-process detector shard, the decision
+    runner, the backtest broker's venue) plugged in, and the results collected."""
 
     def __init__(self, spec: ShardSpec, config: ShardConfig, data: ShardData,
                  llm: LLMConfig) -> None:
         self.spec, self.data = spec, data
         syms = data.symbols
-        self.mine = np.zeros(max(len(syms), 1), dtype=bool)
-        self.mine[[syms.id(s) for s in spec.symbols]] = True
-        self.shard = DetectorShard(0, 1, syms, config.detector, id_seed=spec.seed)
+        mine = np.zeros(max(len(syms), 1), dtype=bool)
+        mine[[syms.id(s) for s in spec.symbols]] = True
         self.broker = BacktestBroker(syms, config.decisions.paper, start_ns=warm_start(spec))
         self.prices = LatestPrices(syms)
-        self.closes: collections.deque[np.ndarray] = collections.deque(maxlen=HORIZON_MIN)
-        self.last = np.full(len(syms), np.nan)
-        self.minute: int | None = None
-        self.btc_id = syms.id("BTCUSDT") if "BTCUSDT" in syms else 0
+        market = MarketState(syms, config.engine)
+        market.on_news(data.news)  # an incident reads only headlines at or before its trip
         self.rngs = {s: random.Random(_seed_of(spec.seed, s, spec.start_ns))
                      for s in spec.symbols}
         self.ledger = InMemoryLedger()
         self.stack = build_llm(llm, ledger=self.ledger, rng=random.Random(spec.seed))
-        deps = DecisionDeps(
-            store=MemoryDecisionStore(), broker=self.broker, backend="backtest",
-            router=self.stack.router, skills=SkillLoader(config.skills_dir or SKILLS_DIR),
-            config=config.decisions, prices=self.prices, clock=self.broker.clock)
+        deps = build_deps(
+            self.broker, "backtest", store=MemoryDecisionStore(), router=self.stack.router,
+            skills=SkillLoader(config.skills_dir or SKILLS_DIR), config=config.decisions,
+            prices=self.prices, clock=self.broker.clock)
         self.runner = _SeededRunner(deps, self._id_for)
         self.results: list[tuple[Incident, DecisionResult]] = []
         self.queued: dict[str, Incident] = {}  # submitted, waiting for the drain
-        self.counts = collections.Counter()
+        shard = DetectorShard(0, 1, syms, config.detector, id_seed=spec.seed)
+        self.engine = Engine(market, LocalDetectors(shard), self,
+                             Venue(self.broker, self.prices, self.broker.clock),
+                             own=mine, ids=self._id_for)
 
     def _id_for(self, symbol: str) -> str:
         return new_id(self.broker.clock, self.rngs[symbol])
@@ -231,54 +234,17 @@ class _Replay:
         try:
             for chunk in self.data.chunks:
                 for part, live in _split(chunk, self.spec.start_ns, self.spec.end_ns):
-                    for batch in _sub_batches(part):
-                        await self._step(batch, live)
+                    for batch in sub_batches(part):
+                        await self.engine.step(batch, live=live)
         finally:
             await self.stack.aclose()
         return self._report()
 
-    async def _step(self, batch: TickBatch, live: bool) -> None:
-        self._minute_closes(int(batch.ts_ns[0]))
-        own = batch.take(self.mine[batch.symbol_id]) if len(batch) else batch
-        self.counts["ticks" if live else "warmup_ticks"] += len(own)
-        if live:
-            self.broker.on_ticks(own)  # fills orders placed after the previous sub-batch
-            self.prices.update(own)
-            # The clock stands at the sub-batch's end over every symbol, not just the
-            # shard's own: ids and ages then do not depend on which symbols share a shard.
-            clock = self.broker.clock
-            clock.set(max(clock.now_ns(), int(batch.ts_ns[-1])))
-        anomalies = self.shard.process(own).anomalies if len(own) else []
-        incidents = self._incidents(anomalies) if live else []
-        update_last_prices(self.last, batch)
-        if live:
-            self.counts["anomalies"] += len(anomalies)
-            await self._decide(incidents)
-
-    def _minute_closes(self, ts_ns: int) -> None:
-        """Push the closes of every minute that ended before ``ts_ns`` (gaps repeat them)."""
-        minute = ts_ns // NS_PER_MINUTE
-        if self.minute is not None and minute > self.minute:
-            for _ in range(min(minute - self.minute, HORIZON_MIN)):
-                self.closes.append(self.last.copy())
-        self.minute = minute
-
-    def _incidents(self, anomalies: list[Anomaly]) -> list[Incident]:
-        """One incident per tripping tick (other metrics of that tick folded in)."""
-        by_tick: dict[tuple[str, int], list[Anomaly]] = {}
-        for a in anomalies:
-            by_tick.setdefault((a.symbol, a.row), []).append(a)
-        out = []
-        for (symbol, _), group in by_tick.items():
-            a = group[0]
-            market = market_context(self.closes, self.last, a.symbol_id, a.price,
-                                    horizon_min=HORIZON_MIN, btc_id=self.btc_id)
-            inc = Incident.from_anomaly(a, self.data.news, market, others=group[1:])
-            out.append(inc.model_copy(update={"id": self._id_for(symbol)}))
-        return out
+    async def on_incidents(self, incidents: Sequence[Incident]) -> None:
+        """The engine's decisions port: submit, then drain (decided before the next tick)."""
+        await self._decide(list(incidents))
 
     async def _decide(self, incidents: list[Incident]) -> None:
-        self.counts["incidents"] += len(incidents)
         for inc in incidents:
             skipped = await self.runner.submit(inc)
             if skipped is not None:
@@ -300,8 +266,8 @@ class _Replay:
             "symbols": list(self.spec.symbols),
             "start_ns": self.spec.start_ns,
             "end_ns": self.spec.end_ns,
-            **{k: int(self.counts[k]) for k in ("ticks", "warmup_ticks", "anomalies",
-                                                "incidents")},
+            **{k: int(self.engine.counts[k]) for k in ("ticks", "warmup_ticks", "anomalies",
+                                                       "incidents")},
             "intake": dict(sorted(self.runner.intake.counts.items())),
             "verdicts": _counted(r.verdict for _, r in self.results if r.verdict),
             "outcomes": _counted(_outcome_key(r) for _, r in self.results),

@@ -4,7 +4,8 @@
 with a tick-store URL, the :class:`~actors.sink.TickSink` actor (the store's only writer).
 ``ingest`` takes a batch in arrival order: validation splits off dead letters (kept in the
 decision store with their reason), the clean ticks go to the sink and to their shards
-concurrently, and the shards' anomalies become incidents (:class:`IncidentBuilder`) handed
+concurrently, and the shards' anomalies become incidents (the engine's
+:class:`~tripwire.engine.MarketState` and :func:`~tripwire.engine.step.through_trips`) handed
 to ``on_incidents`` — the Serve app's sign-off deployment. Batches are ingested one at a
 time (a lock): validation and the detectors depend on arrival order.
 
@@ -48,10 +49,11 @@ from typing import Any
 
 import numpy as np
 
-from actors.incidents import IncidentBuilder
 from actors.shard import DetectorShard, ShardNotRestored, routing_table
 from tripwire import telemetry
 from tripwire.config import TimeSettings
+from tripwire.engine import EngineSettings, MarketState
+from tripwire.engine.step import through_trips
 from tripwire.feeds.validate import TickValidator, TimeWindow
 from tripwire.incident import Incident
 from tripwire.model import (
@@ -92,6 +94,8 @@ class DataPlaneConfig:
     shard_max_restarts: int = 3  # Ray restarts of one shard actor; then it stays dead
     checkpoint_every_batches: int = 20  # per shard; 1 = after every batch
     checkpoint_every_s: float = 5.0  # per shard: at most this old when a batch arrives
+    # [engine]: the market reference and the market state's bounds (news window)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.shard_max_restarts, bool) or not (
@@ -169,7 +173,7 @@ class DataPlane:
         self.validator = TickValidator(
             source=config.source, symbols=symbols,
             window=TimeWindow.from_settings(config.time, market=market))
-        self.builder = IncidentBuilder(symbols)
+        self.market = MarketState(symbols, config.engine)
         self.routing = routing_table(symbols, config.n_shards)
         self.shards: list[Any] = []
         self.sink: Any = None
@@ -350,36 +354,18 @@ class DataPlane:
 
     async def _incidents(self, clean: TickBatch, anomalies: list[Anomaly],
                          sync: bool) -> list[Incident]:
-        """Build each incident from the market as it was at its trip (context, news), not
-        at the batch's end. ``sync`` (a replay on market time): the venue and the prices
-        also move only up to each trip, the incident is handed over, and the next ticks
-        wait until its decision is made -- as if the market had waited for the agents."""
-        fed = np.zeros(len(clean), dtype=bool)
-        groups: dict[int, list[Anomaly]] = {}
-        for a in anomalies:
-            groups.setdefault(a.ts_ns, []).append(a)
-        out: list[Incident] = []
-        for ts in sorted(groups):
-            await self._advance(clean, fed, ts, sync)
-            built = self.builder.build(groups[ts])
-            out.extend(built)
-            if sync and built:
-                await self.on_incidents(built, self._trace or None)
-                await self._settle()
-        await self._advance(clean, fed, None, sync)
-        return out
+        """The engine's walk through the batch's trips (:func:`through_trips`): each
+        incident is built from the market as it was at its trip (context, news), not at
+        the batch's end. ``sync`` (a replay on market time): the venue and the prices also
+        move only up to each trip, the incident is handed over, and the next ticks wait
+        until its decision is made -- as if the market had waited for the agents."""
+        return await through_trips(self.market, clean, anomalies,
+                                   venue=self._venue if sync else None,
+                                   decisions=_HandOver(self) if sync else None)
 
-    async def _advance(self, clean: TickBatch, fed: np.ndarray, upto_ns: int | None,
-                       sync: bool) -> None:
-        todo = ~fed if upto_ns is None else ~fed & (clean.ts_ns <= upto_ns)
-        rows = np.flatnonzero(todo)
-        if not len(rows):
-            return
-        fed[rows] = True
-        part = clean if len(rows) == len(clean) else clean.take(rows)  # no copy: no trips
-        self.builder.on_ticks(part)
-        if sync:
-            await self.on_clean(part)
+    async def _venue(self, part: TickBatch, _until_ns: int | None) -> None:
+        if len(part) and self.on_clean is not None:
+            await self.on_clean(part)  # the orchestrator's venue step (its clock follows)
 
     def _number(self, batch: TickBatch) -> TickBatch:
         """Ticks sent without a trade id (0, the HTTP body's default) get the tick store's
@@ -505,7 +491,7 @@ class DataPlane:
         accepted = [item for item, _ in ok]
         self._c["news"] += len(accepted)
         self._c["news_bad_time"] += len(late)
-        self.builder.on_news(accepted)
+        self.market.on_news(accepted)
         if self.sink is not None and accepted:
             self.sink.write_news.remote(accepted)
         return {"accepted": len(accepted), "rejected": len(late)}
@@ -558,12 +544,24 @@ class DataPlane:
                  "ticks_since_checkpoint": st.ticks_since} for i, st in enumerate(self._state)]
 
     async def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {**self._c, **self.builder.stats(),
+        out: dict[str, Any] = {**self._c, **self.market.stats(),
                                "validator": self.validator.counters(),
                                "time_window": self.validator.time_stats()}
         if self.sink is not None:
             out["sink"] = await self.sink.stats.remote()
         return out
+
+
+class _HandOver:
+    """The engine's decisions port on market time: hand a trip's incidents to the
+    sign-off deployment and wait until they are decided."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    async def on_incidents(self, incidents: Sequence[Incident]) -> None:
+        await self.plane.on_incidents(list(incidents), self.plane._trace or None)
+        await self.plane._settle()
 
 
 def _is_not_restored(exc: BaseException) -> bool:

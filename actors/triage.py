@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from actors.shard import DetectorShard
 from tripwire.config import Settings, load_settings
+from tripwire.engine import Engine, LocalDetectors, MarketState
+from tripwire.engine.step import run_inline, sub_batches
 from tripwire.feeds.scenario import Scenario, default_scenario_config
-from tripwire.incident import Incident, market_context, update_last_prices
+from tripwire.incident import Incident
 from tripwire.llm.base import AllRoutesFailed, BudgetExceeded, LLMError, LLMResponse
 from tripwire.llm.factory import LLMStack, RouteUnavailable, build_llm
 from tripwire.llm.ledger import JsonlLedger
@@ -36,8 +36,6 @@ from tripwire.model import NS_PER_SECOND, EventKind, EventLabel
 
 DEMO_KINDS = (EventKind.NEWS_SHOCK, EventKind.LIQUIDATION_CASCADE, EventKind.FAT_FINGER)
 SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
-HORIZON_MIN = 15  # the market context looks back this many minute closes
-SUB_BATCH_S = 5  # the shard gets the scenario in batches of this many seconds
 
 
 # ----------------------------------------------------------------------------- incidents
@@ -46,37 +44,26 @@ SUB_BATCH_S = 5  # the shard gets the scenario in batches of this many seconds
 def demo_incidents(
     seed: int | None = None, kinds=DEMO_KINDS
 ) -> list[tuple[EventLabel, Incident]]:
-    """The first incident of each of ``kinds`` in the scenario, with its news and context."""
+    """The first incident of each of ``kinds`` in the scenario, with its news and context:
+    the scenario replayed through the engine (an in-process detector shard, no venue), so
+    the same trips make the same incidents as in a backtest or live."""
     sc = Scenario(default_scenario_config(seed))
     wanted = {k: next((lab for lab in sc.labels if lab.kind == k), None) for k in kinds}
     wanted = {k: lab for k, lab in wanted.items() if lab is not None}
-    shard = DetectorShard(0, 1, sc.symbols, id_seed=sc.config.seed)
-    closes: collections.deque[np.ndarray] = collections.deque(maxlen=HORIZON_MIN)
-    last = np.full(len(sc.symbols), np.nan)
+    market = MarketState(sc.symbols)
+    market.on_news(sc.news)  # an incident reads only the headlines at or before its trip
+    engine = Engine(market, LocalDetectors(DetectorShard(0, 1, sc.symbols,
+                                                         id_seed=sc.config.seed)))
     found: dict[EventKind, tuple[EventLabel, Incident]] = {}
     for chunk in sc.blocks():
-        for batch in _sub_batches(chunk.ticks):
-            for a in shard.process(batch).anomalies:
-                kind = _event_of(a, wanted, found)
+        for batch in sub_batches(chunk.ticks):
+            for inc in run_inline(engine.step(batch)):
+                kind = _event_of(inc, wanted, found)
                 if kind is not None:
-                    market = market_context(closes, last, sc.symbols.id(a.symbol), a.price,
-                                            horizon_min=HORIZON_MIN)
-                    found[kind] = (wanted[kind], Incident.from_anomaly(a, sc.news, market))
-            update_last_prices(last, batch)
+                    found[kind] = (wanted[kind], inc)
             if len(found) == len(wanted):
                 return [found[k] for k in kinds if k in found]
-        closes.append(last.copy())
     return [found[k] for k in kinds if k in found]
-
-
-def _sub_batches(ticks):
-    if not len(ticks):
-        return
-    edges = np.arange(int(ticks.ts_ns[0]), int(ticks.ts_ns[-1]) + 1, SUB_BATCH_S * NS_PER_SECOND)
-    cuts = np.searchsorted(ticks.ts_ns, edges[1:])
-    for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ticks)], strict=True):
-        if hi > lo:
-            yield ticks.take(slice(lo, hi))
 
 
 def _event_of(anomaly, wanted, found) -> EventKind | None:

@@ -20,7 +20,7 @@ from tripwire.decisions.portfolio import EquityTracker
 from tripwire.execution.base import Broker
 from tripwire.llm.router import Router
 from tripwire.llm.skills import SkillLoader
-from tripwire.metrics import DecisionMetrics
+from tripwire.metrics import DecisionMetrics, InstrumentedBroker
 from tripwire.model import Clock
 from tripwire.risk.gates import HaltStatus, PnLBreaker, RejectionBreaker
 from tripwire.store.decisions import DecisionStore
@@ -88,3 +88,21 @@ class DecisionDeps:
         pos = positions.get(symbol)
         qty = 0.0 if pos is None else float(pos.qty)
         return qty if math.isfinite(qty) else None
+
+
+def build_deps(broker: Broker, backend: str, *, store: DecisionStore, router: Router,
+               skills: SkillLoader, config: DecisionConfig, prices: PriceSource, clock: Clock,
+               metrics: DecisionMetrics | None = None, journal_root: Path | None = None,
+               blocking_broker: bool = False) -> DecisionDeps:
+    """The one way every driver assembles :class:`DecisionDeps` (backtest, ``tripwire
+    decide``, the Serve app). ``broker`` is whatever the driver's configuration chose
+    (``tripwire.execution.build_broker``), ``backend`` its name, recorded on every order.
+    With ``metrics`` the broker is wrapped to count what it does (orders, cancels,
+    failures by backend); without, it is used as is (a backtest counts nothing)."""
+    if metrics is not None:
+        broker = InstrumentedBroker(broker, metrics, backend)
+    return DecisionDeps(
+        store=store, broker=broker, backend=backend, router=router, skills=skills,
+        config=config, prices=prices, clock=clock,
+        metrics=metrics if metrics is not None else DecisionMetrics(),
+        journal_root=journal_root, blocking_broker=blocking_broker)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripwire.model import NS_PER_SECOND, Anomaly, Metric, NewsItem, RecentTicks, TickBatch
+from tripwire.model import NS_PER_SECOND, Anomaly, Metric, NewsItem, RecentTicks
 
 MetricName = Literal["RETURN", "VOLUME", "PRICE"]
 
@@ -98,56 +98,19 @@ class RecentMove(_Frozen):
 class MarketContext(_Frozen):
     """The market around the trip over ``horizon_s`` up to it, in percent (None: unknown).
 
+    ``reference_move_pct`` is the move of the market reference, ``reference_symbol`` (the
+    configured ``[engine] reference_symbol``); None when that symbol is not traded here or
+    has no price yet. ``market_move_pct`` is the median move of every symbol.
     ``symbol_move_pct`` is the symbol's own move over the horizon, which the snapshot (a
     few hundred ticks, sometimes seconds) cannot show: a run-up before a reversal.
+    The engine builds it (:meth:`tripwire.engine.market.MarketState.context`).
     """
 
     horizon_s: float = Field(default=900.0, gt=0.0)
-    btc_move_pct: float | None = None
+    reference_symbol: str | None = Field(default=None, max_length=64)
+    reference_move_pct: float | None = None
     market_move_pct: float | None = None
     symbol_move_pct: float | None = None
-
-
-def market_context(
-    closes: Sequence[np.ndarray],
-    last: np.ndarray,
-    sid: int,
-    price: float,
-    *,
-    horizon_min: int = 15,
-    btc_id: int = 0,
-) -> MarketContext | None:
-    """The market's moves over ``horizon_min`` minutes up to a trip, in percent.
-
-    ``closes`` holds the last ``horizon_min`` per-minute closes of every symbol (oldest
-    first), ``last`` every symbol's latest price, ``price`` the tripping tick's; ``btc_id``
-    is BTC's symbol id (the scenario puts BTCUSDT first). None until the horizon is filled.
-
-    >>> c = [np.array([100.0, 10.0])] * 2
-    >>> market_context(c, np.array([101.0, 9.0]), 1, 9.5, horizon_min=2).symbol_move_pct
-    -5.0
-    """
-    if len(closes) < horizon_min:
-        return None
-    base = closes[-horizon_min]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moves = (last / base - 1) * 100
-    return MarketContext(
-        horizon_s=horizon_min * 60,
-        btc_move_pct=round(float(moves[btc_id]), 4),
-        market_move_pct=round(float(np.nanmedian(moves)), 4),
-        symbol_move_pct=round(float((price / base[sid] - 1) * 100), 4),
-    )
-
-
-def update_last_prices(last: np.ndarray, batch: TickBatch) -> None:
-    """``last[symbol]`` = the batch's last price of each symbol in it (in place)."""
-    if len(batch) == 0:
-        return
-    order = np.argsort(batch.symbol_id, kind="stable")
-    ids, prices = batch.symbol_id[order], batch.price[order]
-    ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
-    last[ids[ends]] = prices[ends]
 
 
 class Incident(_Frozen):
@@ -216,9 +179,7 @@ class Incident(_Frozen):
     @classmethod
     def from_anomalies(cls, anomalies: Sequence[Anomaly], *args: Any, **kw: Any) -> Incident:
         """The incident of several metrics' trips on one tick: the largest |z| leads."""
-        if not anomalies:
-            raise ValueError("from_anomalies needs at least one anomaly")
-        lead = max(anomalies, key=lambda a: (abs(a.z), -int(a.metric)))
+        lead = lead_trip(anomalies)
         rest = [a for a in anomalies if a is not lead]
         return cls.from_anomaly(lead, *args, others=rest, **kw)
 
@@ -260,6 +221,15 @@ class Incident(_Frozen):
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def lead_trip(anomalies: Sequence[Anomaly]) -> Anomaly:
+    """The trip an incident is about when several metrics trip on one tick: the largest
+    |z|, ties broken by metric order (RETURN before VOLUME before PRICE). The one rule,
+    used by every mode."""
+    if not anomalies:
+        raise ValueError("an incident needs at least one trip")
+    return max(anomalies, key=lambda a: (abs(a.z), -int(a.metric)))
 
 
 def _num(x: float) -> float:

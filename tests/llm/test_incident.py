@@ -174,8 +174,8 @@ def test_nan_window_stats_become_none_and_the_incident_is_strict():
 
 
 def test_market_context_from_a_mapping_and_validated():
-    inc = Incident.from_anomaly(anomaly([1.0, 2.0]), market={"btc_move_pct": -1.5})
-    assert inc.market == MarketContext(btc_move_pct=-1.5)
+    inc = Incident.from_anomaly(anomaly([1.0, 2.0]), market={"reference_move_pct": -1.5})
+    assert inc.market == MarketContext(reference_move_pct=-1.5)
     with pytest.raises(ValidationError, match="horizon_s"):
         Incident.from_anomaly(anomaly([1.0, 2.0]), market={"horizon_s": 0})
     with pytest.raises(ValidationError, match="Extra inputs"):
@@ -254,7 +254,7 @@ def test_z_bucket(z, bucket):
 
 def test_context_round_trip_and_json():
     a = anomaly([100.0, 80.0])
-    inc = Incident.from_anomaly(a, [news(a.ts_ns, "ARB halts", ("ARBUSDT",))], {"btc_move_pct": 1})
+    inc = Incident.from_anomaly(a, [news(a.ts_ns, "ARB halts", ("ARBUSDT",))], {"reference_move_pct": 1})
     ctx = inc.to_context()
     assert json.loads(json.dumps(ctx)) == ctx  # plain JSON, no NaN
     assert ctx["features"] == inc.features()
@@ -269,7 +269,7 @@ def test_prompt_vars_cover_every_name_and_say_n_a_when_unknown():
     inc = Incident.from_anomaly(anomaly([97.0], value=math.log(0.97)))
     text = prompt_vars(inc)
     assert set(text) == INCIDENT_VARS
-    assert text["ret_10"] == "n/a" and text["btc_move"] == "n/a" and text["ret_1"] == "-3.000%"
+    assert text["ret_10"] == "n/a" and text["reference_move"] == "n/a" and text["ret_1"] == "-3.000%"
     assert "no headline about ARBUSDT" in text["news"] and "15 min" in text["news"]
     assert '"id"' not in text["incident_json"]  # ids differ per run; prompts must not
 

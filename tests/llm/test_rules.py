@@ -8,14 +8,13 @@ import collections
 import json
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tripwire.feeds.news import SOURCE as TRUSTED_WIRE  # trusted by the default [news]
-from tripwire.incident import Incident, market_context, update_last_prices
+from tripwire.incident import Incident
 from tripwire.llm.base import LLMRequest, Message, Provider, ProviderError
 from tripwire.llm.rules import (
     MAX_CONFIDENCE,
@@ -184,7 +183,7 @@ def test_a_volume_surge_on_a_rise_the_market_did_not_share_is_a_pump():
         ret_1_pct=0.05,
         ret_10_pct=0.12,
         volume_vs_window=5.1,
-        market={"symbol_move_pct": 2.95, "btc_move_pct": 0.08},
+        market={"symbol_move_pct": 2.95, "reference_symbol": "BTCUSDT", "reference_move_pct": 0.08},
     )
     check(inc, C.MANIPULATION, "pump-in-progress")
     # the same rise with the whole market: not a pump
@@ -196,7 +195,7 @@ def test_a_volume_surge_on_a_rise_the_market_did_not_share_is_a_pump():
 
 def test_btc_is_not_measured_against_itself():
     inc = make(symbol="BTCUSDT", tripped={"VOLUME": 10.0}, ret_10_pct=0.0, volume_vs_window=7.1,
-               market={"symbol_move_pct": 0.42, "btc_move_pct": 0.42})  # fmt: skip
+               market={"symbol_move_pct": 0.42, "reference_symbol": "BTCUSDT", "reference_move_pct": 0.42})  # fmt: skip
     v = check(inc, C.TECHNICAL_SPIKE, "quiet-price")
     assert "barely moved" in v.reasoning
 
@@ -434,44 +433,31 @@ EXPECTED = {
     EventKind.FLASH_CRASH: {C.LIQUIDATION_CASCADE, C.TECHNICAL_SPIKE, C.IGNORE},
     EventKind.VOLUME_BURST: {C.TECHNICAL_SPIKE, C.IGNORE},
 }
-HORIZON_MIN = 15
 COALESCE_S = 600  # a symbol's trips within 10 minutes of its last are one incident
-SUB_BATCH_S = 5
 
 
 def scenario_incidents(seed: int):
-    """Run a scenario day through a real detector shard in 5-second batches; coalesce the
-    trips per symbol into incidents with the scenario's news and a 15-minute market
-    context (BTC, the universe's median and the symbol's own move)."""
+    """Run a scenario day through the engine (a real detector shard in 5-second batches,
+    the market state's 15-minute context: the reference BTCUSDT, the universe's median and
+    the symbol's own move, with the scenario's news); coalesce each symbol's incidents."""
     from actors.shard import DetectorShard
+    from tripwire.engine import Engine, LocalDetectors, MarketState
+    from tripwire.engine.step import run_inline, sub_batches
     from tripwire.feeds.scenario import Scenario, ScenarioConfig
 
     sc = Scenario(ScenarioConfig(seed=seed))
-    shard = DetectorShard(0, 1, sc.symbols, id_seed=seed)
-    closes = collections.deque(maxlen=HORIZON_MIN)  # per minute, each symbol's last price
-    last = np.full(len(sc.symbols), np.nan)
+    market = MarketState(sc.symbols)
+    market.on_news(sc.news)
+    engine = Engine(market, LocalDetectors(DetectorShard(0, 1, sc.symbols, id_seed=seed)))
     latest_trip: dict[str, int] = {}
     out = []
     for chunk in sc.blocks():
-        ticks = chunk.ticks
-        t0 = int(ticks.ts_ns[0]) // (60 * S) * 60 * S if len(ticks) else 0
-        for lo in range(0, 60, SUB_BATCH_S):
-            rows = np.flatnonzero(
-                (ticks.ts_ns >= t0 + lo * S) & (ticks.ts_ns < t0 + (lo + SUB_BATCH_S) * S)
-            )
-            batch = ticks.take(rows)
-            groups = collections.defaultdict(list)
-            for a in shard.process(batch).anomalies:
-                groups[(a.symbol, a.ts_ns)].append(a)
-            for (symbol, ts), trips in sorted(groups.items(), key=lambda kv: kv[0][1]):
-                previous, latest_trip[symbol] = latest_trip.get(symbol), ts
-                if previous is not None and ts - previous < COALESCE_S * S:
+        for batch in sub_batches(chunk.ticks):
+            for inc in run_inline(engine.step(batch)):
+                previous, latest_trip[inc.symbol] = latest_trip.get(inc.symbol), inc.ts_ns
+                if previous is not None and inc.ts_ns - previous < COALESCE_S * S:
                     continue
-                market = market_context(closes, last, sc.symbols.id(symbol), trips[0].price,
-                                        horizon_min=HORIZON_MIN)
-                out.append(Incident.from_anomalies(trips, sc.news, market))
-            update_last_prices(last, batch)
-        closes.append(last.copy())
+                out.append(inc)
     return sc, out
 
 

@@ -53,7 +53,8 @@ def _incident(symbol: str, ts_ns: int) -> Incident:
     a = Anomaly(symbol_id=0, symbol=symbol, ts_ns=ts_ns, metric=Metric.RETURN, z=-616.2,
                 window_mean=0.0, window_std=3e-4, value=-0.223, price=80.0, snapshot=snap)
     news = [NewsItem("n1", ts_ns - 5 * S, "ARB foundation | opens grants round", (symbol,))]
-    market = MarketContext(btc_move_pct=-0.4, market_move_pct=-0.6, symbol_move_pct=-19.8)
+    market = MarketContext(reference_symbol="BTCUSDT", reference_move_pct=-0.4,
+                           market_move_pct=-0.6, symbol_move_pct=-19.8)
     return Incident.from_anomaly(a, news, market)
 
 
@@ -205,7 +206,7 @@ def test_executed_entry_tells_the_whole_story():
     assert "LIQUIDATION_CASCADE" in md and "claude-test" in md and "$0.0042" in md
     assert "> Forced selling in steps;\n> no headline explains it." in md
     assert "ARB foundation \\| opens grants round" in md and "5 s before" in md
-    assert "RETURN (z -616.2)" in md and "BTC -0.40%" in md
+    assert "RETURN (z -616.2)" in md and "BTCUSDT -0.40%" in md
     assert "| risk_per_trade | PASS |" in md and "| halt | PASS | not halted |" in md
     assert "| fresh_price | PASS |" in md
     assert "thin book after the drop" in md and "Blind:** yes" in md

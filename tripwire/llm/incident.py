@@ -12,7 +12,8 @@ from tripwire.incident import Incident, MarketContext
 INCIDENT_VARS: frozenset[str] = frozenset(
     "symbol base_asset ts metric z value price window_mean window_std tripped ticks span_s "
     "ret_1 ret_prev ret_10 ret_50 ret_all down_run up_run last_gap_s median_gap_s "
-    "volume_vs_window horizon_min btc_move market_move symbol_move news incident_json".split()
+    "volume_vs_window horizon_min reference_symbol reference_move market_move symbol_move news "
+    "incident_json".split()
 )
 
 
@@ -88,7 +89,8 @@ def prompt_vars(incident: Incident) -> dict[str, str]:
         "median_gap_s": _fmt_num(r.median_gap_s, ".2f"),
         "volume_vs_window": "n/a" if r.volume_vs_window is None else f"{r.volume_vs_window:.1f}x",
         "horizon_min": f"{m.horizon_s / 60:g}",
-        "btc_move": _fmt_pct(m.btc_move_pct),
+        "reference_symbol": m.reference_symbol or "reference (none configured)",
+        "reference_move": _fmt_pct(m.reference_move_pct),
         "market_move": _fmt_pct(m.market_move_pct),
         "symbol_move": _fmt_pct(m.symbol_move_pct),
         "news": _fmt_news(incident),

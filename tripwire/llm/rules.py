@@ -193,8 +193,8 @@ def evidence(incident: Incident) -> Evidence:
     market = None
     if m is not None:
         market = m.market_move_pct
-        if market is None and incident.base_asset != "BTC":
-            market = m.btc_move_pct
+        if market is None and incident.symbol != m.reference_symbol:
+            market = m.reference_move_pct  # the configured reference, when it is another
     own = m.symbol_move_pct if m is not None else None
     if own is None:
         own = r.ret_all_pct

@@ -155,7 +155,8 @@ def _trip(tree: Tree, chain: DecisionChain) -> None:
                    ("10 ticks", fmt_pct(recent.get("ret_10_pct"))),
                    ("snapshot", fmt_pct(recent.get("ret_all_pct"))),
                    ("down run", recent.get("down_run"))]) if recent else None,
-            _line([("BTC", fmt_pct(market.get("btc_move_pct"))),
+            _line([(market.get("reference_symbol") or "reference",
+                    fmt_pct(market.get("reference_move_pct"))),
                    ("market", fmt_pct(market.get("market_move_pct"))),
                    ("symbol", fmt_pct(market.get("symbol_move_pct")))]) if market else None,
             _table(("headline", "when", "source"), news) if news else

@@ -217,8 +217,9 @@ def _market(inc: Mapping[str, Any]) -> str:
     m = inc.get("market")
     if not isinstance(m, Mapping):
         return ""
-    return (f"**Market ({fmt_num(m.get('horizon_s'), 4)} s):** BTC "
-            f"{fmt_pct(m.get('btc_move_pct'))}, market {fmt_pct(m.get('market_move_pct'))}, "
+    return (f"**Market ({fmt_num(m.get('horizon_s'), 4)} s):** "
+            f"{m.get('reference_symbol') or 'reference'} {fmt_pct(m.get('reference_move_pct'))}, "
+            f"market {fmt_pct(m.get('market_move_pct'))}, "
             f"symbol {fmt_pct(m.get('symbol_move_pct'))}")
 
 
