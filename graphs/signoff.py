@@ -47,6 +47,7 @@ from tripwire import telemetry
 from tripwire.decisions.factcheck import Facts, fact_check
 from tripwire.decisions.outcome import Outcome
 from tripwire.decisions.portfolio import portfolio_state
+from tripwire.decisions.pretrade import check_approval, check_facts, check_halt, needs_approval
 from tripwire.decisions.proposal import Proposal, proposal_hash
 from tripwire.decisions.signatures import (
     DOUBLE_CHECKER,
@@ -56,14 +57,14 @@ from tripwire.decisions.signatures import (
     SignVerdict,
     verify_signatures,
 )
+from tripwire.decisions.sizing import ProposalIds, Sizing, recheck, size_proposal
 from tripwire.execution.base import Order, OrderRequest, OrderType
 from tripwire.incident import Incident
 from tripwire.llm.schemas import Action, CheckVerdict, StrategistProposal, TriageVerdict
 from tripwire.model import Side, client_order_id
 from tripwire.risk.gates import gate_open
-from tripwire.risk.limits import OrderSide, ProposedOrder, check_all, floor_to_step
+from tripwire.risk.limits import floor_to_step
 from tripwire.risk.modes import SafetyMode
-from tripwire.risk.sizing import size_position
 from tripwire.store.decisions import Approval, StoreError
 
 GRAPH = "signoff"
@@ -179,11 +180,9 @@ class SignoffNodes:
         portfolio = portfolio_state(d.broker, self.now(), d.equity)
         d.pnl.observe(portfolio.pnl_today)
         gates = gate_open(d.rejections, d.pnl, lambda: halt)  # None reads as halted
-        if "proposal" in s:
-            p, sizing = Proposal.from_dict(s["proposal"]), "revision: limits re-checked only"
-            qty, decision = self._recheck(p, portfolio)
-        else:
-            p, qty, decision, sizing = self._size(s, portfolio)
+        sized = (recheck(Proposal.from_dict(s["proposal"]), portfolio, d.config.limits)
+                 if "proposal" in s else self._size(s, portfolio))
+        p, qty, decision, sizing = sized.proposal, sized.quantity, sized.decision, sized.reason
         checks = decision.checks if decision is not None else ()
         risk = {"approved": bool(gates.open and qty > 0), "quantity": qty,
                 "requested_quantity": decision.requested_quantity if decision else 0.0,
@@ -191,8 +190,6 @@ class SignoffNodes:
                 "gates": [dataclasses.asdict(g) for g in gates.checks], "sizing": sizing}
         if p is None:
             return await self._veto_unsized(s, risk)
-        if 0 < qty < p.quantity:
-            p = p.shrunk(qty) if "proposal" in s else dataclasses.replace(p, quantity=qty)
         state = {**s, "risk": risk}
         await self._record(state, p, self._payload(state, proposal=p.to_dict()))
         h = proposal_hash(p)
@@ -211,43 +208,18 @@ class SignoffNodes:
         await self._sign(s, RISK_GATE, h, SignVerdict.VETO, why)
         return {**update, **rejected(f"risk_gate: {why}")}
 
-    def _size(self, s: SignoffState, portfolio):
-        """(proposal at rev 0 or None, quantity, RiskDecision, sizing reason)."""
-        d, limits, so = self.d, self.d.config.limits, self.d.config.signoff
+    def _size(self, s: SignoffState, portfolio) -> Sizing:
+        """The first pass: tripwire.decisions.sizing on the strategist's proposal."""
+        d, so = self.d, self.d.config.signoff
         sp = StrategistProposal.model_validate(
             {k: v for k, v in s["strategist"].items() if k not in ("route", "model", "cost_usd")})
         latest = d.prices.get(sp.symbol)
-        ref = sp.limit_price or (latest[0] if latest else s["incident"].get("price"))
-        if ref is None or not ref > 0:
-            return None, 0.0, None, "no reference price"
-        side = OrderSide(sp.action.value)
-        sized = size_position(sp.symbol, side, price=ref, stop=sp.stop_loss,
-                              confidence=sp.confidence, portfolio=portfolio, limits=limits,
-                              payoff_ratio=so.payoff_ratio, kelly_fraction=so.kelly_fraction)
-        cap = floor_to_step(sp.size * limits.max_position_per_symbol / ref, limits.quantity_step)
-        qty = min(sized.quantity, cap)
-        sizing = sized.reason + (f"; capped to {qty:.10g} by the strategist's size {sp.size:g}"
-                                 if 0 < cap < sized.quantity else "")
-        decision = sized.decision
-        if qty > 0 and decision is not None and qty < decision.quantity:
-            decision = check_all(ProposedOrder(sp.symbol, side, qty, ref, sp.stop_loss,
-                                               sp.confidence), portfolio, limits)
-            qty = decision.quantity if decision.approved else 0.0
-        if qty <= 0 or sp.stop_loss is None:
-            return None, 0.0, decision, sizing
-        position = portfolio.position_qty(sp.symbol)
-        p = Proposal(
-            s["decision_id"], s["incident_id"], s["verdict_id"], sp.symbol, sp.action.value,
-            qty, "limit" if sp.limit_price else "market", sp.limit_price, sp.stop_loss,
-            sp.take_profit, reference_price=ref, position_qty=position,
-            verdict_ts_ns=s["verdict_ts_ns"], created_ns=self.now(), confidence=sp.confidence)
-        return p, qty, decision, sizing
-
-    def _recheck(self, p: Proposal, portfolio):
-        order = ProposedOrder(p.symbol, OrderSide(p.side), p.quantity,
-                              p.limit_price or p.reference_price, p.stop_loss, p.confidence)
-        decision = check_all(order, portfolio, self.d.config.limits)
-        return (decision.quantity if decision.approved else 0.0), decision
+        ids = ProposalIds(s["decision_id"], s["incident_id"], s["verdict_id"],
+                          s["verdict_ts_ns"], self.now())
+        return size_proposal(sp, ids, latest_price=latest[0] if latest else None,
+                             incident_price=s["incident"].get("price"), portfolio=portfolio,
+                             limits=d.config.limits, payoff_ratio=so.payoff_ratio,
+                             kelly_fraction=so.kelly_fraction)
 
     async def _veto_unsized(self, s: SignoffState, risk: dict[str, Any]) -> dict[str, Any]:
         """Nothing to sign: the gate refused before there were order terms."""
@@ -406,16 +378,16 @@ class SignoffNodes:
         return await self._place(s, p)
 
     async def _refusal(self, s: SignoffState, p: Proposal, h: str) -> str:
-        """Why the order must not leave now ("" when it may)."""
+        """Why the order must not leave now ("" when it may): tripwire.decisions.pretrade's
+        rules in order, each read only if the one before passed."""
         halt = await self.d.read_halt()
-        if halt is None or halt.halted:
-            return ("halted: " + halt.reason) if halt else "halt flag unreadable"
-        if s["mode"] == SafetyMode.TWO_PHASE.value:
-            a = await self.d.store.approval(s["decision_id"])
-            if a is None or a.status != "approved" or a.proposal_hash != h:
-                return "no approval of this proposal hash"
-        fc = fact_check(p, await self._facts(s, p, halt), self.d.config.fact_policy)
-        return "" if fc.passed else "facts changed since signing: " + "; ".join(fc.reasons)
+        check = check_halt(halt)
+        if check.passed and needs_approval(s["mode"]):
+            check = check_approval(await self.d.store.approval(s["decision_id"]), h)
+        if check.passed:
+            check = check_facts(fact_check(p, await self._facts(s, p, halt),
+                                           self.d.config.fact_policy))
+        return check.reason
 
     async def _place(self, s: SignoffState, p: Proposal) -> dict[str, Any]:
         d = self.d

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from tripwire.risk import SafetyMode, parse_safety_mode
 from tripwire.risk.limits import (
     LIMIT_CHECKS,
-    OrderSide,
     PortfolioState,
     Position,
     ProposedOrder,
     RiskLimits,
+    Side,
     check_all,
     check_allowed_symbol,
     check_daily_orders,
@@ -27,7 +27,7 @@ from tripwire.risk.limits import (
     check_risk_per_trade,
 )
 
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
+BUY, SELL = Side.BUY, Side.SELL
 STEP = 0.01  # one quantity tick
 
 LIMITS = RiskLimits(
@@ -45,7 +45,7 @@ BIG = replace(LIMITS, max_order_notional=1e12, max_position_per_symbol=1e12,
 FLAT = PortfolioState(equity=10_000.0)
 
 
-def order(qty: float, side: OrderSide = BUY, price: float = 100.0, stop: float | None = None,
+def order(qty: float, side: Side = BUY, price: float = 100.0, stop: float | None = None,
           symbol: str = "BTCUSDT") -> ProposedOrder:
     if stop is None:
         stop = price - 1.0 if side is BUY else price + 1.0
@@ -163,7 +163,7 @@ def test_allowed_symbol() -> None:
     (50.0, SELL, 10.0, True, 10.0),    # reduces an oversized long: always fits
     (50.0, BUY, 0.01, False, 0.0),     # adds to an oversized long: vetoed
 ])
-def test_position_boundary(held: float, side: OrderSide, qty: float, passed: bool,
+def test_position_boundary(held: float, side: Side, qty: float, passed: bool,
                            allowed: float) -> None:
     check = check_position(order(qty, side), holding(held, gross=0.0), LIMITS)
     assert (check.passed, check.allowed_quantity) == (passed, pytest.approx(allowed))
@@ -178,7 +178,7 @@ def test_position_boundary(held: float, side: OrderSide, qty: float, passed: boo
     (10.0, 5_000.0, SELL, 20.01, False, 20.0),
     (10.0, 6_000.0, SELL, 5.0, True, 5.0),      # already over: reducing still fits
 ])
-def test_gross_exposure_boundary(held: float, gross: float, side: OrderSide, qty: float,
+def test_gross_exposure_boundary(held: float, gross: float, side: Side, qty: float,
                                  passed: bool, allowed: float) -> None:
     check = check_gross_exposure(order(qty, side), holding(held, gross=gross), LIMITS)
     assert (check.passed, check.allowed_quantity) == (passed, pytest.approx(allowed))
@@ -197,7 +197,7 @@ def test_risk_per_trade_boundary(qty: float, passed: bool, allowed: float) -> No
 
 @pytest.mark.parametrize(("side", "stop"), [(BUY, 100.0), (BUY, 101.0), (SELL, 100.0),
                                             (SELL, 99.0)])
-def test_stop_on_the_wrong_side_vetoes(side: OrderSide, stop: float) -> None:
+def test_stop_on_the_wrong_side_vetoes(side: Side, stop: float) -> None:
     check = check_risk_per_trade(order(1.0, side, stop=stop), FLAT, LIMITS)
     assert check.vetoed and "stop must be" in check.reason
 

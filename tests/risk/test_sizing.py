@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tripwire.risk.limits import OrderSide, PortfolioState, Position, RiskLimits
+from tripwire.model import Side
+from tripwire.risk.limits import PortfolioState, Position, RiskLimits
 from tripwire.risk.sizing import kelly_multiplier, risk_budget_quantity, size_position
 
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
+BUY, SELL = Side.BUY, Side.SELL
 LIMITS = RiskLimits(
     max_order_notional=1e9, max_daily_orders=100, max_position_per_symbol=1e9,
     max_gross_exposure=1e9, allowed_symbols={"BTCUSDT"}, max_risk_per_trade_pct=1.0,
@@ -21,7 +22,7 @@ LIMITS = RiskLimits(
 EQUITY = PortfolioState(equity=10_000.0)
 
 
-def size(side: OrderSide = BUY, price: float = 100.0, stop: float = 95.0,
+def size(side: Side = BUY, price: float = 100.0, stop: float = 95.0,
          confidence: float = 1.0, portfolio: PortfolioState = EQUITY,
          limits: RiskLimits = LIMITS, **kw: float):
     return size_position("BTCUSDT", side, price=price, stop=stop, confidence=confidence,
@@ -108,7 +109,7 @@ fractions = st.floats(min_value=0.001, max_value=0.9)
        st.floats(min_value=100.0, max_value=1e7), st.sampled_from([1e-8, 0.001, 1.0]),
        st.floats(min_value=10.0, max_value=1e7))
 def test_size_is_monotone_in_stop_distance_and_confidence(
-        side: OrderSide, price: float, d1: float, d2: float, confidence: float, equity: float,
+        side: Side, price: float, d1: float, d2: float, confidence: float, equity: float,
         step: float, cap: float) -> None:
     limits = replace(LIMITS, quantity_step=step, max_order_notional=cap)
     portfolio = PortfolioState(equity=equity)

@@ -41,6 +41,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tripwire.model import Side
+
 Source = Literal["llm", "rules"]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 Factor = Annotated[str, Field(min_length=1, max_length=200)]
@@ -62,9 +64,17 @@ class Classification(StrEnum):
 
 
 class Action(StrEnum):
+    """What the strategist wants: an order on one side (BUY, SELL; the same names as
+    :class:`tripwire.model.Side`, the one side type) or nothing (HOLD)."""
+
     BUY = "BUY"
     SELL = "SELL"
     HOLD = "HOLD"
+
+    @property
+    def side(self) -> Side:
+        """The order side of BUY or SELL (HOLD has none: ValueError)."""
+        return Side.of(self.value)
 
 
 class CheckVerdict(StrEnum):

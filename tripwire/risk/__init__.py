@@ -19,7 +19,6 @@ from tripwire.risk.gates import (
 from tripwire.risk.limits import (
     LIMIT_CHECKS,
     LimitCheck,
-    OrderSide,
     PortfolioState,
     Position,
     ProposedOrder,
@@ -38,7 +37,6 @@ __all__ = [
     "HaltReader",
     "HaltStatus",
     "LimitCheck",
-    "OrderSide",
     "PnLBreaker",
     "PortfolioState",
     "Position",

@@ -29,7 +29,7 @@ Units and conventions (what a reviewer needs to check the arithmetic):
 ...     max_position_per_symbol=5_000.0, max_gross_exposure=20_000.0,
 ...     allowed_symbols={"BTCUSDT"}, max_risk_per_trade_pct=1.0, max_drawdown_pct=10.0,
 ...     quantity_step=0.001)
->>> order = ProposedOrder("BTCUSDT", OrderSide.BUY, quantity=0.05, price=50_000.0,
+>>> order = ProposedOrder("BTCUSDT", Side.BUY, quantity=0.05, price=50_000.0,
 ...     stop=49_000.0)
 >>> decision = check_all(order, PortfolioState(equity=10_000.0), limits)
 >>> decision.approved, decision.quantity, [c.name for c in decision.checks if not c.passed]
@@ -41,22 +41,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Any
+
+from tripwire.model import Side
 
 # Headroom for float error when flooring to a step: 0.3 / 0.1 is 2.9999999999999996.
 _STEP_EPS = 1e-9
-
-
-class OrderSide(StrEnum):
-    """BUY adds to the position, SELL subtracts; values match ``tripwire.llm`` actions."""
-
-    BUY = "BUY"
-    SELL = "SELL"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is OrderSide.BUY else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +54,7 @@ class ProposedOrder:
     """The facts of one proposed order, independent of who proposed it."""
 
     symbol: str
-    side: OrderSide
+    side: Side
     quantity: float  # base units, > 0
     price: float  # reference entry price, > 0
     stop: float  # stop-loss price: below price for a BUY, above for a SELL
@@ -278,7 +268,7 @@ def _fact_problems(order: ProposedOrder, portfolio: PortfolioState) -> list[str]
         problems.append(f"order.confidence must be in [0, 1] ({order.confidence!r})")
     if _is_finite_number(portfolio.gross_exposure) and portfolio.gross_exposure < 0:
         problems.append(f"portfolio.gross_exposure must be >= 0 ({portfolio.gross_exposure!r})")
-    if not isinstance(order.side, OrderSide):
+    if not (isinstance(order.side, Side) and order.side.is_order_side):
         problems.append(f"order.side must be BUY or SELL ({order.side!r})")
     if isinstance(portfolio.orders_today, bool) or not isinstance(portfolio.orders_today, int) \
             or portfolio.orders_today < 0:
@@ -400,8 +390,8 @@ def check_risk_per_trade(order: ProposedOrder, portfolio: PortfolioState,
     cap = limits.max_risk_per_trade_pct / 100.0 * portfolio.equity
     distance = stop_distance(order.side, order.price, order.stop)
     if not distance > 0:
-        side = "below" if order.side is OrderSide.BUY else "above"
-        reason = f"a {order.side.value}'s stop must be {side} the price ({order.stop!r} vs " \
+        side = "below" if order.side is Side.BUY else "above"
+        reason = f"a {order.side.name}'s stop must be {side} the price ({order.stop!r} vs " \
                  f"{order.price!r})"
         return _veto_check("risk_per_trade", False, math.inf, cap, reason, order.quantity)
 
@@ -414,10 +404,10 @@ def check_risk_per_trade(order: ProposedOrder, portfolio: PortfolioState,
     return LimitCheck("risk_per_trade", fits(order.quantity), value, cap, reason, allowed)
 
 
-def stop_distance(side: OrderSide, price: float, stop: float) -> float:
+def stop_distance(side: Side, price: float, stop: float) -> float:
     """Price distance to the stop, positive when the stop is on the protective side.
 
-    >>> stop_distance(OrderSide.BUY, 100.0, 95.0), stop_distance(OrderSide.SELL, 100.0, 95.0)
+    >>> stop_distance(Side.BUY, 100.0, 95.0), stop_distance(Side.SELL, 100.0, 95.0)
     (5.0, -5.0)
     """
     return (price - stop) * side.sign

@@ -15,11 +15,12 @@ Signs: ``quantity`` is always >= 0; ``signed_quantity`` is +quantity for a BUY a
 -quantity for a SELL. A BUY's stop must be below the price, a SELL's above it.
 Any zero, negative, NaN or infinite input gives size 0 with a reason, never an exception.
 
->>> from tripwire.risk.limits import RiskLimits, PortfolioState, OrderSide
+>>> from tripwire.model import Side
+>>> from tripwire.risk.limits import RiskLimits, PortfolioState
 >>> limits = RiskLimits(max_order_notional=1e6, max_daily_orders=10,
 ...     max_position_per_symbol=1e6, max_gross_exposure=1e6, allowed_symbols={"ETHUSDT"},
 ...     max_risk_per_trade_pct=1.0, max_drawdown_pct=20.0, quantity_step=0.001)
->>> r = size_position("ETHUSDT", OrderSide.SELL, price=2_000.0, stop=2_050.0,
+>>> r = size_position("ETHUSDT", Side.SELL, price=2_000.0, stop=2_050.0,
 ...     confidence=0.75, portfolio=PortfolioState(equity=50_000.0), limits=limits)
 >>> r.risk_quantity, r.kelly_multiplier, r.quantity, r.signed_quantity
 (10.0, 0.25, 2.5, -2.5)
@@ -30,8 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tripwire.model import Side
 from tripwire.risk.limits import (
-    OrderSide,
     PortfolioState,
     ProposedOrder,
     RiskDecision,
@@ -50,7 +51,7 @@ class SizeResult:
     before the limits ran (bad inputs, or a size of 0 already)."""
 
     quantity: float
-    side: OrderSide
+    side: Side
     risk_quantity: float
     kelly_multiplier: float
     reason: str
@@ -76,11 +77,11 @@ def kelly_multiplier(confidence: float, payoff_ratio: float = 1.0,
     return min(1.0, max(0.0, kelly_fraction * full))
 
 
-def risk_budget_quantity(equity: float, price: float, stop: float, side: OrderSide,
+def risk_budget_quantity(equity: float, price: float, stop: float, side: Side,
                          risk_pct: float) -> float:
     """Units that lose ``risk_pct`` % of equity at the stop; 0 for any invalid input.
 
-    >>> risk_budget_quantity(10_000.0, 100.0, 95.0, OrderSide.BUY, 1.0)
+    >>> risk_budget_quantity(10_000.0, 100.0, 95.0, Side.BUY, 1.0)
     20.0
     """
     if not all(_finite(x) and x > 0 for x in (equity, price, stop, risk_pct)):
@@ -91,7 +92,7 @@ def risk_budget_quantity(equity: float, price: float, stop: float, side: OrderSi
     return equity * risk_pct / 100.0 / distance
 
 
-def size_position(symbol: str, side: OrderSide, *, price: float, stop: float,
+def size_position(symbol: str, side: Side, *, price: float, stop: float,
                   confidence: float, portfolio: PortfolioState, limits: RiskLimits,
                   payoff_ratio: float = 1.0,
                   kelly_fraction: float = DEFAULT_KELLY_FRACTION) -> SizeResult:
@@ -125,7 +126,7 @@ def size_position(symbol: str, side: OrderSide, *, price: float, stop: float,
 
 def _input_problem(side: object, price: float, stop: float, confidence: float, equity: float,
                    payoff_ratio: float, kelly_fraction: float) -> str:
-    if not isinstance(side, OrderSide):
+    if not (isinstance(side, Side) and side.is_order_side):
         return f"side must be BUY or SELL, got {side!r}"
     named = {"price": price, "stop": stop, "equity": equity, "payoff_ratio": payoff_ratio,
              "kelly_fraction": kelly_fraction}
@@ -137,14 +138,14 @@ def _input_problem(side: object, price: float, stop: float, confidence: float, e
     if kelly_fraction > 1.0:
         return f"kelly_fraction must be <= 1, got {kelly_fraction!r}"
     if not stop_distance(side, price, stop) > 0:
-        where = "below" if side is OrderSide.BUY else "above"
-        return f"a {side.value}'s stop must be {where} the price ({stop!r} vs {price!r})"
+        where = "below" if side is Side.BUY else "above"
+        return f"a {side.name}'s stop must be {where} the price ({stop!r} vs {price!r})"
     return ""
 
 
-def _side_or_buy(side: object) -> OrderSide:
+def _side_or_buy(side: object) -> Side:
     # SizeResult needs a side even when the given one was bogus; its quantity is 0 anyway.
-    return side if isinstance(side, OrderSide) else OrderSide.BUY
+    return side if isinstance(side, Side) and side.is_order_side else Side.BUY
 
 
 def _finite(value: object) -> bool:
