@@ -96,20 +96,6 @@ async def _triage_all(items, stack, skills) -> list[tuple[Any, Incident, Any]]:
     return out
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("triage", help="classify incidents with the LLM layer (verdict, route, "
-                       "cost)", description=__doc__.splitlines()[0])
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--demo", action="store_true",
-                      help="incidents from the default scenario (news shock, cascade, fat finger)")
-    what.add_argument("--incident", metavar="FILE", help="an incident as JSON")
-    p.add_argument("--seed", type=int, help="--demo: scenario seed (default: the default)")
-    p.add_argument("--skills", default=str(SKILLS_DIR), help="skills folder (SKILL.md files)")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_triage)
-
-
 def _load(args: argparse.Namespace) -> tuple[Settings, list, SkillLoader, LLMStack]:
     settings = load_settings(args.config)
     skills = SkillLoader(args.skills)
