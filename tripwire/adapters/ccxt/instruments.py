@@ -18,7 +18,9 @@ _SEP = re.compile(r"[^A-Za-z0-9]")
 
 
 def symbol_name(unified: str) -> str:
-    """>>> symbol_name("BTC/USDT:USDT")
+    """The tripwire name of a unified symbol.
+
+    >>> symbol_name("BTC/USDT:USDT")
     'BTCUSDTUSDT'
     """
     return _SEP.sub("", unified).upper()
