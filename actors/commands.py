@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _triage(sub)
     _decide(sub)
     _calibrate(sub)
+    _eval(sub)
 
 
 def _ingest(sub: argparse._SubParsersAction) -> None:
@@ -109,3 +110,35 @@ def _calibrate(sub: argparse._SubParsersAction) -> None:
     add_config(p, "TOML settings file (its [detector] is the base)")
     add_json(p, "print one JSON object at the end")
     p.set_defaults(func=lazy("actors.calibrate", "cmd_calibrate"))
+
+
+def _eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure what each analyst does to PnL, drawdown and cost vs trading every trip",
+        description="N seeds x policies (no filter, rules, local model, configured routes, a "
+        "cassette) through the backtest as Ray tasks: triage against the expert mapping, PnL "
+        "with a paired test vs no filter, cost, the decision-log hash; report.md/.html.",
+    )
+    p.add_argument("--seeds", type=int_in(1), default=5, help="markets per policy (5)")
+    p.add_argument("--seed-base", type=int_in(0), default=1, help="first seed (1)")
+    p.add_argument("--scenario", choices=("realistic", "default"), default="realistic",
+                   help="realistic (graded events, the default) or the default scenario")
+    p.add_argument("--symbols", type=int_in(1), help="symbols per market (scenario default)")
+    p.add_argument("--days", type=positive_float, help="simulated days per market")
+    p.add_argument("--policies", help="comma-separated: no_filter_mr, no_filter_mom, rules, "
+                   "local, cassette, route:<name>, or a registered one (default: the first four)")
+    p.add_argument("--local-seeds", type=int_in(0), default=2,
+                   help="seeds the (slow) local model runs (2)")
+    p.add_argument("--cassette", metavar="FILE", help="a recorded cassette, replayed strictly")
+    p.add_argument("--mode", default="DIRECT", help="safety mode of the backtest (DIRECT)")
+    p.add_argument("--store", help="a tick-store URL: evaluate a stored period instead")
+    p.add_argument("--start", type=time_ns, help="--store: from (ISO time or ns)")
+    p.add_argument("--end", type=time_ns, help="--store: until (ISO time or ns)")
+    p.add_argument("--names", help="--store: comma-separated symbols (default: all)")
+    p.add_argument("--out", help="report folder (default: <data dir>/eval)")
+    p.add_argument("--num-cpus", type=positive_float, default=1.0, help="CPUs per task (1)")
+    p.add_argument("--in-process", action="store_true", help="run tasks here, not on Ray")
+    add_config(p)
+    add_json(p, "print one JSON object (the summary) on stdout")
+    p.set_defaults(func=lazy("actors.eval", "cmd_eval"))
