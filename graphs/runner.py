@@ -31,7 +31,7 @@ from langgraph.types import Command
 from graphs.deps import DecisionDeps
 from graphs.guard import DECISION_ID, INCIDENT_ID
 from graphs.signoff import build_signoff_graph, initial_state, write_journal
-from graphs.triage import TRIAGED, build_triage_graph, triage_input
+from graphs.triage import NO_CONSENSUS, TRIAGED, build_triage_graph, triage_input
 from tripwire import telemetry
 from tripwire.decisions.intake import OVERLOAD, SKIPPED_OVERLOAD, IncidentIntake
 from tripwire.decisions.outcome import AWAITING_APPROVAL, Outcome
@@ -153,6 +153,9 @@ class DecisionRunner:
         the child of ``trace`` (the carrier of the tick batch that tripped, when given)."""
         with telemetry.span("incident.handle", trace, **_ids(incident)) as span:
             t = await self.triage(incident)
+            if t.get("outcome") == NO_CONSENSUS:  # the panel's fail-closed IGNORE: a HOLD
+                return DecisionResult(t["incident_id"], incident.symbol, "HOLD",
+                                      t.get("reason", ""), verdict="IGNORE")
             if t.get("outcome") != TRIAGED:
                 telemetry.mark_failed(span, f"triage failed: {t.get('reason', '')}")
                 return DecisionResult(t["incident_id"], incident.symbol, "TRIAGE_FAILED",

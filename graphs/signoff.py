@@ -45,6 +45,7 @@ from graphs.deps import DecisionDeps
 from graphs.guard import guarded, next_or_finish, rejected
 from tripwire import telemetry
 from tripwire.decisions.factcheck import Facts, fact_check
+from tripwire.decisions.memory import recall, render, with_memory
 from tripwire.decisions.outcome import Outcome
 from tripwire.decisions.portfolio import portfolio_state
 from tripwire.decisions.pretrade import check_approval, check_facts, check_halt, needs_approval
@@ -159,6 +160,9 @@ class SignoffNodes:
         incident = Incident.model_validate(s["incident"])
         verdict = TriageVerdict.model_validate(s["verdict"])
         request = self.d.skills.request("strategist", incident, verdict=verdict)
+        memory = self.d.config.memory  # [memory]: the same facts the analyst saw
+        request = with_memory(request, render(await recall(self.d.store, incident, memory),
+                                              incident.ts_ns, memory.max_chars))
         response = await self.d.router.call(request)
         sp = response.value
         if not isinstance(sp, StrategistProposal):

@@ -12,6 +12,7 @@ A bad value stops start-up with a message naming the key and where it came from.
 
 Every section is a pydantic model (:mod:`tripwire.config_model`): ``[data]``, ``[store]``,
 ``[ray]``, ``[pipeline]``, ``[time]`` here; ``[execution]`` (:mod:`tripwire.execution.config`),
+``[engine]`` (:mod:`tripwire.engine.config`),
 ``[detector]`` (:class:`DetectorSection`, over
 :class:`~tripwire.detect.config.DetectorConfig`), ``[llm]``, ``[risk]``/``[signoff]``/
 ``[news]`` in their modules; tables owned by other modules or layers (``[serve]``,
@@ -42,6 +43,7 @@ from pydantic import Field, model_validator
 from tripwire.config_model import Section, validate
 from tripwire.decisions.config import DecisionConfig, load_decision_config
 from tripwire.detect.config import DetectorConfig
+from tripwire.engine.config import EngineSettings
 from tripwire.execution.config import ExecutionSettings
 from tripwire.llm.config import LLMConfig, load_llm_config
 
@@ -168,6 +170,7 @@ def registered_sections() -> dict[str, Any]:
 
 
 register_section("execution", ExecutionSettings, lambda s: s.execution)
+register_section("engine", EngineSettings, lambda s: s.engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,8 @@ class Settings:
     file: str | None = None
     # [execution]: the broker every driver builds (tripwire.execution.factory.build_broker)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    # [engine]: the market reference symbol and the market state's bounds (tripwire.engine)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def table(self, name: str) -> dict[str, Any]:
         """A raw owned table (``serve``, ``watchdog``, ``telemetry``); {} when absent."""
@@ -280,7 +285,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
            file: str | None = None) -> Settings:
     known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
-             "time", "execution", *OWNED_TABLES}
+             "memory", "panel", "time", "execution", "engine", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -293,7 +298,8 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
     pipeline = validate(PipelineSettings, data.get("pipeline", {}), "pipeline")
     llm = load_llm_config(data.get("llm", {}))
     decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}),
-                                     data.get("news", {}))
+                                     data.get("news", {}), memory=data.get("memory", {}),
+                                     panel=data.get("panel", {}))
     tables = {}
     for name in OWNED_TABLES:
         table = data.get(name, {})
@@ -302,5 +308,6 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
         tables[name] = table
     time = _time(data.get("time", {}))
     execution = validate(ExecutionSettings, data.get("execution", {}), "execution")
+    engine = validate(EngineSettings, data.get("engine", {}), "engine")
     return Settings(data_dir, store_url, ray_address, detector, pipeline, llm, decisions,
-                    time, tables, dict(origins or {}), file, execution)
+                    time, tables, dict(origins or {}), file, execution, engine)

@@ -26,6 +26,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from tripwire.config_model import Section, validate
 from tripwire.decisions.factcheck import FactPolicy
+from tripwire.decisions.memory import MemorySettings
+from tripwire.decisions.panel import PanelSettings
 from tripwire.decisions.provenance import NewsTrust
 from tripwire.execution.paper import PaperConfig
 from tripwire.model import NS_PER_SECOND
@@ -139,6 +141,8 @@ class DecisionConfig:
     limits: RiskLimits = field(default_factory=lambda: RiskLimits.from_mapping(DEFAULT_LIMITS))
     signoff: SignoffSettings = field(default_factory=SignoffSettings)
     news: NewsTrust = field(default_factory=NewsTrust)
+    memory: MemorySettings = field(default_factory=MemorySettings)  # [memory], off
+    panel: PanelSettings = field(default_factory=PanelSettings)  # [panel], off
 
     @property
     def fact_policy(self) -> FactPolicy:
@@ -163,12 +167,17 @@ def _signoff(table: Mapping[str, Any]) -> SignoffSettings:
 
 
 def load_decision_config(risk: Mapping[str, Any], signoff: Mapping[str, Any],
-                         news: Mapping[str, Any] | None = None) -> DecisionConfig:
-    """``[risk]`` (``mode`` plus any limit; unset limits keep their defaults), ``[signoff]``
-    and ``[news]``."""
+                         news: Mapping[str, Any] | None = None, *,
+                         memory: Mapping[str, Any] | None = None,
+                         panel: Mapping[str, Any] | None = None) -> DecisionConfig:
+    """``[risk]`` (``mode`` plus any limit; unset limits keep their defaults), ``[signoff]``,
+    ``[news]``, ``[memory]`` (:mod:`tripwire.decisions.memory`) and ``[panel]``
+    (:mod:`tripwire.decisions.panel`)."""
     risk = dict(risk)
     mode = parse_safety_mode(risk.pop("mode", DEFAULT_SAFETY_MODE))
     limits = RiskLimits.from_mapping({**DEFAULT_LIMITS, **risk})
     if news is not None and not isinstance(news, Mapping):
         raise ValueError(f"news must be a table ([news]), got {news!r}")
-    return DecisionConfig(mode, limits, _signoff(signoff), NewsTrust.from_table(news or {}))
+    return DecisionConfig(mode, limits, _signoff(signoff), NewsTrust.from_table(news or {}),
+                          MemorySettings.from_table(memory or {}),
+                          PanelSettings.from_table(panel or {}))

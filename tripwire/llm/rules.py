@@ -572,10 +572,25 @@ def _answer_double_check(incident: Incident, ctx: Mapping[str, Any]) -> BaseMode
     return double_check(incident, _optional(StrategistProposal, ctx.get("proposal")))
 
 
+def _answer_order_flow(incident: Incident, ctx: Mapping[str, Any]) -> BaseModel:
+    """The consensus panel's order-flow member: the same rules on the tape alone."""
+    return triage(incident.model_copy(update={"news": (), "market": None}))
+
+
+def _answer_market_context(incident: Incident, ctx: Mapping[str, Any]) -> BaseModel:
+    """The panel's market-context member: the tape and the market, no headlines."""
+    return triage(incident.model_copy(update={"news": ()}))
+
+
 _HANDLERS: dict[str, Callable[[Incident, Mapping[str, Any]], BaseModel]] = {
     "triage-analyst": _answer_triage,
     "strategist": _answer_strategist,
     "double-checker": _answer_double_check,
+    # The consensus panel (tripwire.decisions.panel): one rule set, each member on its part
+    # of the facts; the news member sees the whole incident, as the triage analyst does.
+    "order-flow-analyst": _answer_order_flow,
+    "news-analyst": _answer_triage,
+    "market-context-analyst": _answer_market_context,
 }
 ROLES = frozenset(_HANDLERS)
 

@@ -1,0 +1,180 @@
+"""Memory: what the analyst and the strategist are told about the past, bounded and honest.
+
+With ``[memory] enabled = true`` both roles see, after the incident's own facts, a section
+``Memory (facts from the decision store ...)`` holding:
+
+* the symbol's latest verdicts and decisions before the incident (``max_items`` each; a
+  decision settled after the incident's time shows no outcome);
+* the most similar past incidents (:meth:`~tripwire.store.decisions.DecisionStore.
+  similar_outcomes`: same metric, z bucket within one, the same symbol and news presence
+  ranked first) with the move each one realised, and only outcomes realised strictly
+  before the incident's time: a backtest never shows a model the future.
+
+Similarity is deliberately cheap and deterministic (the incident's
+:meth:`~tripwire.incident.Incident.features`: symbol, metric, signed ``log2 |z|`` bucket,
+whether it had news), so the same store and incident give the same prompt in every run.
+The section is cut at ``max_chars`` (counted, never silently). Off by default: the prompt
+is then byte-for-byte what it was without memory, so recorded cassettes still replay.
+
+Outcomes are written by :func:`realised_outcome` callers (the nightly review with
+``--record-outcomes``, a backtest driver): the move of the symbol over ``horizon_s`` after
+the trip, known at ``ts + horizon``.
+
+>>> s = MemorySettings.from_table({"enabled": True, "max_items": 2})
+>>> s.enabled, s.max_items, s.max_chars
+(True, 2, 1500)
+>>> MemorySettings.from_table({"max_items": 0})
+Traceback (most recent call last):
+...
+ValueError: memory.max_items must be an integer in [1, 50], got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tripwire.llm.base import LLMRequest, Message
+from tripwire.model import NS_PER_SECOND
+
+MEMORY_HEADING = "Memory (facts from the decision store, all from before this incident):"
+TRUNCATED = "... (memory cut at {n} characters)"
+_KEYS = ("enabled", "max_items", "max_chars")
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySettings:
+    """``[memory]``: ``enabled`` (false), ``max_items`` per list (5), ``max_chars`` of the
+    rendered section (1500)."""
+
+    enabled: bool = False
+    max_items: int = 5
+    max_chars: int = 1500
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> MemorySettings:
+        """Validate ``[memory]``; ValueError naming ``memory.<key>``."""
+        if not isinstance(table, Mapping):
+            raise ValueError(f"memory must be a table ([memory]), got {table!r}")
+        for key in table:
+            if key not in _KEYS:
+                raise ValueError(f"memory.{key} is not a known key of [memory] "
+                                 f"({', '.join(_KEYS)})")
+        enabled = table.get("enabled", False)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"memory.enabled must be true or false, got {enabled!r}")
+        items = table.get("max_items", 5)
+        if isinstance(items, bool) or not isinstance(items, int) or not 1 <= items <= 50:
+            raise ValueError(f"memory.max_items must be an integer in [1, 50], got {items!r}")
+        chars = table.get("max_chars", 1500)
+        if isinstance(chars, bool) or not isinstance(chars, int) or not 200 <= chars <= 20_000:
+            raise ValueError(f"memory.max_chars must be an integer in [200, 20000], "
+                             f"got {chars!r}")
+        return cls(enabled, items, chars)
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What the store remembers about an incident's symbol and its like, before its time."""
+
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    similar: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.verdicts or self.decisions or self.similar)
+
+
+async def recall(store: Any, incident: Any, settings: MemorySettings) -> Memory | None:
+    """The incident's :class:`Memory` from a decision store, or None when memory is off."""
+    if not settings.enabled:
+        return None
+    f = incident.features()
+    history = await store.history(incident.symbol, before_ns=incident.ts_ns,
+                                  limit=settings.max_items)
+    similar = await store.similar_outcomes(
+        incident.symbol, incident.metric, f["z_bucket"], as_of_ns=incident.ts_ns,
+        has_news=bool(incident.news), limit=settings.max_items)
+    return Memory(history["verdicts"], history["decisions"], similar)
+
+
+def _ago(ts_ns: int, now_ns: int) -> str:
+    s = max(0, now_ns - ts_ns) / NS_PER_SECOND
+    if s < 3600:
+        return f"{s / 60:.0f} min before"
+    if s < 86_400:
+        return f"{s / 3600:.1f} h before"
+    return f"{s / 86_400:.1f} d before"
+
+
+def render(memory: Memory | None, now_ns: int, max_chars: int = 1500) -> str:
+    """The memory section's text ("" for None); one fact per line, cut at ``max_chars``."""
+    if memory is None:
+        return ""
+    lines = [MEMORY_HEADING]
+    if memory.empty:
+        lines.append("- nothing recorded yet for this symbol or similar incidents")
+    for v in memory.verdicts:
+        lines.append(f"- verdict {_ago(v['ts_ns'], now_ns)}: {v['class']} "
+                     f"(confidence {float(v['confidence']):.2f})")
+    for d in memory.decisions:
+        out = d.get("outcome") or "not settled then"
+        lines.append(f"- decision {_ago(d['ts_ns'], now_ns)}: {d['action']} -> {out}")
+    for o in memory.similar:
+        pnl = "" if o.get("pnl") is None else f", PnL {float(o['pnl']):+.2f}"
+        news = "with news" if o["has_news"] else "no news"
+        lines.append(
+            f"- similar incident {_ago(o['ts_ns'], now_ns)} on {o['symbol']} ({o['metric']}, "
+            f"z bucket {o['z_bucket']}, {news}): classified {o['classification'] or 'n/a'}, "
+            f"{o['action']}; the price then moved {float(o['move_pct']):+.2f}% over "
+            f"{float(o['horizon_s']) / 60:g} min{pnl}")
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        note = TRUNCATED.format(n=max_chars)
+        text = text[: max(0, max_chars - len(note) - 1)].rsplit("\n", 1)[0] + "\n" + note
+    return text
+
+
+def with_memory(request: LLMRequest, text: str) -> LLMRequest:
+    """``request`` with the memory section after its last user message ("" changes
+    nothing: the prompt, and so its fingerprint and any cassette, stay as they were)."""
+    if not text:
+        return request
+    messages = list(request.messages)
+    last = messages[-1]
+    messages[-1] = Message(last.role, f"{last.content}\n\n{text}")
+    # Not in ``context``: that is the incident (the rules analyst and the cache read it).
+    return dataclasses.replace(request, messages=tuple(messages))
+
+
+def realised_outcome(prices: list[tuple[int, float]], ts_ns: int, price: float,
+                     horizon_s: float) -> tuple[float, int] | None:
+    """(move in percent, when it was known) of a symbol over ``horizon_s`` after a trip at
+    ``ts_ns`` and ``price``, from ``prices`` [(ts_ns, price)] sorted by time: the last
+    price at or before ``ts + horizon``. None without a price at or past the horizon (the
+    outcome is not realised yet) or with a bad reference price.
+
+    >>> s = NS_PER_SECOND
+    >>> realised_outcome([(0, 100.0), (30 * s, 97.0), (70 * s, 99.0)], 0, 100.0, 60)
+    (-3.0, 60000000000)
+    >>> realised_outcome([(0, 100.0), (30 * s, 97.0)], 0, 100.0, 60) is None
+    True
+    """
+    if not (price > 0 and math.isfinite(price)):
+        return None
+    end = ts_ns + round(horizon_s * NS_PER_SECOND)
+    if not prices or prices[-1][0] < end:
+        return None
+    last = None
+    for t, p in prices:
+        if t > end:
+            break
+        if t >= ts_ns:
+            last = p
+    if last is None or not math.isfinite(last):
+        return None
+    return round((last / price - 1.0) * 100.0, 6), end
