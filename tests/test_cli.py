@@ -1,4 +1,4 @@
-"""The `tripwire` command: the demo finds the injected events, bad input exits 2."""
+"""`tripwire detect-demo`: the scenario's injected events are found, bad input exits 2."""
 
 import json
 import subprocess
@@ -6,25 +6,27 @@ import sys
 
 from tripwire.cli import main
 
+ARGS = ["detect-demo", "--symbols", "6", "--hours", "12", "--json"]
+
 
 def test_demo_detects_labelled_events_and_not_the_slow_trend(capsys):
-    assert main(["detect-demo", "--symbols", "6", "--ticks-per-symbol", "8000", "--json"]) == 0
+    assert main(ARGS) == 0
     out = json.loads(capsys.readouterr().out)
-    found = {e["event"]: e for e in out["events"]}
-    for kind in ("flash_crash", "volume_burst", "fat_finger"):
+    found = {e["event"]: e for e in out["events"] if e["detected"] is not None}
+    for kind in ("flash_crash", "fat_finger", "liquidation_cascade"):
         assert found[kind]["detected"], kind
-    assert not found["slow_trend"]["detected"]
-    assert out["ticks"] == 48_000 and out["rejected"] == 0
-    assert out["unlabelled_trips"] == 0
+    assert out["slow_trend_trips"] == 0
+    assert any(e["event"] == "slow_trend" and e["detected"] is None for e in out["events"])
+    assert out["ticks"] > 100_000 and out["rejected"] == 0
+    assert out["false_alarms"] == 0 and out["precision"] == 1.0
 
 
 def test_demo_is_reproducible(capsys):
-    args = ["detect-demo", "--symbols", "4", "--ticks-per-symbol", "6000", "--json"]
     runs = []
     for _ in range(2):
-        main(args)
+        assert main(["detect-demo", "--symbols", "3", "--hours", "6", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
-        out.pop("seconds_in_detectors"), out.pop("ticks_per_s")
+        out.pop("seconds"), out.pop("ticks_per_s")
         runs.append(out)
     assert runs[0] == runs[1]
 
@@ -34,9 +36,9 @@ def test_bad_arguments_exit_2_with_a_message():
         [sys.executable, "-m", "tripwire.cli", "detect-demo", "--symbols", "0"],
         capture_output=True, text=True, check=False,
     )
-    assert r.returncode == 2 and "expected an integer >= 1, got 0" in r.stderr
+    assert r.returncode == 2 and "argument --symbols: expected an integer >= 1, got 0" in r.stderr
     r = subprocess.run(
-        [sys.executable, "-m", "tripwire.cli", "detect-demo", "--symbols", "2"],
+        [sys.executable, "-m", "tripwire.cli", "detect-demo", "--hours", "-1"],
         capture_output=True, text=True, check=False,
     )
-    assert r.returncode == 2 and "the demo needs >= 4 symbols" in r.stderr
+    assert r.returncode == 2 and "argument --hours" in r.stderr

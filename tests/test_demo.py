@@ -1,26 +1,42 @@
-"""The demo's event matching."""
+"""tripwire.demo: the detectors-only demo on the scenario generator."""
 
-import numpy as np
+import pytest
 
 from tripwire import demo
-from tripwire.model import Metric, Trips
+from tripwire.detect import DetectorConfig
+from tripwire.model import EventKind
 
 
-def _trips(rows, symbols, ts, metrics):
-    n = len(rows)
-    return Trips(
-        row=np.array(rows, np.int64), ts_ns=np.array(ts, np.int64),
-        symbol_id=np.array(symbols, np.int32), metric=np.array(metrics, np.int8),
-        z=np.full(n, 9.0), mean=np.zeros(n), std=np.ones(n), value=np.zeros(n),
-    )
+@pytest.fixture(scope="module")
+def run():
+    return demo.run(demo.market(seed=None, symbols=6, hours=12), DetectorConfig())
 
 
-def test_unlabelled_counts_ticks_not_rows_across_batches():
-    # Two batches' trips share row 5 (rows restart per batch); one tick trips two metrics.
-    first = _trips([5, 5], [0, 0], [100, 100], [Metric.RETURN, Metric.PRICE])
-    second = _trips([5], [1], [900], [Metric.VOLUME])
-    trips = Trips.concat([first, second])
-    assert demo.unlabelled((), trips) == 2
-    event = demo.Event("flash_crash", 0, 50, 150)
-    assert demo.unlabelled((event,), trips) == 1
-    assert demo.match((event,), trips)[0]["metrics"] == ["price", "return"]
+def test_every_label_gets_one_row_in_time_order(run):
+    rows = demo.events(run)
+    assert len(rows) == len(run.market.labels) > 0
+    assert [r["at_h"] for r in rows] == sorted(r["at_h"] for r in rows)
+
+
+def test_a_slow_trend_is_never_a_detection_and_a_missed_event_says_no(run):
+    rows = demo.events(run)
+    missed = {(lab.kind.value, lab.symbol) for lab in run.report.missed}
+    for r in rows:
+        if r["event"] == EventKind.SLOW_TREND.value:
+            assert r["detected"] is None
+        else:
+            assert r["detected"] is ((r["event"], r["symbol"]) not in missed)
+
+
+def test_the_summary_counts_what_the_bank_saw(run):
+    s = demo.summary(run)
+    assert s["ticks"] == run.ticks and s["symbols"] == 6
+    assert s["alarms"] == s["false_alarms"] + run.report.true_alarms
+    assert s["scenario"]["scenario"] == "default"
+
+
+@pytest.mark.parametrize(("kw", "named"), [({"symbols": 0}, "--symbols"),
+                                           ({"hours": 0.0}, "--hours")])
+def test_bad_sizes_are_refused_naming_the_argument(kw, named):
+    with pytest.raises(ValueError, match=named):
+        demo.market(seed=None, **{"symbols": None, "hours": None, **kw})

@@ -40,7 +40,13 @@ def test_each_layer_registers_from_one_module():
 
     eps = {ep.value for ep in entry_points(group="tripwire.commands")}
     assert eps == {"actors.commands:register", "serve_apps.commands:register"}
-    assert GROUPS == ("detect", "llm", "db", "watchdog", "slurm", "config")
+    assert {"detect", "llm", "db", "watchdog", "slurm", "config"} <= set(GROUPS)
+    from pathlib import Path
+
+    import tripwire.commands as package
+
+    here = Path(package.__file__).parent
+    assert all((here / f"{name}.py").is_file() for name in GROUPS)  # one module per group
 
 
 def test_help_does_not_import_the_runtime():
