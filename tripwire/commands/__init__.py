@@ -29,7 +29,7 @@ from importlib.metadata import entry_points
 from tripwire.commands.common import EXIT_USAGE, UsageError
 
 #: The domain's command modules, in the order ``tripwire --help`` lists them.
-GROUPS: tuple[str, ...] = ("detect", "llm", "db", "watchdog", "slurm", "config")
+GROUPS: tuple[str, ...] = ("detect", "llm", "db", "watchdog", "slurm", "config", "review")
 
 #: The entry-point group the runtime layers register through (see pyproject.toml).
 ENTRY_POINT_GROUP = "tripwire.commands"
