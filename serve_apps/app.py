@@ -174,7 +174,7 @@ class DataPlaneDeployment(_Lazy):
             sync_decisions=cfg.clock == "market", time=spec.settings.time,
             shard_max_restarts=cfg.shard_max_restarts,
             checkpoint_every_batches=cfg.shard_checkpoint_batches,
-            checkpoint_every_s=cfg.shard_checkpoint_s),
+            checkpoint_every_s=cfg.shard_checkpoint_s, engine=spec.settings.engine),
             self.store, self._hand_over, on_clean=self._to_venue, idle=self._signoff_idle,
             ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None

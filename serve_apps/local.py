@@ -45,7 +45,7 @@ class LocalServices:
             n_shards=cfg.shards, detector=s.detector.to_dict(),
             store_url=s.store_url if cfg.store_ticks else None,
             sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market", time=s.time),
+            sync_decisions=cfg.clock == "market", time=s.time, engine=s.engine),
             self.store, self._hand_over, on_clean=self.orch.on_ticks, idle=self.orch.idle)
         await asyncio.to_thread(self.plane.start)
         self._beat = asyncio.create_task(self.plane.heartbeats(self.config.heartbeat_s))

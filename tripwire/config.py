@@ -285,7 +285,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
            file: str | None = None) -> Settings:
     known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
-             "memory", "panel", "time", "execution", "engine", *OWNED_TABLES}
+             "time", "execution", "engine", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -298,8 +298,7 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
     pipeline = validate(PipelineSettings, data.get("pipeline", {}), "pipeline")
     llm = load_llm_config(data.get("llm", {}))
     decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}),
-                                     data.get("news", {}), memory=data.get("memory", {}),
-                                     panel=data.get("panel", {}))
+                                     data.get("news", {}))
     tables = {}
     for name in OWNED_TABLES:
         table = data.get(name, {})

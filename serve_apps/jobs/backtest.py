@@ -111,7 +111,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
                          # does not spend (the rules analyst, or the cassette)
                          detector=settings.detector, llm=None,
                          cassette_text=_cassette(args.cassette),
-                         cassette_mode=args.cassette_mode)
+                         cassette_mode=args.cassette_mode, engine=settings.engine)
     out = Path(args.out) if args.out else Path(settings.data_dir) / "backtest"
     if args.store:
         specs, source = store_specs(args)
