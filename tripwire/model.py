@@ -441,7 +441,12 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class NewsItem:
-    """A timestamped headline. ``symbols`` it mentions; empty for market-wide news."""
+    """A timestamped headline. ``symbols`` it mentions; empty for market-wide news.
+
+    ``ts_ns`` is when the system could know the headline -- the time every news window
+    uses, never earlier than its arrival (no look-ahead); ``published_ns`` is the source's
+    own time when it gave one (0: unknown or the same as ``ts_ns``).
+    """
 
     id: str
     ts_ns: int
@@ -449,6 +454,7 @@ class NewsItem:
     symbols: tuple[str, ...] = ()
     source: str = ""
     body: str = ""
+    published_ns: int = 0
 
 
 class EventKind(StrEnum):

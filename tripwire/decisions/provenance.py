@@ -68,6 +68,10 @@ def looks_like_instructions(text: str) -> bool:
 DEFAULT_TRUSTED_SOURCES = ("synthetic-wire",)
 
 
+# [news] keys of the news feeds (validated by tripwire.adapters.news.config.NewsConfig).
+NEWS_FEED_KEYS = frozenset({"sources", "aliases", "max_seen"})
+
+
 @dataclass(frozen=True, slots=True)
 class NewsTrust:
     """``[news]``: the sources whose headlines may support a NEWS_DRIVEN trade."""
@@ -81,8 +85,9 @@ class NewsTrust:
     def from_table(cls, table: Mapping[str, Any]) -> NewsTrust:
         """Validate ``[news]``; a bad key or value raises ValueError naming ``news.<key>``."""
         for key in table:
-            if key != "trusted_sources":
-                raise ValueError(f"news.{key} is not a known key of [news] (trusted_sources)")
+            if key != "trusted_sources" and key not in NEWS_FEED_KEYS:
+                known = ", ".join(sorted({"trusted_sources", *NEWS_FEED_KEYS}))
+                raise ValueError(f"news.{key} is not a known key of [news] ({known})")
         raw = table.get("trusted_sources", DEFAULT_TRUSTED_SOURCES)
         if isinstance(raw, str) or not isinstance(raw, list | tuple | frozenset | set):
             raise ValueError(f"news.trusted_sources must be a list of source names, got {raw!r}")
