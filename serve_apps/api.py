@@ -48,6 +48,8 @@ from serve_apps.contract import (
     text_error,
 )
 from serve_apps.errors import is_database_outage, is_service_outage, unwrap
+from serve_apps.news_webhook import PATH as NEWS_WEBHOOK_PATH
+from serve_apps.news_webhook import add_news_webhook
 from serve_apps.prometheus import CONTENT_TYPE, exposition
 from serve_apps.stream import REFRESH, RESYNC, StreamHub
 from tripwire.incident import Incident
@@ -57,6 +59,8 @@ from tripwire.store.decisions import DecisionStore, StoreError
 from tripwire.timeparse import parse_time_ns
 from tripwire.watchdog import acknowledgement_error
 
+# Routes that authenticate their caller by a signature over the body, not the bearer token.
+SIGNED_PATHS = frozenset({NEWS_WEBHOOK_PATH})
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 STREAM_PING_S = 15.0  # a keep-alive comment while nothing changes (no query behind it)
 STREAM_READY_S = 5.0  # a new stream waits this long for the replica's listener to start
@@ -156,6 +160,8 @@ def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *,
     _health_routes(app, backend, store)
     _read_routes(app, backend, store, ledger_path)
     _write_routes(app, backend, store, symbols, auth)
+    # Pushed news: signed with HMAC (serve_apps.news_webhook), not with the bearer token.
+    add_news_webhook(app, lambda items: backend.news(items), ApiError)
     _stream_route(app, store)
     _auth_first(app, check)
     _document(app)
@@ -276,7 +282,8 @@ def _auth_first(app: FastAPI, check: Callable[[bytes], bool]) -> None:
     """Every mutating route checks the bearer token before anything reads its body, so a
     caller without the token learns nothing (a malformed body is a 401, not a 400/422)."""
     for route in app.routes:
-        if isinstance(route, APIRoute) and route.methods & _MUTATING:
+        if isinstance(route, APIRoute) and route.methods & _MUTATING \
+                and route.path not in SIGNED_PATHS:
             route.app = _guarded(route.app, check)
             route.openapi_extra = {**(route.openapi_extra or {}),
                                    "security": [{"bearer": []}]}
