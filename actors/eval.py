@@ -35,7 +35,13 @@ from tripwire.lab import markets as lab_markets
 from tripwire.lab.leakage import status as leakage_status
 from tripwire.lab.leakage import trained_cutoffs
 from tripwire.lab.metrics import run_metrics
-from tripwire.lab.policies import EvalContext, Policy, Unavailable, local_available
+from tripwire.lab.policies import (
+    DECISIONS_UPDATE,
+    EvalContext,
+    Policy,
+    Unavailable,
+    local_available,
+)
 from tripwire.lab.triage import score_seed
 from tripwire.model import NS_PER_SECOND
 
@@ -68,7 +74,13 @@ class EvalTask:
 def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
     """Replay one (policy, seed) and score it (runs in a Ray worker or in process)."""
     t0 = time.perf_counter()
-    config = dataclasses.replace(base, **task.overrides)
+    over = dict(task.overrides)
+    # An arm may flip decision settings ([memory], [panel]) on the shared base's rest.
+    flips = over.pop(DECISIONS_UPDATE, None)
+    config = dataclasses.replace(base, **over)
+    if flips:
+        config = dataclasses.replace(config,
+                                     decisions=dataclasses.replace(config.decisions, **flips))
     if task.market is not None:
         m = lab_markets.build(task.market, task.seed)
         spec = ShardSpec(label=f"{task.policy}/seed{task.seed}", symbols=m.symbols.names,
@@ -305,6 +317,10 @@ def cmd_eval(args: Any) -> int:
                          local_seeds=args.local_seeds)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    for r in settings.llm.routes:  # paid routes spend money: only when asked for by name
+        if r.provider not in ("rules", "fixed") and f"route:{r.name}" not in names:
+            plan.skipped[f"route:{r.name}"] = (f"configured but not run by default (it may "
+                                               f"spend money): add --policies route:{r.name}")
     in_process = args.in_process or bool(store and store.url.startswith("chdb"))
     console = Console(stderr=True)
     for name, why in plan.skipped.items():

@@ -18,8 +18,17 @@ Built in (:func:`builtin`):
   error is a failed triage, not a rules answer), and ``cassette`` -- a recorded cassette
   replayed (``--cassette``).
 
-To add an arm (e.g. memory or the consensus panel on/off), :func:`register` a Policy whose
-``configure`` flips the setting; ``tripwire eval --policies`` picks arms by name.
+* ``rules_memory`` / ``local_memory`` -- the rules analyst / the local model with
+  ``[memory] enabled`` (:mod:`tripwire.decisions.memory`: past verdicts, decisions and the
+  outcomes of similar incidents in the prompt). The rules analyst ignores the prompt, so
+  ``rules_memory`` is the control that must equal ``rules``;
+* ``rules_panel`` / ``local_panel`` -- the consensus panel (:mod:`tripwire.decisions.panel`:
+  order-flow, news and market-context analysts, 2 of 3) instead of one analyst; its cost
+  shows as three calls per incident.
+
+To add an arm, :func:`register` a Policy whose ``configure`` returns the shard fields to
+replace, and under :data:`DECISIONS_UPDATE` the decision settings to flip (a dict of
+``DecisionConfig`` fields); ``tripwire eval --policies`` picks arms by name.
 """
 
 from __future__ import annotations
@@ -31,6 +40,9 @@ from typing import Any
 from tripwire.llm.config import LLMConfig, load_llm_config
 
 BASELINE = "no_filter_mr"  # what every other arm is tested against
+# The key of Policy.configure's answer holding DecisionConfig fields to replace on the
+# shared base (the memory and panel arms flip [memory] / [panel] and keep the rest).
+DECISIONS_UPDATE = "decisions_update"
 
 
 class Unavailable(Exception):
@@ -137,6 +149,26 @@ def _cassette(ctx: EvalContext) -> dict[str, Any]:
     return {"cassette_text": ctx.cassette_text, "cassette_mode": "strict", "llm": None}
 
 
+def _with(configure: Callable[[EvalContext], dict[str, Any]], **flips: Any
+          ) -> Callable[[EvalContext], dict[str, Any]]:
+    """``configure`` plus decision settings flipped (see :data:`DECISIONS_UPDATE`)."""
+    def wrapped(ctx: EvalContext) -> dict[str, Any]:
+        return {**configure(ctx), DECISIONS_UPDATE: dict(flips)}
+    return wrapped
+
+
+def _memory_on() -> Any:
+    from tripwire.decisions.memory import MemorySettings
+
+    return MemorySettings(enabled=True)
+
+
+def _panel_on() -> Any:
+    from tripwire.decisions.panel import PanelSettings
+
+    return PanelSettings(enabled=True)
+
+
 def builtin() -> None:
     """Register the built-in arms (idempotent)."""
     for p in (
@@ -149,6 +181,14 @@ def builtin() -> None:
                needs_local=True),
         Policy("cassette", "a recorded cassette, replayed strictly (a miss fails closed)",
                _cassette),
+        Policy("rules_memory", "the rules analyst with [memory] on (a control: rules ignore "
+               "the prompt)", _with(_rules, memory=_memory_on())),
+        Policy("local_memory", "the local model with [memory] on",
+               _with(_local, memory=_memory_on()), needs_local=True),
+        Policy("rules_panel", "the consensus panel of rules analysts (2 of 3)",
+               _with(_rules, panel=_panel_on())),
+        Policy("local_panel", "the consensus panel of local-model analysts (2 of 3)",
+               _with(_local, panel=_panel_on()), needs_local=True),
     ):
         register(p, replace=True)
 
