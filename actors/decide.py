@@ -28,18 +28,19 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.triage import SKILLS_DIR, demo_incidents
-from graphs.deps import DecisionDeps
+from graphs.deps import build_deps
 from graphs.runner import DecisionResult, DecisionRunner, postgres_checkpointer
 from graphs.signoff import sync_order, write_journal
 from tripwire.config import Settings, load_settings
 from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.decisions.prices import LatestPrices
+from tripwire.engine import Venue
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.llm.factory import build_llm
 from tripwire.llm.ledger import JsonlLedger
 from tripwire.llm.skills import SkillLoader
-from tripwire.metrics import DecisionMetrics, InstrumentedBroker
+from tripwire.metrics import DecisionMetrics
 from tripwire.model import NS_PER_SECOND, SimClock, TickBatch
 from tripwire.risk.modes import parse_safety_mode
 from tripwire.store.journal import journal_root
@@ -101,13 +102,14 @@ class _Demo:
         self.paper = PaperBroker(scenario.symbols, clock, cfg.paper)
         self.metrics, self.reader = DecisionMetrics.in_memory()
         ledger = JsonlLedger(Path(settings.data_dir) / "llm_calls.jsonl")
-        self.deps = DecisionDeps(
-            store=store, broker=InstrumentedBroker(self.paper, self.metrics, "paper"),
+        self.deps = build_deps(
+            self.paper, "paper", store=store,
             # The router keeps real time: its rate limits and ledger are about real calls.
-            backend="paper", router=build_llm(settings.llm, ledger=ledger).router,
+            router=build_llm(settings.llm, ledger=ledger).router,
             skills=SkillLoader(SKILLS_DIR), config=cfg, prices=self.prices, clock=clock,
             metrics=self.metrics, journal_root=journal_root(Path(settings.data_dir)))
         self.clock = clock
+        self.venue = Venue(self.paper, self.prices, clock)  # the engine's venue step
         self._blocks = scenario.blocks()
         self._pending: TickBatch | None = None
 
@@ -121,17 +123,12 @@ class _Demo:
                     return
                 batch = chunk.ticks
             cut = int((batch.ts_ns <= until_ns).sum())
-            self._feed(batch.take(slice(0, cut)))
             self._pending = batch.take(slice(cut, len(batch))) if cut < len(batch) else None
+            # Market time stands at until_ns once the stream is past it, else at the last tick.
+            self.venue.step(batch.take(slice(0, cut)),
+                            until_ns if self._pending is not None else None)
             if self._pending is not None:
-                self.clock.set(max(self.clock.now_ns(), until_ns))
                 return
-
-    def _feed(self, batch: TickBatch) -> None:
-        if len(batch):
-            self.clock.set(max(self.clock.now_ns(), int(batch.ts_ns[-1])))
-            self.paper.on_ticks(batch)
-            self.prices.update(batch)
 
     async def run(self, runner: DecisionRunner, items, args, err: Console) -> dict:
         rows = []

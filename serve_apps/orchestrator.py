@@ -26,19 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphs.deps import DecisionDeps
+from graphs.deps import DecisionDeps, build_deps
 from graphs.runner import DecisionResult, DecisionRunner, postgres_checkpointer
 from graphs.signoff import sync_order, write_journal
 from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
+from tripwire.engine import Venue
 from tripwire.execution.base import OrderStatus
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
 from tripwire.incident import Incident
 from tripwire.llm.factory import build_llm_pg
 from tripwire.llm.skills import SkillLoader
-from tripwire.metrics import DecisionMetrics, InstrumentedBroker, families
+from tripwire.metrics import DecisionMetrics, families
 from tripwire.model import Clock, SimClock, SymbolTable, SystemClock, TickBatch, new_id
 from tripwire.store.decisions import StoreError
 from tripwire.store.journal import journal_root
@@ -82,8 +83,8 @@ async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
     # Ledger and day budgets in PostgreSQL: one budget for the SignOff and every Triage
     # replica, kept across restarts (the router's aclose closes their pool).
     llm = await build_llm_pg(settings.llm, dsn)
-    deps = DecisionDeps(
-        store=store, broker=InstrumentedBroker(paper, metrics, "paper"), backend="paper",
+    deps = build_deps(
+        paper, "paper", store=store,
         router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
         clock=clock, metrics=metrics, journal_root=journal_root(Path(settings.data_dir)))
     return Parts(store, deps, paper, prices, reader)
@@ -357,15 +358,13 @@ class Orchestrator:
         if not len(batch):
             return 0
         self._c["tick_batches"] += 1
-        self.parts.prices.update(batch)
         paper = self.parts.paper
         refused = paper.refused_rows
-        fills = paper.on_ticks(batch)
+        # The engine's venue step: the paper venue takes the ticks, the prices follow, and
+        # on market time the clock moves to the latest tick the venue took.
+        fills = Venue(paper, self.parts.prices, self.clock).step(batch)
         await self._book_flush()  # the book's changes reach PostgreSQL before the store's
         self._c["paper_refused_ticks"] += paper.refused_rows - refused
-        venue_ns = paper.last_tick_ns
-        if isinstance(self.clock, SimClock) and venue_ns is not None:
-            self.clock.set(max(self.clock.now_ns(), venue_ns))  # market time: ticks move it
         if fills:
             await self._sync_fills({f.order_id for f in fills})
         return len(fills)

@@ -43,13 +43,13 @@ class Venue:
     back. On the wall clock (live) the clock is left alone.
     """
 
-    def __init__(self, broker: VenueBroker, prices: PriceBook | None = None,
+    def __init__(self, broker: VenueBroker | None, prices: PriceBook | None = None,
                  clock: Clock | None = None) -> None:
-        self.broker, self.prices = broker, prices
+        self.broker, self.prices = broker, prices  # broker None: an exchange fills itself
         self.clock = clock if isinstance(clock, SimClock) else None
 
     def step(self, batch: TickBatch, until_ns: int | None = None) -> list[Any]:
-        fills = self.broker.on_ticks(batch) if len(batch) else []
+        fills = self.broker.on_ticks(batch) if self.broker is not None and len(batch) else []
         if self.prices is not None and len(batch):
             self.prices.update(batch)
         if until_ns is None:
