@@ -87,13 +87,13 @@ class LocalServices:
         return await self.orch.reject(decision_id, by, note)
 
     async def account(self) -> dict:
-        return self.orch.account()
+        return await self.orch.account()
 
     async def positions(self) -> dict:
-        return self.orch.positions()
+        return await self.orch.positions()
 
     async def pnl(self) -> dict:
-        return self.orch.pnl()
+        return await self.orch.pnl()
 
     async def cancel_all(self) -> int:
         return await self.orch.cancel_all()

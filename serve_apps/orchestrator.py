@@ -1,14 +1,17 @@
-"""The long-lived decision service: incidents in, decisions out, on one paper venue.
+"""The long-lived decision service: incidents in, decisions out, on one configured venue.
 
 :class:`Orchestrator` hosts what must live in one place: the sign-off
 :class:`~graphs.runner.DecisionRunner` with its PostgreSQL checkpointer, the execution
-backend (the paper venue, its book rebuilt from PostgreSQL at start by
-:mod:`tripwire.store.paper_book` and refusing orders when it cannot be) and the latest
+backend ``[execution] broker`` names (built by :func:`tripwire.execution.factory.build_broker`:
+the paper venue, its book rebuilt from PostgreSQL at start by :mod:`tripwire.store.paper_book`
+and refusing orders when it cannot be; or a ccxt exchange, which re-adopts its open orders
+at start, is called from worker threads and whose fills are polled) and the latest
 prices the fact-checker reads. Incidents are queued through the runner's intake
 (coalescing, a bounded queue); ``workers`` tasks take them, get a verdict from ``triage``
 (the autoscaled triage deployment in the Serve app, the local runner otherwise) and run the
 sign-off graph.
-Ticks move the paper venue; fills are copied into the store and the journal rewritten.
+Ticks move the paper venue (an exchange moves itself: its orders are polled each second);
+fills are copied into the store and the journal rewritten.
 
 It knows nothing of Serve: :mod:`serve_apps.app` wraps it in a deployment, tests and the
 uvicorn baseline use it directly. ``close`` stops taking work, lets decisions in flight
@@ -33,7 +36,8 @@ from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
 from tripwire.engine import Venue
-from tripwire.execution.base import OrderStatus
+from tripwire.execution.base import Order, OrderStatus
+from tripwire.execution.factory import BuiltBroker, build_broker
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
 from tripwire.incident import Incident
@@ -68,26 +72,31 @@ class Parts:
 
     store: PgDecisionStore
     deps: DecisionDeps
-    paper: PaperBroker
+    paper: PaperBroker | None  # the simulated venue fed ticks; None on an exchange
     prices: LatestPrices
     reader: Any  # the in-memory metric reader behind deps.metrics
+    venue: BuiltBroker | None = None  # the broker as built, with its backend name
 
 
 async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
-                      clock: Clock, paper: PaperBroker | None = None) -> Parts:
+                      clock: Clock, paper: PaperBroker | None = None,
+                      venue: BuiltBroker | None = None) -> Parts:
+    """``venue``: the broker to trade through (default: a paper venue, ``paper`` if given;
+    the triage replicas place no orders and never open an exchange session)."""
     store = await PgDecisionStore.connect(dsn)
     cfg = settings.decisions
     prices = LatestPrices(symbols)
-    paper = paper if paper is not None else PaperBroker(symbols, clock, cfg.paper)
+    if venue is None:
+        venue = build_broker(settings, symbols, clock, kind="paper", paper=paper)
     metrics, reader = DecisionMetrics.in_memory()
     # Ledger and day budgets in PostgreSQL: one budget for the SignOff and every Triage
     # replica, kept across restarts (the router's aclose closes their pool).
     llm = await build_llm_pg(settings.llm, dsn)
     deps = build_deps(
-        paper, "paper", store=store,
+        venue.broker, venue.backend, store=store, blocking_broker=venue.blocking,
         router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
         clock=clock, metrics=metrics, journal_root=journal_root(Path(settings.data_dir)))
-    return Parts(store, deps, paper, prices, reader)
+    return Parts(store, deps, venue.paper, prices, reader, venue)
 
 
 class Orchestrator:
@@ -112,7 +121,9 @@ class Orchestrator:
         self._tracked: dict[str, str] = {}  # client order id -> decision id, until flat
         self._fill_counts: dict[str, int] = {}
         self._c = {"submitted": 0, "decided": 0, "triage_failed": 0, "errors": 0,
-                   "tick_batches": 0, "paper_refused_ticks": 0, "incidents_bad_time": 0}
+                   "tick_batches": 0, "paper_refused_ticks": 0, "incidents_bad_time": 0,
+                   "venue_polls_failed": 0, "venue_orders_adopted": 0}
+        self._seen: dict[str, tuple[OrderStatus, float]] = {}  # exchange order -> last synced
         # Work a fault left half-done (incident id -> its decision id or None, why), closed
         # by _settle once the database answers; bounded, overflow counted.
         self._unsettled: dict[str, tuple[str | None, str]] = {}
@@ -129,8 +140,9 @@ class Orchestrator:
 
     async def start(self, *, recover: bool = True) -> Orchestrator:
         await migrate(self.dsn)
-        paper, rebuilt = await self._rebuild_book()
-        self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock, paper)
+        venue, rebuilt = await self._open_venue()
+        self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock,
+                                       venue=venue)
         self._stack.push_async_callback(self.parts.store.close)
         self._stack.push_async_callback(self.parts.deps.router.aclose)
         if self.book is not None:
@@ -145,6 +157,28 @@ class Orchestrator:
         self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self._n_workers)]
         self._tasks.append(asyncio.create_task(self._expiry_loop()))
         return self
+
+    async def _open_venue(self) -> tuple[BuiltBroker, Any]:
+        """The configured venue: the paper book rebuilt from PostgreSQL, or the exchange
+        with its open orders re-adopted (built in a thread: that is network I/O). An
+        exchange that cannot be configured or reached stops start-up (fail closed)."""
+        kind = self.settings.execution.broker
+        if kind == "backtest":
+            raise ValueError('execution.broker = "backtest" replays history; the live '
+                             'service trades on "paper" or "ccxt"')
+        if kind == "ccxt":
+            venue = await asyncio.to_thread(build_broker, self.settings, self.symbols,
+                                            self.clock)
+            self._stack.callback(venue.close)
+            adopted = venue.adopted
+            for order in adopted:  # watched until final, their store rows kept in step
+                self._seen.setdefault(order.id, (order.status, order.filled_qty))
+            self._c["venue_orders_adopted"] = len(adopted)
+            log.info("exchange %s: %d open orders re-adopted", venue.backend, len(adopted))
+            return venue, None
+        paper, rebuilt = await self._rebuild_book()
+        return build_broker(self.settings, self.symbols, self.clock, kind="paper",
+                            paper=paper), rebuilt
 
     async def _rebuild_book(self) -> tuple[PaperBroker, Any]:
         """The paper venue rebuilt from its log, or an empty one that refuses orders."""
@@ -183,7 +217,7 @@ class Orchestrator:
 
     async def _close_book(self) -> None:
         if self.book is not None:
-            if self.parts is not None:
+            if self.parts is not None and self.parts.paper is not None:
                 self.book.checkpoint(self.parts.paper)
             await self.book.close()
 
@@ -319,6 +353,8 @@ class Orchestrator:
                 log.exception("expiring approvals failed")
             if self._unsettled:
                 await self._settle()
+            if self.parts.paper is None:
+                await self._poll_venue()
 
     async def idle(self) -> bool:
         """True when nothing is queued or being decided."""
@@ -359,10 +395,12 @@ class Orchestrator:
             return 0
         self._c["tick_batches"] += 1
         paper = self.parts.paper
-        refused = paper.refused_rows
+        refused = paper.refused_rows if paper is not None else 0
         # The engine's venue step: the paper venue takes the ticks, the prices follow, and
         # on market time the clock moves to the latest tick the venue took.
         fills = Venue(paper, self.parts.prices, self.clock).step(batch)
+        if paper is None:  # an exchange matches its orders itself (_poll_venue syncs them)
+            return 0
         await self._book_flush()  # the book's changes reach PostgreSQL before the store's
         self._c["paper_refused_ticks"] += paper.refused_rows - refused
         if fills:
@@ -391,22 +429,38 @@ class Orchestrator:
             await sync_order(deps, order_id)
             await write_journal(deps, decision_id)
 
-    def account(self) -> dict[str, Any]:
-        snap = BrokerControl(self.parts.paper, self.parts.deps.equity,
-                             self.clock).snapshot()
+    async def _venue(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Call the venue: directly for the paper one, in a worker thread for an exchange
+        (network I/O stays off the event loop)."""
+        if self.parts.venue is not None and self.parts.venue.blocking:
+            return await asyncio.to_thread(fn, *args, **kw)
+        return fn(*args, **kw)
+
+    def _control(self, *, equity: bool = False) -> BrokerControl:
+        venue = self.parts.venue
+        return BrokerControl(venue.broker, self.parts.deps.equity if equity else None,
+                             self.clock, blocking=venue.blocking)
+
+    async def account(self) -> dict[str, Any]:
+        snap = await self._venue(self._control(equity=True).snapshot)
         # clock_ns and each mark_ns let the watchdog judge how old a mark is (mark_stale).
         return {"equity": snap.equity, "peak_equity": snap.peak_equity,
                 "gross_exposure": snap.gross_exposure, "open_orders": snap.open_orders,
-                "clock_ns": snap.clock_ns,
+                "clock_ns": snap.clock_ns, "backend": self.parts.venue.backend,
                 "positions": [{"symbol": p.symbol, "qty": p.qty, "price": p.price,
                                "stop_attached": p.stop_attached, "mark_ns": p.mark_ns,
                                "refused_ticks": p.refused_ticks} for p in snap.positions]}
 
-    def positions(self) -> dict[str, Any]:
-        snap = {p.symbol: p for p in BrokerControl(self.parts.paper, clock=self.clock)
-                .snapshot().positions}
+    async def positions(self) -> dict[str, Any]:
+        broker = self.parts.venue.broker
+
+        def read() -> tuple[Any, dict[str, Any]]:  # one thread hop for both reads
+            return self._control().snapshot(), broker.positions()
+
+        snapshot, positions = await self._venue(read)
+        snap = {p.symbol: p for p in snapshot.positions}
         rows = []
-        for sym, p in sorted(self.parts.paper.positions().items()):
+        for sym, p in sorted(positions.items()):
             if p.qty == 0:
                 continue
             rows.append({"symbol": sym, "qty": p.qty, "avg_price": _num(p.avg_price),
@@ -415,10 +469,10 @@ class Orchestrator:
                          "stop_attached": bool(snap.get(sym) and snap[sym].stop_attached),
                          "mark_ns": snap[sym].mark_ns if sym in snap else None,
                          "refused_ticks": snap[sym].refused_ticks if sym in snap else 0})
-        return {"backend": "paper", "positions": rows}
+        return {"backend": self.parts.venue.backend, "positions": rows}
 
-    def pnl(self) -> dict[str, Any]:
-        a = self.parts.paper.account()
+    async def pnl(self) -> dict[str, Any]:
+        a = await self._venue(self.parts.venue.broker.account)
         day_pnl, peak = self.parts.deps.equity.observe(a.equity, self.clock.now_ns())
         drawdown = max(0.0, 1.0 - a.equity / peak) if peak > 0 else 0.0
         return {"day_pnl": day_pnl, "equity": a.equity, "cash": a.cash,
@@ -429,18 +483,54 @@ class Orchestrator:
     async def cancel_all(self) -> int:
         """Cancel every working order (the watchdog's closing ones excepted); the store's
         rows follow the venue."""
-        paper = self.parts.paper
-        working = [o.id for o in paper.orders(working_only=True)]
-        n = BrokerControl(paper).cancel_open_orders()
+        broker = self.parts.venue.broker
+
+        def cancel() -> tuple[int, list[str]]:
+            working = [o.id for o in broker.orders(working_only=True)]
+            n = self._control().cancel_open_orders()
+            return n, [i for i in working
+                       if broker.get_order(i).status is OrderStatus.CANCELLED]
+
+        n, cancelled = await self._venue(cancel)
         await self._book_flush()
-        await self._sync_orders([i for i in working
-                                 if paper.get_order(i).status is OrderStatus.CANCELLED])
+        await self._sync_orders(cancelled)
         return n
 
     async def flatten(self) -> int:
-        n = BrokerControl(self.parts.paper).flatten()
+        n = await self._venue(self._control().flatten)
         await self._book_flush()
         return n
+
+    async def _poll_venue(self) -> None:
+        """An exchange fills orders on its own: copy the changes of the orders this service
+        placed or re-adopted (fills, a cancel) into the store. A failed poll is counted and
+        tried again next round; an order is watched until it is filled or cancelled."""
+        broker = self.parts.venue.broker
+        watched = set(self._tracked) | set(self._seen)
+
+        def read() -> list[Order]:
+            mine = {o.id: o for o in broker.orders(working_only=True)}
+            for order_id in watched - mine.keys():  # left the open list: final, or gone
+                if self._seen.get(order_id, (OrderStatus.OPEN, 0.0))[0].working:
+                    mine[order_id] = broker.get_order(order_id)
+            return list(mine.values())
+
+        try:
+            orders = await asyncio.to_thread(read)
+        except Exception as exc:  # the venue is down: the next round asks again
+            self._c["venue_polls_failed"] += 1
+            log.warning("exchange poll failed: %s", exc)
+            return
+        for o in orders:
+            if self._seen.get(o.id) == (o.status, o.filled_qty):
+                continue
+            try:
+                await self._sync_orders([o.id])
+            except Exception as exc:  # store or venue down: synced again next round
+                self._c["venue_polls_failed"] += 1
+                log.warning("exchange order %s not synced: %s", o.id, exc)
+                continue
+            self._seen[o.id] = (o.status, o.filled_qty)
 
     # -- observation -------------------------------------------------------------------------
 
@@ -452,7 +542,9 @@ class Orchestrator:
     def book_status(self) -> dict[str, Any]:
         """The paper book's log: events, pending writes, and why orders are refused."""
         if self.book is None:
-            return {"refusal": self.parts.paper.refusal() if self.parts else self.book_refusal}
+            paper = self.parts.paper if self.parts else None
+            refusal = paper.refusal() if paper is not None and paper.refusal else ""
+            return {"refusal": refusal if self.parts else self.book_refusal}
         return self.book.status()
 
 

@@ -19,6 +19,14 @@ a LIMIT order rests until the test calls :meth:`FakeBinance.fill`. Commission is
 a filled order's id can be reused, which is exactly why the broker must not rely on the venue
 to deduplicate.
 
+Like Binance, an order request with a parameter the venue does not read is refused (-1104,
+"Not all sent parameters were read"): a client that sends a stop the venue ignores must not
+get a naked order accepted. ``attached_brackets=True`` makes the server play a venue that
+does attach a stop-loss/take-profit to an order (ccxt's unified ``stopLoss``/``takeProfit``
+params, as the test-only ccxt class :class:`BracketBinance` sends them): once the order
+fills, :meth:`FakeBinance.move` to a price at or beyond a level closes the filled quantity at
+market, as the paper venue does.
+
 Fault injection (each consumes one matching request; faults queue per method and path):
 ``fail(method, path, times, status=500)`` answers with a bare HTTP error,
 ``fail_code(method, path, times, code, msg)`` answers with a Binance JSON error, and
@@ -28,6 +36,7 @@ connection without a response (what a timeout after acceptance looks like to the
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import itertools
@@ -42,6 +51,10 @@ from urllib.parse import parse_qsl, urlsplit
 API = "/api/v3"
 INSUFFICIENT = (-2010, "Account has insufficient balance for requested action.")
 INVALID_QTY = (-1013, "Invalid quantity.")
+# What POST /api/v3/order reads; anything else is refused with -1104, as Binance does.
+ORDER_PARAMS = {"symbol", "side", "type", "quantity", "price", "timeInForce",
+                "newClientOrderId", "newOrderRespType", "timestamp", "recvWindow", "signature"}
+BRACKET_PARAMS = {"stopLoss", "takeProfit"}
 
 
 def _symbol_info(symbol: str, base: str, quote: str) -> dict:
@@ -117,6 +130,8 @@ class _Order:
     price: float  # 0 for market orders, as Binance reports them
     time_in_force: str | None
     time_ms: int
+    stop_loss: float | None = None  # attached levels (attached_brackets venues only)
+    take_profit: float | None = None
     status: str = "NEW"
     executed: float = 0.0
     quote: float = 0.0  # cummulativeQuoteQty
@@ -167,6 +182,7 @@ class FakeBinance:
         default_factory=lambda: {"USDT": 100_000.0, "BTC": 0.0, "ETH": 0.0}
     )
     commission_rate: float = 0.001
+    attached_brackets: bool = False
 
     def __post_init__(self) -> None:
         self.markets = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT")}
@@ -230,6 +246,31 @@ class FakeBinance:
                 raise KeyError(f"no open order {client_id!r}")
             self._release(order)
             self._execute(order, price if price is not None else order.price, maker=True)
+
+    def move(self, symbol: str, price: float) -> list[str]:
+        """Set the market price; attached stops/targets at or beyond it close their filled
+        orders' quantity at market. The client ids of the closing orders."""
+        with self._lock:
+            self.prices[symbol] = price
+            closed = []
+            for order in list(self.orders.values()):
+                if order.symbol != symbol or order.status != "FILLED":
+                    continue
+                long = order.side == "BUY"
+                hit_stop = order.stop_loss is not None and (
+                    price <= order.stop_loss if long else price >= order.stop_loss)
+                hit_target = order.take_profit is not None and (
+                    price >= order.take_profit if long else price <= order.take_profit)
+                if not (hit_stop or hit_target):
+                    continue
+                order.stop_loss = order.take_profit = None  # one bracket closes once
+                client_id = f"{order.client_id}.x"
+                status, _ = self.new_order({"symbol": symbol, "side": "SELL" if long else "BUY",
+                                            "type": "MARKET", "quantity": str(order.qty),
+                                            "newClientOrderId": client_id})
+                if status == 200:
+                    closed.append(client_id)
+            return closed
 
     def created(self, client_id: str | None = None) -> list[_Order]:
         """Orders the venue accepted (all, or those with this client id)."""
@@ -315,6 +356,11 @@ class FakeBinance:
 
     def new_order(self, p: dict[str, str]) -> tuple[int, dict]:
         symbol = p.get("symbol", "")
+        readable = ORDER_PARAMS | (BRACKET_PARAMS if self.attached_brackets else set())
+        unread = set(p) - readable
+        if unread:
+            return 400, {"code": -1104, "msg": f"Not all sent parameters were read; read "
+                         f"'{len(set(p) - unread)}' parameter(s) but was sent '{len(p)}'."}
         if symbol not in self.markets:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         try:
@@ -345,6 +391,8 @@ class FakeBinance:
             price if kind == "LIMIT" else 0.0,
             p.get("timeInForce"),
             now,
+            _level(p.get("stopLoss")),
+            _level(p.get("takeProfit")),
         )
         self.orders[order.order_id] = order
         fills = []
@@ -489,6 +537,29 @@ class FakeBinance:
                 "msg": "Timestamp for this request is outside of the recvWindow.",
             }
         return None
+
+
+def _level(raw: str | None) -> float | None:
+    """The trigger price of an attached level as ccxt binance sends it (a dict's repr)."""
+    if raw is None:
+        return None
+    value = ast.literal_eval(raw)
+    return float(value["triggerPrice"] if isinstance(value, dict) else value)
+
+
+def bracket_binance() -> type:
+    """A test-only ccxt class: binance's wire protocol, on a venue that attaches a
+    stop-loss/take-profit to an order (FakeBinance(attached_brackets=True)). Real binance
+    spot cannot; ccxt says so, and the broker refuses bracketed orders there."""
+    import ccxt
+
+    class BracketBinance(ccxt.binance):
+        def describe(self) -> dict:
+            return self.deep_extend(super().describe(), {
+                "id": "bracketbinance",
+                "has": {"createOrderWithTakeProfitAndStopLoss": True}})
+
+    return BracketBinance
 
 
 PRIVATE = {"/order", "/openOrders", "/allOrders", "/myTrades", "/account"}

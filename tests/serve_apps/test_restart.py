@@ -81,10 +81,10 @@ async def store_rows(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
         await conn.close()
 
 
-def venue(orch: Orchestrator) -> dict[str, Any]:
+async def venue(orch: Orchestrator) -> dict[str, Any]:
     paper = orch.parts.paper
-    pnl = orch.pnl()
-    return {"positions": orch.positions(), "cash": pnl["cash"], "fees": pnl["fees"],
+    pnl = await orch.pnl()
+    return {"positions": await orch.positions(), "cash": pnl["cash"], "fees": pnl["fees"],
             "equity": pnl["equity"], "peak": pnl["peak_equity"],
             "working": repr(paper.orders(working_only=True)), "brackets": repr(paper.brackets())}
 
@@ -102,7 +102,7 @@ def test_a_restart_keeps_the_position_and_the_open_orders_which_still_fill(
             limit = await deps.broker_call(deps.broker.place, OrderRequest(
                 "resting-limit", SYMBOL, Side.BUY, 0.01, OrderType.LIMIT, PRICE * 0.9))
             assert limit.status.working
-            before = venue(orch)
+            before = await venue(orch)
             assert before["positions"]["positions"][0]["qty"] < 0
             assert before["positions"]["positions"][0]["stop_attached"] is True
         finally:
@@ -111,7 +111,7 @@ def test_a_restart_keeps_the_position_and_the_open_orders_which_still_fill(
         orch = await started(settings, migrated_db)
         try:
             assert orch.book_status()["refusal"] == ""
-            assert venue(orch) == before
+            assert await venue(orch) == before
             assert orch.clock.now_ns() == T1 + S  # market time resumes from the last event
             paper = orch.parts.paper
             stop = paper.get_order(order_id).request.stop_loss

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tripwire.config import Settings
 from tripwire.execution.backtest import BacktestBroker
-from tripwire.execution.base import AuthenticationFailed, Broker
+from tripwire.execution.base import AuthenticationFailed, Broker, Order
 from tripwire.execution.config import BROKERS, ExecutionSettings
 from tripwire.execution.paper import PaperBroker
 from tripwire.model import Clock, SymbolTable
@@ -56,6 +56,7 @@ class BuiltBroker:
     backend: str  # recorded on every order: "paper", "backtest", "ccxt:<exchange>"
     blocking: bool  # network calls: run them in a worker thread
     simulated: bool  # fills against fed ticks (on_ticks); False: the venue matches orders
+    adopted: list[Order] = field(default_factory=list)  # working orders found at build
 
     @property
     def paper(self) -> PaperBroker | None:
@@ -96,11 +97,12 @@ def build_broker(settings: Settings, symbols: SymbolTable, clock: Clock, *,
                          'is "ccxt"')
     broker = ccxt_broker(ex, symbols, clock, env=env, **ccxt_kw)
     try:
-        broker.adopt()  # restart and re-adopt: what is open on the venue is ours again
+        adopted = broker.adopt()  # restart and re-adopt: what is open on the venue is ours
     except BaseException:
         broker.close()
         raise
-    return BuiltBroker(broker, "ccxt", f"ccxt:{ex.exchange}", blocking=True, simulated=False)
+    return BuiltBroker(broker, "ccxt", f"ccxt:{ex.exchange}", blocking=True, simulated=False,
+                       adopted=adopted)
 
 
 def ccxt_broker(ex: ExecutionSettings, symbols: SymbolTable, clock: Clock, *,
