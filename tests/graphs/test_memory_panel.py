@@ -13,6 +13,7 @@ from tripwire.decisions.panel import PANEL_ROLES, PanelSettings
 from tripwire.llm.base import ProviderError
 from tripwire.llm.rules import RulesProvider
 from tripwire.model import NS_PER_SECOND
+from tripwire.store.journal import render_journal
 
 MIN = 60 * NS_PER_SECOND
 RULES = RulesProvider()
@@ -117,10 +118,13 @@ def test_a_dissenting_member_is_recorded_and_lowers_the_confidence():
     runner, deps = panel_runner({"news-analyst": dissent})
 
     async def main():
-        await runner.handle(news_incident("inc-d"))
-        return await deps.store.verdicts_of("inc-d")
+        res = await runner.handle(news_incident("inc-d"))
+        chain = await deps.store.chain(res.decision_id)
+        return await deps.store.verdicts_of("inc-d"), render_journal(chain)
 
-    [verdict] = asyncio.run(main())
+    [verdict], journal = asyncio.run(main())
+    assert "**Panel:** consensus, threshold 2" in journal
+    assert "| news-analyst | dissent | MANIPULATION | 0.9 |" in journal
     panel = verdict["payload"]["panel"]
     assert panel["dissent"] == ["news-analyst"] and panel["reached"] is True
     assert verdict["class"] != "MANIPULATION"

@@ -256,7 +256,25 @@ def _verdict(chain: DecisionChain) -> str:
          if pl.get("latency_ms") is not None else None),
     ])
     key = "**Key factors:**\n\n" + "\n".join(f"- {f}" for f in factors) if factors else ""
-    return _section("Verdict", facts, _quote(pl.get("reasoning")), key)
+    return _section("Verdict", facts, _quote(pl.get("reasoning")), key, _panel(pl.get("panel")))
+
+
+def _panel(panel: Any) -> str:
+    """The consensus panel's vote (tripwire.decisions.panel): every member's answer, the
+    dissent and the failed members; "" when the verdict is one analyst's."""
+    if not isinstance(panel, Mapping):
+        return ""
+    members = panel.get("members") if isinstance(panel.get("members"), Mapping) else {}
+    dissent = {str(m) for m in panel.get("dissent") or ()}
+    rows = []
+    for name, answer in sorted(members.items()):
+        a = answer if isinstance(answer, Mapping) else {}
+        role = "failed" if not a else "dissent" if name in dissent else "majority"
+        rows.append((str(name), role, str(a.get("classification") or MISSING),
+                     fmt_num(a.get("confidence"), 3) if a else MISSING))
+    state = "consensus" if panel.get("reached") else "no consensus (IGNORE, no decision)"
+    head = f"**Panel:** {state}, threshold {fmt_num(panel.get('threshold'))}"
+    return head + "\n\n" + _table(("member", "vote", "class", "confidence"), rows)
 
 
 def _proposal(chain: DecisionChain) -> str:
