@@ -253,7 +253,7 @@ def _summary(source: str, res: PipelineResult, store: str | None, counts) -> dic
 
 def _redact(url: str | None) -> str | None:
     """A URL without its password (secrets never reach output)."""
-    from tripwire.store.ticks import redact_url
+    from tripwire.store.tick_urls import redact_url
 
     return None if url is None else redact_url(url)
 

@@ -170,7 +170,7 @@ def _scenario_symbols(cfg: ScenarioConfig) -> tuple[str, ...]:
 
 
 def store_specs(args: argparse.Namespace) -> tuple[list[ShardSpec], dict[str, Any]]:
-    from tripwire.store.ticks import parse_store_url, redact_url
+    from tripwire.store.tick_urls import parse_store_url, redact_url
 
     if args.start is None or args.end is None:
         raise UsageError("--start and --end are required with --store")

@@ -30,13 +30,9 @@ from tripwire.model import (
     SymbolTable,
     TickBatch,
 )
-from tripwire.store.ticks import (
-    SCHEMA_VERSION,
-    TickStore,
-    TickStoreError,
-    parse_store_url,
-    redact_url,
-)
+from tripwire.store.tick_schema import SCHEMA_VERSION
+from tripwire.store.tick_urls import parse_store_url, redact_url
+from tripwire.store.ticks import TickStore, TickStoreError
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14, ns
 MS = 1_000_000

@@ -1,5 +1,6 @@
 """The decision core's domain: proposals and their hash, signatures, fact-checks, outcomes,
-and incident intake. Pure Python: the LangGraph graphs in ``graphs/`` call these."""
+incident intake, and the sizing (:mod:`.sizing`) and pre-trade (:mod:`.pretrade`) policy.
+Pure Python: the LangGraph graphs in ``graphs/`` call these and decide nothing themselves."""
 
 from tripwire.decisions.factcheck import Fact, FactCheck, FactPolicy, Facts, fact_check
 from tripwire.decisions.intake import SKIPPED_OVERLOAD, Admission, IncidentIntake

@@ -1,14 +1,10 @@
 """The tick store: ticks, anomalies, dead letters, news and labels in ClickHouse.
 
-One client library, clickhouse-connect, talks to either engine:
-
-* production: a ClickHouse server, ``http://user:password@host:8123/db`` (or ``https://``,
-  default port 8443). The database is the URL path (``tripwire`` when the path is empty) and
-  is created when missing (the user needs the right to do so the first time).
-* embedded default: chdb, the ClickHouse engine inside this process, ``chdb:///abs/data/dir``.
-  ``chdb:relative/dir`` (no slashes after the colon) is accepted too and is resolved against
-  the working directory when the URL is parsed; ``%xx`` escapes in the path are decoded.
-  The database is always ``tripwire``.
+One client library, clickhouse-connect, talks to either engine: a ClickHouse server in
+production (its database is created when missing; the user needs the right to do so the
+first time), or chdb, the ClickHouse engine inside this process, by default. The URLs are
+parsed in :mod:`tripwire.store.tick_urls`, the tables are defined in
+:mod:`tripwire.store.tick_schema`; this module is the store itself.
 
 chdb hosts one data directory per process and one process per data directory: chdb itself
 locks the directory (a second process gets an error, never a corrupt store), and a process
@@ -54,12 +50,9 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, unquote, urlsplit
 
 import clickhouse_connect
 import numpy as np
@@ -77,225 +70,32 @@ from tripwire.model import (
     SymbolTable,
     TickBatch,
 )
+from tripwire.store.tick_schema import (
+    ANOMALY_COLUMNS,
+    DEAD_COLUMNS,
+    LABEL_COLUMNS,
+    NEWS_COLUMNS,
+    SCHEMA_VERSION,
+    TABLE_DDL,
+    TABLES,
+    TICK_COLUMNS,
+    VERSION_TABLE_DDL,
+)
+from tripwire.store.tick_urls import parse_store_url
 from tripwire.store.trade_ids import TradeIds
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # v2: a trade is stored once (v1 stores are deduplicated on open)
-CHDB_DATABASE = "tripwire"
-TABLES = ("ticks", "anomalies", "dead_letters", "news", "labels")
 
 Cursor = tuple[int, str, int]  # (ts, symbol, trade_id) of the last row of a page
 T = TypeVar("T")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PASSWORD_IN_URL = re.compile(r"(//[^/@:]*:)[^/@]*@")
 
 
 class TickStoreError(RuntimeError):
     """A store operation failed; the message names the operation and the URL (no password)."""
 
-
-# ----------------------------------------------------------------------------- URLs
-
-
-@dataclass(frozen=True, slots=True)
-class StoreURL:
-    """A parsed, validated tick-store URL. ``password`` never appears in ``repr`` or logs."""
-
-    scheme: str  # "http", "https" or "chdb"
-    database: str
-    host: str = ""
-    port: int = 0
-    user: str = ""
-    password: str = field(default="", repr=False)
-    path: str = ""  # chdb: the absolute data directory
-
-    @property
-    def redacted(self) -> str:
-        """The URL as it is safe to print: the password is replaced by ``***``."""
-        if self.scheme == "chdb":
-            return f"chdb://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        auth = f"{self.user}:***@" if self.password else f"{self.user}@"
-        return f"{self.scheme}://{auth}{host}:{self.port}/{self.database}"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (also for URLs that do not parse).
-
-    >>> redact_url("http://tw:s3cret@db:8123/ticks")
-    'http://tw:***@db:8123/ticks'
-    """
-    return _PASSWORD_IN_URL.sub(r"\1***@", url)
-
-
-def parse_store_url(url: str) -> StoreURL:
-    """Parse and check a store URL; a ValueError says what is wrong (without the password).
-
-    >>> parse_store_url("https://tw:pw@ch.example:9443/market").redacted
-    'https://tw:***@ch.example:9443/market'
-    >>> parse_store_url("ftp://x/y")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: tick store URL 'ftp://x/y': scheme 'ftp' is not supported; use http://...
-    """
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError(f"tick store URL must be a non-empty string, got {url!r}")
-    shown = redact_url(url)
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError as e:
-        raise ValueError(f"tick store URL {shown!r} is malformed: {e}") from None
-    scheme = parts.scheme.lower()
-    if parts.query or parts.fragment:
-        raise ValueError(f"tick store URL {shown!r}: query strings and fragments are not supported")
-    if scheme in ("http", "https"):
-        return _parse_http(parts, scheme, shown)
-    if scheme == "chdb":
-        return _parse_chdb(parts, shown)
-    raise ValueError(
-        f"tick store URL {shown!r}: scheme {scheme!r} is not supported; use "
-        "http://user:password@host:8123/db, https://... or chdb:///absolute/data/dir"
-    )
-
-
-def _parse_http(parts: SplitResult, scheme: str, shown: str) -> StoreURL:
-    if not parts.hostname:
-        raise ValueError(f"tick store URL {shown!r} has no host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"tick store URL {shown!r}: the port must be a number 1-65535") from None
-    if port == 0:
-        raise ValueError(f"tick store URL {shown!r}: the port must be a number 1-65535")
-    database = unquote(parts.path.strip("/")) or CHDB_DATABASE
-    if not _IDENTIFIER.match(database):
-        raise ValueError(
-            f"tick store URL {shown!r}: the path must be one database name (letters, digits, "
-            f"underscore, not starting with a digit), got {database!r}"
-        )
-    return StoreURL(
-        scheme=scheme,
-        database=database,
-        host=parts.hostname,
-        port=port or (8443 if scheme == "https" else 8123),
-        user=unquote(parts.username) if parts.username else "default",
-        password=unquote(parts.password) if parts.password else "",
-    )
-
-
-def _parse_chdb(parts: SplitResult, shown: str) -> StoreURL:
-    if parts.netloc:
-        raise ValueError(
-            f"tick store URL {shown!r}: chdb URLs take no host ({parts.netloc!r}); "
-            "use chdb:///absolute/data/dir or chdb:relative/data/dir"
-        )
-    path = unquote(parts.path)
-    if not path:
-        raise ValueError(f"tick store URL {shown!r} names no data directory")
-    return StoreURL(scheme="chdb", database=CHDB_DATABASE, path=os.path.abspath(path))
-
-
-# ----------------------------------------------------------------------------- schema
-
-_SCHEMA = {
-    "ticks": """
-        CREATE TABLE IF NOT EXISTS {db}.ticks (
-            symbol LowCardinality(String),
-            ts Int64 COMMENT 'exchange trade time, ns since the Unix epoch, UTC',
-            price Float64,
-            qty Float64,
-            side Int8 COMMENT '1 taker bought, -1 taker sold, 0 unknown',
-            trade_id Int64 COMMENT 'the exchange id (>= 0), else derived (< -1; see trade_ids.py)',
-            recv_ns Int64 COMMENT 'arrival time, ns UTC; 0 when unknown',
-            source LowCardinality(String),
-            time DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(ts)
-        ) ENGINE = MergeTree
-        PARTITION BY toYYYYMM(fromUnixTimestamp64Nano(ts))
-        ORDER BY (symbol, ts)
-        COMMENT 'tripwire tick store schema v{version}'""",
-    "anomalies": """
-        CREATE TABLE IF NOT EXISTS {db}.anomalies (
-            id String,
-            symbol LowCardinality(String) COMMENT 'empty when unknown',
-            symbol_id Int32 COMMENT 'id in the writer''s symbol table',
-            ts Int64,
-            metric LowCardinality(String),
-            z Float64,
-            window_mean Float64,
-            window_std Float64,
-            value Float64,
-            batch_row Int64,
-            price Float64,
-            qty Float64,
-            trade_id Int64,
-            recv_ns Int64,
-            detected_ns Int64,
-            source LowCardinality(String),
-            has_snapshot Bool,
-            snapshot_ts Array(Int64),
-            snapshot_price Array(Float64),
-            snapshot_qty Array(Float64),
-            window_stats String COMMENT 'JSON object; empty when none'
-        ) ENGINE = MergeTree
-        ORDER BY (symbol, ts)
-        COMMENT 'tripwire tick store schema v{version}'""",
-    "dead_letters": """
-        CREATE TABLE IF NOT EXISTS {db}.dead_letters (
-            ts Int64 COMMENT 'when the input was refused',
-            source LowCardinality(String),
-            reason LowCardinality(String),
-            symbol LowCardinality(String) COMMENT 'empty when unknown',
-            raw String,
-            detail String
-        ) ENGINE = MergeTree
-        PARTITION BY toYYYYMM(fromUnixTimestamp64Nano(ts))
-        ORDER BY (ts, source)
-        COMMENT 'tripwire tick store schema v{version}'""",
-    "news": """
-        CREATE TABLE IF NOT EXISTS {db}.news (
-            id String,
-            ts Int64,
-            headline String,
-            symbols Array(String) COMMENT 'empty for market-wide news',
-            source LowCardinality(String),
-            body String
-        ) ENGINE = MergeTree
-        ORDER BY (ts, id)
-        COMMENT 'tripwire tick store schema v{version}'""",
-    "labels": """
-        CREATE TABLE IF NOT EXISTS {db}.labels (
-            id String,
-            kind LowCardinality(String),
-            symbol LowCardinality(String),
-            start_ns Int64,
-            end_ns Int64 COMMENT 'inclusive',
-            magnitude Float64,
-            news_id String COMMENT 'empty when none'
-        ) ENGINE = MergeTree
-        ORDER BY (symbol, start_ns)
-        COMMENT 'tripwire tick store schema v{version}'""",
-}
-
-# A row per schema version ever applied: a later version reads the highest and migrates.
-_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS {db}.schema_version (
-        version UInt32,
-        applied_ns Int64
-    ) ENGINE = MergeTree
-    ORDER BY version"""
-
-_TICK_COLUMNS = ("symbol", "ts", "price", "qty", "side", "trade_id", "recv_ns", "source")
-_ANOMALY_COLUMNS = (
-    "id", "symbol", "symbol_id", "ts", "metric", "z", "window_mean", "window_std", "value",
-    "batch_row", "price", "qty", "trade_id", "recv_ns", "detected_ns", "source",
-    "has_snapshot", "snapshot_ts", "snapshot_price", "snapshot_qty", "window_stats",
-)
-_DEAD_COLUMNS = ("ts", "source", "reason", "symbol", "raw", "detail")
-_NEWS_COLUMNS = ("id", "ts", "headline", "symbols", "source", "body")
-_LABEL_COLUMNS = ("id", "kind", "symbol", "start_ns", "end_ns", "magnitude", "news_id")
 
 # CAST to String: this engine sorts and maps plain strings several times faster than
 # LowCardinality ones (measured: a 100k-row page in ~40 ms instead of ~100 ms).
@@ -389,14 +189,14 @@ class TickStore:
         ):
             # Only when missing: a production user may read and write without CREATE rights.
             self._command("create database", f"CREATE DATABASE IF NOT EXISTS {db}")
-        self._command("create table schema_version", _VERSION_TABLE.format(db=db))
+        self._command("create table schema_version", VERSION_TABLE_DDL.format(db=db))
         found = self._scalar("read schema version", f"SELECT max(version) FROM {db}.schema_version")
         if found > SCHEMA_VERSION:
             raise TickStoreError(
                 f"tick store {self.url.redacted}: schema v{found} was written by a newer tripwire "
                 f"(this one knows v{SCHEMA_VERSION}); upgrade tripwire"
             )
-        for table, ddl in _SCHEMA.items():
+        for table, ddl in TABLE_DDL.items():
             self._command(f"create table {table}", ddl.format(db=db, version=SCHEMA_VERSION))
         if 0 < found < 2:
             self._migrate_v1_repeats()
@@ -419,7 +219,7 @@ class TickStore:
         table in place (the version is recorded last), and the next open starts over.
         """
         db = self._db
-        cols = ", ".join(_TICK_COLUMNS)
+        cols = ", ".join(TICK_COLUMNS)
         repeats = int(self._scalar(
             "v2 migration: count repeated trades",
             f"SELECT count() - uniqExact(symbol, trade_id) FROM {db}.ticks WHERE trade_id >= 0"))
@@ -549,7 +349,7 @@ class TickStore:
             self._client.insert,
             f"{self._db}.ticks",
             columns,
-            column_names=list(_TICK_COLUMNS),
+            column_names=list(TICK_COLUMNS),
             column_oriented=True,
         )
         return n
@@ -736,7 +536,7 @@ class TickStore:
     # -- anomalies -----------------------------------------------------------------------
 
     def insert_anomalies(self, items: Sequence[Anomaly]) -> int:
-        return self._insert_rows("anomalies", _ANOMALY_COLUMNS, [_anomaly_row(a) for a in items])
+        return self._insert_rows("anomalies", ANOMALY_COLUMNS, [_anomaly_row(a) for a in items])
 
     def anomalies(
         self,
@@ -750,7 +550,7 @@ class TickStore:
         """Anomalies in time order. ``symbols`` remaps ``symbol_id`` to that table (-1 if
         absent); without it the id is the one the writer stored."""
         where, params = _event_filter("ts", "ts", symbol, start_ns, end_ns)
-        rows = self._select("anomalies", _ANOMALY_COLUMNS, "ts, id", where, params, limit)
+        rows = self._select("anomalies", ANOMALY_COLUMNS, "ts, id", where, params, limit)
         return [_anomaly_from(r, symbols) for r in rows]
 
     # -- dead letters --------------------------------------------------------------------
@@ -760,7 +560,7 @@ class TickStore:
             [d.ts_ns, d.source, DeadReason(d.reason).value, d.symbol or "", d.raw, d.detail]
             for d in items
         ]
-        return self._insert_rows("dead_letters", _DEAD_COLUMNS, rows)
+        return self._insert_rows("dead_letters", DEAD_COLUMNS, rows)
 
     def dead_letters(
         self,
@@ -776,7 +576,7 @@ class TickStore:
         if reason is not None:
             where.append("reason = {reason:String}")
             params["reason"] = DeadReason(reason).value
-        rows = self._select("dead_letters", _DEAD_COLUMNS, "ts, source", where, params, limit)
+        rows = self._select("dead_letters", DEAD_COLUMNS, "ts, source", where, params, limit)
         return [
             DeadLetter(source, DeadReason(why), raw, ts, sym or None, detail)
             for ts, source, why, sym, raw, detail in rows
@@ -786,7 +586,7 @@ class TickStore:
 
     def insert_news(self, items: Sequence[NewsItem]) -> int:
         rows = [[n.id, n.ts_ns, n.headline, list(n.symbols), n.source, n.body] for n in items]
-        return self._insert_rows("news", _NEWS_COLUMNS, rows)
+        return self._insert_rows("news", NEWS_COLUMNS, rows)
 
     def news(
         self,
@@ -801,13 +601,13 @@ class TickStore:
         if symbol is not None:
             where.append("(has(symbols, {symbol:String}) OR empty(symbols))")
             params["symbol"] = _check_name(symbol)
-        rows = self._select("news", _NEWS_COLUMNS, "ts, id", where, params, limit)
+        rows = self._select("news", NEWS_COLUMNS, "ts, id", where, params, limit)
         return [NewsItem(r[0], r[1], r[2], tuple(r[3]), r[4], r[5]) for r in rows]
 
     # -- labels --------------------------------------------------------------------------
 
     def insert_labels(self, items: Sequence[EventLabel]) -> int:
-        return self._insert_rows("labels", _LABEL_COLUMNS, [_label_row(e) for e in items])
+        return self._insert_rows("labels", LABEL_COLUMNS, [_label_row(e) for e in items])
 
     def labels(
         self,
@@ -820,7 +620,7 @@ class TickStore:
         """Labels whose [start_ns, end_ns] overlaps the range, by start time."""
         # A label overlaps [start, end) if it ends at or after start and starts before end.
         where, params = _event_filter("end_ns", "start_ns", symbol, start_ns, end_ns)
-        rows = self._select("labels", _LABEL_COLUMNS, "start_ns, id", where, params, limit)
+        rows = self._select("labels", LABEL_COLUMNS, "start_ns, id", where, params, limit)
         return [
             EventLabel(i, EventKind(kind), sym, start, end, mag, news_id or None)
             for i, kind, sym, start, end, mag, news_id in rows
