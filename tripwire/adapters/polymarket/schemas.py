@@ -167,7 +167,9 @@ def _trade(msg: dict) -> Trade:
         raise _Refused(DeadReason.MALFORMED, f"side must be BUY or SELL, got {msg.get('side')!r}")
     ts = _ts(msg.get("timestamp"))
     tx = msg.get("transaction_hash", "")
-    return Trade(asset, ts, price, qty, side, trade_key(asset, ts, price, qty, side, str(tx)))
+    # The digest reads the wire text of price and size (cheaper than formatting floats).
+    key = trade_key(asset, ts, msg["price"], msg["size"], side, tx)
+    return Trade(asset, ts, price, qty, side, key)
 
 
 def parse_history_trade(row: object) -> Trade:
@@ -199,9 +201,9 @@ class HistoryRowError(ValueError):
         self.reason, self.detail = reason, detail
 
 
-def trade_key(asset: str, ts_ns: int, price: float, qty: float, side: int, tx: str) -> int:
+def trade_key(asset: str, ts_ns: int, price: object, qty: object, side: int, tx: object) -> int:
     """A deterministic 63-bit id of a trade's content (Polymarket sends no trade id)."""
-    text = f"{asset}|{ts_ns}|{price!r}|{qty!r}|{side}|{tx}".encode()
+    text = f"{asset}|{ts_ns}|{price}|{qty}|{side}|{tx}".encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
 
 
