@@ -96,6 +96,9 @@ class DataPlaneConfig:
     checkpoint_every_s: float = 5.0  # per shard: at most this old when a batch arrives
     # [engine]: the market reference and the market state's bounds (news window)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    # Symbols whose prices are probabilities (a prediction market's instrument provider,
+    # e.g. PolymarketWebSocketFeed.probability_symbols()): scored on log-odds changes.
+    probability_symbols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.shard_max_restarts, bool) or not (
@@ -205,7 +208,8 @@ class DataPlane:
         shard_cls = ray.remote(DetectorShard).options(
             num_cpus=0, max_concurrency=1, max_restarts=cfg.shard_max_restarts,
             max_task_retries=0)
-        self.shards = [shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector)
+        self.shards = [shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector,
+                                        probability_symbols=cfg.probability_symbols)
                        for i in range(cfg.n_shards)]
         self._state = [_ShardState(checkpoint_at=time.monotonic())
                        for _ in range(cfg.n_shards)]
