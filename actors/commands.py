@@ -37,7 +37,12 @@ def _ingest(sub: argparse._SubParsersAction) -> None:
         description="Feed -> validation -> detector shards -> trips, with ticks, anomalies, "
         "dead letters and news written to the tick store.",
     )
-    ing.add_argument("--source", choices=INGEST_SOURCES, default="scenario")
+    ing.add_argument(
+        "--source", action="append", metavar="SOURCE",
+        help=f"{', '.join(INGEST_SOURCES)} (default scenario), or live: binance, "
+        "ccxt:<exchange> (okx, bybit, coinbase, ...), each as NAME or NAME=SYM,SYM; repeat "
+        "--source for several live sources in one process",
+    )
     ing.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
     add_config(ing)
     ing.add_argument("--shards", type=int_in(1), help="detector shard actors")
@@ -49,8 +54,12 @@ def _ingest(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--days", type=positive_float, help="scenario: simulated days")
     ing.add_argument("--speed", type=positive_float,
                      help="scenario/replay: N x recorded speed (default: as fast as possible)")
-    ing.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@aggTrade")
-    ing.add_argument("--url", help="binance: WebSocket base URL (default: Binance spot)")
+    ing.add_argument("--streams", help="one live source's symbols: binance streams "
+                     "(btcusdt@trade,ethusdt@aggTrade) or ccxt symbols (BTC/USDT,ETH/USDT)")
+    ing.add_argument("--url", action="append", help="live: WebSocket URL override (one "
+                     "source), or NAME=URL per source (default: the exchange's)")
+    ing.add_argument("--spot-markets", action="store_true", help="ccxt: build BASE-QUOTE "
+                     "spot markets locally instead of loading them over REST")
     ing.add_argument("--symbol", help="binance-csv: symbol, when file names do not say it")
     ing.add_argument("--names", help="replay: comma-separated symbols (default: all)")
     ing.add_argument("--start", type=time_ns, help="replay: from (ISO time or ns)")

@@ -8,6 +8,7 @@ object on stdout). Exit codes: 0 done, 1 the run failed, 2 bad usage or input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import time
@@ -52,32 +53,102 @@ def _scenario_config(args: argparse.Namespace, seed: int | None):
     return replace(cfg, **over) if over else cfg
 
 
+FILE_SOURCES = ("scenario", "binance-csv", "replay")  # read alone; live sources combine
+
+
+def normalise_sources(args: argparse.Namespace) -> list[str]:
+    """``--source`` given once or several times -> the list; ``args.source`` becomes its label.
+
+    Idempotent (the live job and ``cmd_ingest`` both call it). Several sources must all be
+    live (registry names: ``binance``, ``ccxt:<exchange>``, ...).
+    """
+    if getattr(args, "sources", None):
+        return args.sources
+    raw = args.source if isinstance(args.source, list) else [args.source or "scenario"]
+    sources = raw or ["scenario"]
+    names = [s.partition("=")[0] for s in sources]
+    if len(sources) > 1:
+        files = [n for n in names if n in FILE_SOURCES]
+        if files:
+            raise UsageError(f"--source {files[0]} cannot be combined with other sources")
+        if len(set(names)) != len(names):
+            raise UsageError(f"a source is given twice: {', '.join(names)}")
+    args.sources = sources
+    args.source = "+".join(names)
+    return sources
+
+
+def is_live(args: argparse.Namespace) -> bool:
+    """Whether the (normalised) sources are exchange feeds, on wall-clock time."""
+    return all(s.partition("=")[0] not in FILE_SOURCES for s in normalise_sources(args))
+
+
+def _live_specs(args: argparse.Namespace) -> list:
+    """Registry specs: ``NAME=SYMBOLS`` or, for a single source, ``--streams``; ``--url``
+    is a URL (one source) or ``NAME=URL`` (several)."""
+    from tripwire.adapters.registry import parse_spec
+
+    sources = normalise_sources(args)
+    urls = _urls(args, sources)
+    specs = []
+    for text in sources:
+        spec = parse_spec(text, urls.get(text.partition("=")[0]))
+        if not spec.symbols and args.streams and len(sources) == 1:
+            spec = dataclasses.replace(spec, symbols=tuple(
+                s.strip() for s in args.streams.split(",") if s.strip()))
+        if not spec.symbols:
+            raise UsageError(f"--source {spec.name} needs --streams (a single source) or "
+                             f"--source {spec.name}=SYM,SYM")
+        if spec.name.startswith("ccxt:") and getattr(args, "spot_markets", False):
+            spec = dataclasses.replace(spec, options={"spot_markets": True})
+        specs.append(spec)
+    return specs
+
+
+def _urls(args: argparse.Namespace, sources: list[str]) -> dict[str, str]:
+    given = getattr(args, "url", None) or []
+    given = [given] if isinstance(given, str) else given
+    names = [s.partition("=")[0] for s in sources]
+    out: dict[str, str] = {}
+    for u in given:
+        if u.startswith(("ws://", "wss://")):
+            if len(names) != 1:
+                raise UsageError(f"--url {u}: with several sources write --url NAME=URL")
+            out[names[0]] = u
+            continue
+        name, _, url = u.partition("=")
+        if name not in names or not url:
+            raise UsageError(f"--url {u!r} is not a ws:// URL nor NAME=URL for a given source")
+        out[name] = url
+    return out
+
+
 def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable, SymbolTable]:
     """A picklable factory (the feed is built inside its actor) and the symbol table."""
-    if args.source == "scenario":
+    sources = normalise_sources(args)
+    if sources == ["scenario"]:
         from tripwire.feeds.scenario import Scenario, ScenarioFeed
 
         cfg = _scenario_config(args, args.seed)
         symbols = Scenario(cfg).symbols
         speed = args.speed
         return (lambda: ScenarioFeed(cfg, speed=speed)), symbols
-    if args.source == "binance":
-        from tripwire.adapters.binance.config import DEFAULT_BASE_URL
-        from tripwire.adapters.binance.websocket import BinanceWebSocketFeed
-
-        if not args.streams:
-            raise UsageError("--source binance needs --streams, e.g. btcusdt@trade")
-        streams = [s.strip() for s in args.streams.split(",") if s.strip()]
-        url = args.url or DEFAULT_BASE_URL
-        symbols = BinanceWebSocketFeed(streams, base_url=url).symbols  # validates early
-        return (lambda: BinanceWebSocketFeed(streams, base_url=url)), symbols
-    if args.source == "binance-csv":
+    if sources == ["binance-csv"]:
         from tripwire.adapters.binance.loader import BinanceCsvFeed
 
         files, symbol = binance_csv_files(args), args.symbol
         symbols = BinanceCsvFeed(files, symbol=symbol).symbols
         return (lambda: BinanceCsvFeed(files, symbol=symbol)), symbols
-    return _replay_factory(args, settings)
+    if sources == ["replay"]:
+        return _replay_factory(args, settings)
+    from tripwire.adapters.registry import build_feeds
+
+    try:
+        specs = _live_specs(args)
+        symbols = build_feeds(specs).symbols  # validates early, before Ray starts
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return (lambda: build_feeds(specs)), symbols
 
 
 def _replay_factory(args: argparse.Namespace, settings: Settings):
@@ -188,6 +259,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     err, out = Console(stderr=True), Console()
     try:
         settings = load_settings(args.config)
+        normalise_sources(args)
         if args.source != "binance-csv" and args.files:
             raise UsageError(f"files are only read by --source binance-csv, not {args.source}")
         if args.source == "replay" and args.no_store:
@@ -196,7 +268,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         make_feed, symbols = feed_factory(args, settings)
         cfg = _pipeline_config(args, settings, store_url=store,
                                store_ticks=args.source != "replay",
-                               live=args.source == "binance")
+                               live=is_live(args))
     except (ValueError, OSError) as exc:
         return _fail(err, "ingest", exc, 2)
     total = _expected_ticks(args)
@@ -248,7 +320,16 @@ def _summary(source: str, res: PipelineResult, store: str | None, counts) -> dic
         "shards": len(res.shards),
         "store": _redact(store),
         "store_rows": counts,
+        "sources": _per_source(f.get("feed") or {}),
     }
+
+
+def _per_source(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each live source's own figures (several sources: MultiFeed's ``sources``)."""
+    per = stats.get("sources") or ({stats["source"]: stats} if "reconnects" in stats else {})
+    keys = ("ticks", "messages", "reconnects", "gaps", "missing_trade_ids", "dead",
+            "disconnects", "last_message_ns")
+    return {name: {k: s.get(k) for k in keys} for name, s in per.items()}
 
 
 def _redact(url: str | None) -> str | None:

@@ -9,7 +9,8 @@
 It joins the Ray cluster (``RAY_ADDRESS``, set by ``ray job submit``; a local Ray
 otherwise), uses ``TRIPWIRE_PG_DSN`` or starts the private PostgreSQL under the data
 directory, deploys the Serve app (``[serve]``: host, port, scaling) and reads the feed —
-the same feeds as ``tripwire ingest`` (``--source scenario|binance``) — handing
+the same feeds as ``tripwire ingest`` (``--source scenario``, or one or several live
+sources: ``binance``, ``ccxt:<exchange>=BTC/USDT``, ...) — handing
 each chunk's ticks and news to the data plane deployment in order (each ingest is awaited:
 backpressure). The scenario runs on market time (its clock is 2026), a live exchange on
 wall time. The API and console stay up while it runs (the bearer token comes from
@@ -34,7 +35,7 @@ from typing import Any
 
 from rich.console import Console
 
-from actors.ingest import feed_factory
+from actors.ingest import feed_factory, is_live, normalise_sources
 from tripwire.commands.common import UsageError
 from tripwire.config import load_settings
 
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--speed must be >= 0, got {args.speed}")
         args.speed = args.speed or None
         args.files = []
+        if normalise_sources(args) != ["scenario"] and not is_live(args):
+            raise UsageError(f"the live job reads the scenario or live sources, not {args.source}")
         make_feed, symbols = feed_factory(args, settings)
     except (ValueError, OSError) as exc:
         err.print(f"[red]live: {exc}[/red]")
@@ -101,7 +104,7 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
         token = ensure_secret(path, 24)
         err.print(f"operator token (set TRIPWIRE_API_TOKEN to choose it): in {path}")
     base = ServeConfig.from_settings(settings)
-    clock = "market" if args.source != "binance" else "system"
+    clock = "system" if is_live(args) else "market"  # exchanges on wall time
     app = start(settings, dsn, symbols, config=dataclasses.replace(base, clock=clock),
                 token=token)
     err.print(f"serving on {app.url} (console at /, API docs at /docs)")
@@ -112,7 +115,7 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
                               "trips": 0, "incidents": 0, "news": 0}
     t0 = time.monotonic()
     try:
-        asyncio.run(_pump(make_feed(), app, counts, stop, args.run_for, err))
+        asyncio.run(_pump(make_feed(), app, counts, stop, args.run_for, err, dsn))
     finally:
         drained = app.shutdown()
         serve.shutdown()
@@ -122,10 +125,55 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
 
 
 async def _pump(feed, app, counts: dict[str, int], stop: dict, run_for: float | None,
-                err: Console) -> None:
+                err: Console, dsn: str | None = None) -> None:
+    beats = _SourceHeartbeats(feed, dsn)
+    try:
+        await _pump_chunks(feed, app, counts, stop, run_for, err, beats)
+    finally:
+        await beats.close()
+
+
+class _SourceHeartbeats:
+    """One watchdog heartbeat per live source (``feed:<source>``: when it was last heard).
+
+    Several venues in one process each get their own, so the watchdog's ``feed:*`` check
+    sees one silent venue among live ones. Written at most once a second; a database error
+    is logged and the run goes on (the heartbeat then goes stale: the watchdog notices).
+    """
+
+    def __init__(self, feed, dsn: str | None) -> None:
+        self.feed, self.dsn = feed, dsn
+        self.store = None
+        self.last = 0.0
+
+    async def beat(self) -> None:
+        if self.dsn is None or not hasattr(self.feed, "heartbeats"):
+            return
+        if time.monotonic() - self.last < 1.0:
+            return
+        self.last = time.monotonic()
+        try:
+            if self.store is None:
+                from tripwire.store.pg_decisions import PgDecisionStore
+
+                self.store = await PgDecisionStore.connect(self.dsn, max_size=1)
+            for component, ts_ns in self.feed.heartbeats().items():
+                if ts_ns:
+                    await self.store.heartbeat(component, ts_ns, "last message")
+        except Exception as exc:  # the watchdog sees the stale heartbeat; keep ingesting
+            print(f"live: heartbeat not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+
+async def _pump_chunks(feed, app, counts: dict[str, int], stop: dict, run_for: float | None,
+                       err: Console, beats: _SourceHeartbeats) -> None:
     deadline = None if run_for is None else time.monotonic() + run_for
     last = 0.0
     async for chunk in feed.chunks():
+        await beats.beat()
         if chunk.news:
             await app.dataplane.news.remote(list(chunk.news))
             counts["news"] += len(chunk.news)

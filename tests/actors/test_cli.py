@@ -9,6 +9,8 @@ import threading
 import pytest
 
 from tests.adapters.binance.server import BinanceReplayServer, Session, Then, combined, trade_frames
+from tests.adapters.ccxt.okx_server import OkxReplayServer
+from tests.adapters.ccxt.okx_server import trade_frames as okx_trade_frames
 from tripwire.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -63,6 +65,40 @@ def test_binance_ingest_from_a_loopback_exchange(ray_local, capsys):
     assert out["dead_by_reason"] == {"malformed": 1, "bad_price": 1}
 
 
+def test_ccxt_okx_and_binance_ingest_at_once_from_loopback_exchanges(ray_local, capsys):
+    """Two live sources in one process: ccxt.pro's OKX client and Binance, each its own symbols."""
+    okx = [*okx_trade_frames("ETH-USDT", range(1, 201)), "garbage"]
+    binance = trade_frames("btcusdt", range(0, 100))
+    ready = threading.Event()
+    holder: dict = {}
+
+    async def serve() -> None:
+        async with (OkxReplayServer(okx, [Session(then=Then.HOLD)]) as o,
+                    BinanceReplayServer(binance, [Session(then=Then.HOLD)]) as b):
+            holder["okx"], holder["binance"] = o.url, b.url
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await holder["stop"].wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        out = run_json(capsys, "ingest", "--source", "ccxt:okx=ETH/USDT", "--source",
+                       "binance=btcusdt@trade", "--url", f"ccxt:okx={holder['okx']}",
+                       "--url", f"binance={holder['binance']}", "--spot-markets",
+                       "--run-for", "4", "--no-store", "--json")
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+    assert out["source"] == "ccxt:okx+binance"
+    assert out["ticks_scored"] == 300
+    assert out["dead_by_reason"] == {"malformed": 1}
+    assert out["sources"]["ccxt:okx"]["ticks"] == 200
+    assert out["sources"]["binance-ws"]["ticks"] == 100
+
+
 def test_binance_csv_ingest(ray_local, tmp_path, capsys):
     path = tmp_path / "ETHUSDT-trades-2024-01-01.csv"
     rows = [f"{i},{2000 + i / 100},{1 + i % 3},1.0,{1_704_067_200_000 + i},false,true"
@@ -77,6 +113,10 @@ def test_binance_csv_ingest(ray_local, tmp_path, capsys):
     ("argv", "message"),
     [
         (["ingest", "--source", "binance"], "needs --streams"),
+        (["ingest", "--source", "ccxt:okx"], "needs --streams"),
+        (["ingest", "--source", "ccxt:nope", "--streams", "BTC/USDT"], "no WebSocket"),
+        (["ingest", "--source", "nasdaq=AAPL"], "unknown live source 'nasdaq'"),
+        (["ingest", "--source", "binance", "--source", "replay"], "cannot be combined"),
         (["ingest", "--source", "binance-csv", "/nope/x.csv"], "no such file: /nope/x.csv"),
         (["ingest", "--source", "scenario", "x.csv"], "files are only read by --source binance-csv"),
         (["ingest", "--source", "replay", "--no-store"], "--no-store makes no sense"),

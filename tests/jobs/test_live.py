@@ -40,7 +40,16 @@ def test_the_scenario_feed_runs_through_the_app_and_every_tick_is_stored() -> No
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_bad_arguments_exit_2(tmp_path: Path) -> None:
-    proc = _run(["--source", "binance"], tmp_path, timeout=120)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--source", "binance"], "--streams"),
+        (["--source", "ccxt:okx"], "--streams"),
+        (["--source", "ccxt:okx=BTC/USDT", "--source", "nasdaq=AAPL"], "unknown live source"),
+        (["--source", "replay"], "scenario or live sources"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path: Path, argv: list[str], message: str) -> None:
+    proc = _run(argv, tmp_path, timeout=120)
     assert proc.returncode == 2
-    assert "--streams" in proc.stderr
+    assert message in proc.stderr

@@ -305,6 +305,14 @@ class LiveTradeFeed:
             "history": [dict(c) for c in self._history],
         }
 
+    def heartbeats(self) -> dict[str, int]:
+        """``feed:<source>`` -> when the venue was last heard from (ns; 0: not yet).
+
+        What the watchdog's ``feed:*`` heartbeat check needs per source: a venue that went
+        silent keeps its old time, however often the caller writes it.
+        """
+        return {f"feed:{self.source}": self._last_message_ns}
+
     def stop(self) -> None:
         """Ask the stream to end: buffered rows are still delivered, then chunks() returns."""
         self._stopping = True
