@@ -83,7 +83,7 @@ from tripwire.feeds.realistic_config import (
     Tier,
     tier_counts,
 )
-from tripwire.feeds.scenario import _MAJORS, _activity_curve, _names
+from tripwire.feeds.scenario_market import _MAJORS, _activity_curve, _names
 from tripwire.model import (
     NS_PER_SECOND,
     Clock,
