@@ -7,16 +7,19 @@ a failing venue refused fail-closed and never doubled on retry, and restart and 
 new broker instance over the same book or exchange sees the same open orders and positions).
 The ccxt broker runs the real ccxt binance client against the loopback exchange
 (tests/execution/fake_binance.py), which checks every signed request's HMAC signature.
-Modelled on the decision-store suite (tests/store/test_decision_store.py).
+The watchdog's controls (BrokerControl: the account snapshot, cancel-all, flatten, and a HALT
+that cancels and flattens) act on every one of them. Modelled on the decision-store suite
+(tests/store/test_decision_store.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
-from tests.execution.venues import PRICES, ExchangeVenue, SimulatedVenue
+from tests.execution.venues import PRICES, T0, ExchangeVenue, SimulatedVenue
 from tripwire.execution import (
     BackendUnavailable,
     DuplicateClientOrderId,
@@ -27,6 +30,9 @@ from tripwire.execution import (
     Side,
     UnknownOrder,
 )
+from tripwire.model import SimClock
+from tripwire.store.pg_decisions import PgDecisionStore
+from tripwire.watchdog import BrokerControl, Watchdog, WatchdogConfig
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,3 +161,53 @@ def test_a_restarted_broker_readopts_open_orders_and_positions(venue):
     assert again.id == "tw-limit" and again.status.working
     assert venue.orders_on_venue("tw-limit") == 1
     assert broker.cancel("tw-limit").status is OrderStatus.CANCELLED
+
+
+def control_of(venue) -> BrokerControl:
+    # A network broker blocks: the watchdog runs its calls in a thread (blocking=True).
+    return BrokerControl(venue.broker, clock=SimClock(T0), blocking=venue.built.blocking)
+
+
+def test_the_watchdogs_controls_read_cancel_and_flatten_on_every_broker(venue):
+    venue.broker.place(buy())
+    venue.tick()
+    venue.broker.place(limit_buy())
+    venue.flush()
+    control = control_of(venue)
+    snap = control.snapshot()
+    assert snap.open_orders == 1
+    assert [(p.symbol, p.stop_attached) for p in snap.positions] == [("BTCUSDT", False)]
+    assert snap.gross_exposure == pytest.approx(0.5 * PRICES["BTCUSDT"])
+    assert control.cancel_open_orders() == 1
+    venue.flush()
+    assert venue.broker.get_order("tw-limit").status is OrderStatus.CANCELLED
+    assert control.flatten() == 1
+    venue.tick()
+    assert venue.broker.positions()["BTCUSDT"].qty == pytest.approx(0.0)
+    assert control.snapshot().open_orders == 0 and control.snapshot().positions == ()
+
+
+def test_a_watchdog_halt_cancels_and_flattens_on_every_broker(venue, migrated_db):
+    venue.broker.place(buy())  # 25,000 of exposure against a 10,000 cap, and no stop
+    venue.tick()
+    venue.broker.place(limit_buy())
+    venue.flush()
+    config = WatchdogConfig(heartbeats=(), max_drawdown=0.5, max_gross_exposure=10_000.0,
+                            flatten_on_halt=True)
+
+    async def check() -> list:
+        store = await PgDecisionStore.connect(migrated_db)
+        try:
+            dog = Watchdog(store, control_of(venue), config, SimClock(T0))
+            breaches = await dog.check_once()
+            assert (await store.read_halt()).halted
+            assert dog.stats["cancelled"] == 1 and dog.stats["flattened"] == 1
+            return breaches
+        finally:
+            await store.close()
+
+    breaches = asyncio.run(check())
+    assert {"exposure_cap", "stop_missing"} <= {b.code for b in breaches}
+    venue.tick()
+    assert venue.broker.orders(working_only=True) == []
+    assert venue.broker.positions()["BTCUSDT"].qty == pytest.approx(0.0)
