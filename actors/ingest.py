@@ -56,15 +56,22 @@ def _scenario_config(args: argparse.Namespace, seed: int | None):
 FILE_SOURCES = ("scenario", "binance-csv", "replay")  # read alone; live sources combine
 
 
-def normalise_sources(args: argparse.Namespace) -> list[str]:
+def normalise_sources(args: argparse.Namespace, settings: Settings | None = None) -> list[str]:
     """``--source`` given once or several times -> the list; ``args.source`` becomes its label.
 
+    Without ``--source``, the settings' ``[feeds] sources`` (live sources), else the scenario.
     Idempotent (the live job and ``cmd_ingest`` both call it). Several sources must all be
     live (registry names: ``binance``, ``ccxt:<exchange>``, ...).
     """
     if getattr(args, "sources", None):
         return args.sources
-    raw = args.source if isinstance(args.source, list) else [args.source or "scenario"]
+    raw = args.source if isinstance(args.source, list) else [args.source] if args.source else []
+    if not raw and settings is not None:
+        from tripwire.adapters.registry import feeds_table
+
+        table = feeds_table(settings.table("feeds"))
+        raw = list(table.sources)
+        args.feeds_table = table
     sources = raw or ["scenario"]
     names = [s.partition("=")[0] for s in sources]
     if len(sources) > 1:
@@ -99,7 +106,9 @@ def _live_specs(args: argparse.Namespace) -> list:
         if not spec.symbols:
             raise UsageError(f"--source {spec.name} needs --streams (a single source) or "
                              f"--source {spec.name}=SYM,SYM")
-        if spec.name.startswith("ccxt:") and getattr(args, "spot_markets", False):
+        table = getattr(args, "feeds_table", None)
+        spot = getattr(args, "spot_markets", False) or (table is not None and table.spot_markets)
+        if spec.name.startswith("ccxt:") and spot:
             spec = dataclasses.replace(spec, options={"spot_markets": True})
         specs.append(spec)
     return specs
@@ -109,7 +118,8 @@ def _urls(args: argparse.Namespace, sources: list[str]) -> dict[str, str]:
     given = getattr(args, "url", None) or []
     given = [given] if isinstance(given, str) else given
     names = [s.partition("=")[0] for s in sources]
-    out: dict[str, str] = {}
+    table = getattr(args, "feeds_table", None)
+    out: dict[str, str] = dict(table.urls) if table is not None else {}
     for u in given:
         if u.startswith(("ws://", "wss://")):
             if len(names) != 1:
@@ -125,7 +135,7 @@ def _urls(args: argparse.Namespace, sources: list[str]) -> dict[str, str]:
 
 def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable, SymbolTable]:
     """A picklable factory (the feed is built inside its actor) and the symbol table."""
-    sources = normalise_sources(args)
+    sources = normalise_sources(args, settings)
     if sources == ["scenario"]:
         from tripwire.feeds.scenario import Scenario, ScenarioFeed
 
@@ -141,11 +151,13 @@ def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable
         return (lambda: BinanceCsvFeed(files, symbol=symbol)), symbols
     if sources == ["replay"]:
         return _replay_factory(args, settings)
-    from tripwire.adapters.registry import build_feeds
+    from tripwire.adapters.registry import build_feeds, probability_symbols
 
     try:
         specs = _live_specs(args)
-        symbols = build_feeds(specs).symbols  # validates early, before Ray starts
+        feed = build_feeds(specs)  # validates early, before Ray starts
+        symbols = feed.symbols
+        args.probability_symbols = probability_symbols(feed)  # for _pipeline_config
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return (lambda: build_feeds(specs)), symbols
@@ -200,6 +212,7 @@ def _pipeline_config(args, settings: Settings, *, store_url: str | None, **flow_
     return PipelineConfig(
         n_shards=args.shards or p.shards, detector=settings.detector, flow=flow,
         store_url=store_url, sink_flush_rows=p.sink_flush_rows, sink_flush_ms=p.sink_flush_ms,
+        probability_symbols=tuple(getattr(args, "probability_symbols", ())),
     )
 
 
@@ -259,7 +272,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     err, out = Console(stderr=True), Console()
     try:
         settings = load_settings(args.config)
-        normalise_sources(args)
+        normalise_sources(args, settings)
         if args.source != "binance-csv" and args.files:
             raise UsageError(f"files are only read by --source binance-csv, not {args.source}")
         if args.source == "replay" and args.no_store:

@@ -48,7 +48,7 @@ from tripwire.execution.config import ExecutionSettings
 from tripwire.llm.config import LLMConfig, load_llm_config
 
 ENV_PREFIX = "TRIPWIRE_"
-OWNED_TABLES = ("serve", "watchdog", "telemetry")  # validated by their own modules
+OWNED_TABLES = ("serve", "watchdog", "telemetry", "feeds")  # validated by their own modules
 _SECONDS = {"kind": "a number of seconds"}
 _TEN_YEARS_S = 10 * 365 * 86_400
 
@@ -196,7 +196,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
 
     def table(self, name: str) -> dict[str, Any]:
-        """A raw owned table (``serve``, ``watchdog``, ``telemetry``); {} when absent."""
+        """A raw owned table (``serve``, ``watchdog``, ``telemetry``, ``feeds``); {} when absent."""
         return dict(self.tables.get(name, {}))
 
     def named(self, exc: ValueError) -> ValueError:
@@ -285,7 +285,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
            file: str | None = None) -> Settings:
     known = {"data", "store", "ray", "detector", "pipeline", "llm", "risk", "signoff", "news",
-             "time", "execution", "engine", *OWNED_TABLES}
+             "memory", "panel", "time", "execution", "engine", *OWNED_TABLES}
     for section in data:
         if section not in known:
             names = ", ".join(sorted(known))
@@ -298,7 +298,8 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
     pipeline = validate(PipelineSettings, data.get("pipeline", {}), "pipeline")
     llm = load_llm_config(data.get("llm", {}))
     decisions = load_decision_config(data.get("risk", {}), data.get("signoff", {}),
-                                     data.get("news", {}))
+                                     data.get("news", {}), memory=data.get("memory", {}),
+                                     panel=data.get("panel", {}))
     tables = {}
     for name in OWNED_TABLES:
         table = data.get(name, {})

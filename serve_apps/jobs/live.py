@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--speed must be >= 0, got {args.speed}")
         args.speed = args.speed or None
         args.files = []
-        if normalise_sources(args) != ["scenario"] and not is_live(args):
+        if normalise_sources(args, settings) != ["scenario"] and not is_live(args):
             raise UsageError(f"the live job reads the scenario or live sources, not {args.source}")
         make_feed, symbols = feed_factory(args, settings)
     except (ValueError, OSError) as exc:

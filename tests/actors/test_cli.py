@@ -99,6 +99,38 @@ def test_ccxt_okx_and_binance_ingest_at_once_from_loopback_exchanges(ray_local, 
     assert out["sources"]["binance-ws"]["ticks"] == 100
 
 
+def test_live_sources_come_from_the_feeds_table_of_the_config(ray_local, tmp_path, capsys):
+    okx = okx_trade_frames("BTC-USDT", range(1, 51))
+    ready = threading.Event()
+    holder: dict = {}
+
+    async def serve() -> None:
+        async with OkxReplayServer(okx, [Session(then=Then.HOLD)]) as o:
+            holder["okx"] = o.url
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await holder["stop"].wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    config = tmp_path / "tripwire.toml"
+    config.write_text(f'[feeds]\nsources = ["ccxt:okx=BTC/USDT"]\nspot_markets = true\n'
+                      f'[feeds.urls]\n"ccxt:okx" = "{holder["okx"]}"\n')
+    try:
+        out = run_json(capsys, "ingest", "--config", str(config), "--run-for", "3",
+                       "--no-store", "--json")
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+    assert out["source"] == "ccxt:okx" and out["ticks_scored"] == 50
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[feeds]\nsources = ["nasdaq=AAPL"]\n')
+    assert main(["ingest", "--config", str(bad)]) == 2
+    assert "unknown live source 'nasdaq'" in capsys.readouterr().err
+
+
 def test_binance_csv_ingest(ray_local, tmp_path, capsys):
     path = tmp_path / "ETHUSDT-trades-2024-01-01.csv"
     rows = [f"{i},{2000 + i / 100},{1 + i % 3},1.0,{1_704_067_200_000 + i},false,true"

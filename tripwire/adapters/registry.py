@@ -12,14 +12,16 @@ factory registered for its name (or for its prefix, ``ccxt:``). A venue adds one
 >>> parse_spec("nasdaq=AAPL")
 Traceback (most recent call last):
 ...
-ValueError: unknown live source 'nasdaq'; known: binance, ccxt:<exchange>
+ValueError: unknown live source 'nasdaq'; known: binance, ccxt:<exchange>, polymarket
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,17 @@ def _ccxt(spec: SourceSpec) -> Any:
     return CcxtTradeFeed(config, **options)
 
 
+def _polymarket(spec: SourceSpec) -> Any:
+    from tripwire.adapters.polymarket.factory import feed_from_spec
+
+    return feed_from_spec(spec)
+
+
 # name -> factory; a name ending in ":" matches every source with that prefix.
 FACTORIES: dict[str, Factory] = {
     "binance": _binance,
     "ccxt:": _ccxt,
+    "polymarket": _polymarket,  # polymarket=SYMBOL:ASSET_ID,... (the CLOB market channel)
 }
 
 
@@ -104,12 +113,56 @@ def parse_spec(text: str, url: str | None = None) -> SourceSpec:
     return SourceSpec(name, symbols, url)
 
 
+class FeedsTable(BaseModel):
+    """``[feeds]`` in the settings: the live sources a run reads when no --source is given.
+
+    ::
+
+        [feeds]
+        sources = ["ccxt:okx=BTC/USDT,ETH/USDT", "binance=btcusdt@trade"]
+        spot_markets = false            # ccxt: markets from REST (true: BASE-QUOTE locally)
+        [feeds.urls]
+        "ccxt:okx" = "wss://ws.okx.com:8443/ws/v5"
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = []
+    urls: dict[str, str] = {}
+    spot_markets: bool = False
+
+
+def feeds_table(table: Mapping[str, Any]) -> FeedsTable:
+    """The validated ``[feeds]`` table; ValueError naming the key that is wrong."""
+    try:
+        feeds = FeedsTable.model_validate(dict(table))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"feeds.{key}: {first['msg']}") from None
+    for text in feeds.sources:
+        parse_spec(text)  # names must be registered
+    unknown = set(feeds.urls) - {s.partition("=")[0] for s in feeds.sources}
+    if unknown:
+        raise ValueError(f"feeds.urls names sources not in feeds.sources: {sorted(unknown)}")
+    return feeds
+
+
 def build_feed(spec: SourceSpec) -> Any:
     """The feed for one spec; ValueError naming the source when its settings are wrong."""
     try:
         return factory_for(spec.name)(spec)
     except ValueError as exc:
         raise ValueError(f"source {spec.name}: {exc}") from exc
+
+
+def probability_symbols(feed: Any) -> tuple[str, ...]:
+    """The symbols of ``feed`` (or of the feeds of a MultiFeed) whose prices are
+    probabilities, as their instrument providers say (a prediction market's tokens)."""
+    out: list[str] = []
+    for f in getattr(feed, "feeds", None) or [feed]:
+        out.extend(getattr(f, "probability_symbols", tuple)())
+    return tuple(out)
 
 
 def build_feeds(specs: Sequence[SourceSpec]) -> Any:
