@@ -71,7 +71,10 @@ def test_a_market_order_fills_and_shows_in_fills_and_positions(venue):
     assert [(f.order_id, f.side) for f in fills] == [("tw-buy", Side.BUY)]
     assert sum(f.qty for f in fills) == pytest.approx(0.5)
     assert all(f.fee >= 0 and math.isfinite(f.fee) for f in fills)
-    assert venue.broker.positions()["BTCUSDT"].qty == pytest.approx(0.5)
+    position = venue.broker.positions()["BTCUSDT"]
+    assert position.qty == pytest.approx(0.5)
+    # An entry price the risk checks can size against (spot ccxt: from the account's trades)
+    assert position.avg_price == pytest.approx(PRICES["BTCUSDT"])
     assert venue.broker.account().equity > 0
 
 

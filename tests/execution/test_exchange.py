@@ -94,9 +94,9 @@ def test_market_order_fills_and_shows_in_fills_positions_account(venue, broker):
     assert fill.fill_id == str(venue.trades[0]["id"])
     assert broker.fills("tw-1") == [fill]
 
-    pos = broker.positions()["BTCUSDT"]
-    assert (pos.qty, pos.mark_price, pos.unrealised_pnl) == (0.5, 50_000.0, 0.0)
-    assert math.isnan(pos.avg_price)
+    pos = broker.positions()["BTCUSDT"]  # entry price: the account's trades add up to it
+    assert (pos.qty, pos.avg_price, pos.mark_price, pos.unrealised_pnl) == (
+        0.5, 50_000.0, 50_000.0, 0.0)
     assert broker.positions()["ETHUSDT"].qty == 0.0
 
     account = broker.account()
@@ -104,6 +104,9 @@ def test_market_order_fills_and_shows_in_fills_positions_account(venue, broker):
     assert account.equity == pytest.approx(100_000.0 - 25.0)  # 0.5 BTC at 50k + USDT
     venue.prices["BTCUSDT"] = 52_000.0
     assert broker.account().realised_pnl == pytest.approx(1_000.0)  # vs. the first equity seen
+    venue.balances["ETH"] = 2.0  # a deposit: no trade explains it, so no entry price
+    eth = broker.positions()["ETHUSDT"]
+    assert eth.qty == 2.0 and math.isnan(eth.avg_price) and eth.unrealised_pnl == 0.0
 
 
 def test_limit_order_rests_wait_times_out_then_fills(venue):

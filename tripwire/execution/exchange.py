@@ -41,8 +41,12 @@ Rules:
   order is refused (a stop is never dropped silently).
 * Positions: derivatives (``has["fetchPositions"]`` and a non-spot ``defaultType``) come from
   ``fetch_positions``; on spot, a position is the base-asset balance of each configured symbol
-  (qty = total balance, avg price NaN because a balance has no entry price, mark = last price,
-  unrealised 0). Two configured symbols with the same base report that balance once.
+  (qty = total balance, mark = last price). Its entry price and realised PnL are those of the
+  account's trades in that market (``fetch_my_trades``, replayed through the paper venue's
+  position arithmetic) when they add up to the balance; otherwise (a deposit, trades in
+  another market of the same base, history the venue no longer returns) the entry price is
+  NaN and unrealised PnL 0, and the risk checks refuse to size against an unknown entry.
+  Two configured symbols with the same base report that balance once.
 * Account: ``fetch_balance`` in the quote currency: ``equity = quote total + sum(base total *
   last price)`` (+ unrealised PnL on derivatives). The balance already has fees deducted, so
   ``fees`` is 0 and ``realised_pnl = equity - initial_cash - unrealised``; ``initial_cash`` is
@@ -87,6 +91,7 @@ from tripwire.execution.ccxt_mapping import (
     with_context,
 )
 from tripwire.execution.ccxt_session import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, CcxtSession
+from tripwire.execution.paper import QTY_EPSILON, _Book, apply_fill
 from tripwire.model import Clock, SystemClock
 
 __all__ = [
@@ -322,9 +327,29 @@ class CcxtBroker:
         out: dict[str, Position] = {}
         for name, market in self._bases().items():
             qty = num(balance.get("total", {}).get(market["base"]), 0.0)
-            mark = self._last_price(market["symbol"]) if qty else math.nan
-            out[name] = Position(name, qty, math.nan, 0.0, mark, 0.0)
+            if not qty:
+                out[name] = Position(name, 0.0, math.nan, 0.0, math.nan, 0.0)
+                continue
+            mark = self._last_price(market["symbol"])
+            book = self._cost_basis(market)
+            if abs(book.qty - qty) <= QTY_EPSILON * max(abs(qty), 1.0):
+                unrealised = qty * (mark - book.avg_price)
+                out[name] = Position(name, qty, book.avg_price, book.realised, mark, unrealised)
+            else:  # deposits or trades elsewhere: no entry price known (the risk checks
+                out[name] = Position(name, qty, math.nan, 0.0, mark, 0.0)  # refuse NaN)
         return out
+
+    def _cost_basis(self, market: dict) -> _Book:
+        """The position the account's trades in ``market`` add up to, through the paper
+        venue's own arithmetic (adds re-average, reduces realise, flips re-base)."""
+        book = _Book()
+        trades = self.session.call("positions", self.exchange.fetch_my_trades, market["symbol"])
+        for t in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
+            amount = num(t.get("amount"), 0.0)
+            if amount:
+                sign = 1.0 if t.get("side") == "buy" else -1.0
+                apply_fill(book, sign * amount, num(t.get("price"), math.nan))
+        return book
 
     def fills(self, order_id: str | None = None) -> list[Fill]:
         if order_id is not None:
