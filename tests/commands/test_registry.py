@@ -104,3 +104,17 @@ def test_a_runtime_usage_error_exits_2_through_the_one_class(capsys, tmp_path):
     cfg.write_text("")
     assert main(["live", "--speed", "-1", "--config", str(cfg)]) == 2
     assert "--speed" in capsys.readouterr().err
+
+
+def test_there_is_one_usage_error_class():
+    """Every layer raises tripwire.commands.common.UsageError; no command module defines its
+    own (there were three: actors' UsageError, the backtest job's BadArgument, the
+    watchdog's _Usage)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    own = re.compile(r"^class \w*(Usage|BadArgument)\w*\(", re.MULTILINE)
+    found = [str(p.relative_to(root)) for layer in ("tripwire", "actors", "serve_apps", "graphs")
+             for p in (root / layer).rglob("*.py") if own.search(p.read_text())]
+    assert found == ["tripwire/commands/common.py"], found

@@ -4,10 +4,9 @@ Exit codes: 0 success, 1 the command ran and found a failure, 2 bad usage or inp
 
 Where commands are registered (one place per layer):
 
-- the domain's own commands are the modules of this package named in :data:`GROUPS`, each
-  with ``register(subparsers)`` (one module per command group: ``detect``, ``llm``, ``db``,
-  ``watchdog``, ``slurm``, ``config``). To add a domain command, add a module here with a
-  ``register`` function and append its name to :data:`GROUPS`;
+- the domain's own commands are the modules of this package named in :data:`GROUPS`, one
+  module per command group, each with ``register(subparsers)``. To add a domain command,
+  add a module here with a ``register`` function and append its name to :data:`GROUPS`;
 - the runtime layers register theirs from ONE module each, ``actors/commands.py`` and
   ``serve_apps/commands.py``, through the ``tripwire.commands`` entry-point group in
   pyproject.toml, so this package never imports Ray, Serve or LangGraph: the dependency
