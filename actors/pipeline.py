@@ -39,6 +39,9 @@ class PipelineConfig:
     shard_cpus: float = 0.0  # Ray CPU requests: 0 lets everything share a small machine
     feed_cpus: float = 0.0
     sink_cpus: float = 0.0
+    # Symbols whose prices are probabilities (a prediction market's instrument provider):
+    # the shards score them on log-odds changes (tripwire.detect.transform).
+    probability_symbols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.n_shards, bool) or not isinstance(self.n_shards, int) or not (
@@ -97,7 +100,8 @@ class Pipeline:
         cfg = self.config
         shard_cls = ray.remote(self.shard_cls).options(num_cpus=cfg.shard_cpus, max_concurrency=1)
         self.shards = [
-            shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector.to_dict())
+            shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector.to_dict(),
+                             probability_symbols=cfg.probability_symbols)
             for i in range(cfg.n_shards)
         ]
         if cfg.store_url is not None:
