@@ -36,11 +36,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import enum
 import hashlib
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ class ShardConfig:
     cassette_mode: str = "replay"
     skills_dir: str | None = None  # None: this checkout's skills/ (resolved in the worker)
     engine: EngineSettings = field(default_factory=EngineSettings)  # market reference, bounds
+    # Also return every record (incidents, decisions, proposals, signatures, orders, fills,
+    # positions, PnL) under "records", for tripwire parity (tripwire.engine.parity).
+    records: bool = False
 
 
 @dataclass(slots=True)
@@ -203,7 +207,7 @@ class _Replay:
 
     def __init__(self, spec: ShardSpec, config: ShardConfig, data: ShardData,
                  llm: LLMConfig) -> None:
-        self.spec, self.data = spec, data
+        self.spec, self.data, self.config = spec, data, config
         syms = data.symbols
         mine = np.zeros(max(len(syms), 1), dtype=bool)
         mine[[syms.id(s) for s in spec.symbols]] = True
@@ -218,7 +222,8 @@ class _Replay:
         deps = build_deps(
             self.broker, "backtest", store=MemoryDecisionStore(), router=self.stack.router,
             skills=SkillLoader(config.skills_dir or SKILLS_DIR), config=config.decisions,
-            prices=self.prices, clock=self.broker.clock)
+            prices=self.prices, clock=self.broker.clock, seeded_ids=True)
+        self.store = deps.store
         self.runner = _SeededRunner(deps, self._id_for)
         self.results: list[tuple[Incident, DecisionResult]] = []
         self.queued: dict[str, Incident] = {}  # submitted, waiting for the drain
@@ -236,9 +241,37 @@ class _Replay:
                 for part, live in _split(chunk, self.spec.start_ns, self.spec.end_ns):
                     for batch in sub_batches(part):
                         await self.engine.step(batch, live=live)
+            records = await self._records() if self.config.records else None
         finally:
             await self.stack.aclose()
-        return self._report()
+        report = self._report()
+        if records is not None:
+            report["records"] = records
+        return report
+
+    async def _records(self) -> dict[str, list[dict[str, Any]]]:
+        """Every record of the run, plain and JSON-ready, for a record-by-record parity."""
+        decided = [r.decision_id for _, r in self.results if r.decision_id]
+        proposals, signatures = [], []
+        for d in decided:
+            p = await self.store.proposal(d)
+            if p is not None:
+                proposals.append({"decision_id": d, **_plain(p)})
+            signatures += [{"decision_id": d, **_plain(s)}
+                           for s in await self.store.signatures(d)]
+        account = self.broker.account()
+        return {
+            "incidents": [inc.model_dump(mode="json") for inc, _ in self.results],
+            "decisions": [_decision_row(inc, r) for inc, r in self.results],
+            "proposals": proposals,
+            "signatures": signatures,
+            "orders": [_plain(o) for o in self.broker.orders()],
+            "fills": [_plain(f) for f in self.broker.fills()],
+            "positions": [_plain(p) for p in self.broker.positions().values()],
+            "pnl": [{"label": self.spec.label, "realised_pnl": account.realised_pnl,
+                     "unrealised_pnl": account.unrealised_pnl, "fees": account.fees,
+                     "equity": account.equity}],
+        }
 
     async def on_incidents(self, incidents: Sequence[Incident]) -> None:
         """The engine's decisions port: submit, then drain (decided before the next tick)."""
@@ -349,6 +382,19 @@ def _outcome_key(r: DecisionResult) -> str:
     if r.outcome == "SKIPPED":
         return "COALESCED" if r.reason.startswith("coalesced") else "SKIPPED"
     return r.outcome
+
+
+def _plain(x: Any) -> Any:
+    """Dataclasses, enums and containers as JSON-ready values (for the records)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, enum.Enum):
+        return x.value
+    return x
 
 
 def _decision_row(inc: Incident, r: DecisionResult) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from tripwire.execution.base import Broker
 from tripwire.llm.router import Router
 from tripwire.llm.skills import SkillLoader
 from tripwire.metrics import DecisionMetrics, InstrumentedBroker
-from tripwire.model import Clock
+from tripwire.model import Clock, new_id
 from tripwire.risk.gates import HaltStatus, PnLBreaker, RejectionBreaker
 from tripwire.store.decisions import DecisionStore
 
@@ -51,6 +52,10 @@ class DecisionDeps:
     # Awaited after every backend call: the paper venue writes the changes of its book to
     # PostgreSQL here (tripwire.store.paper_book), before the graph records the order.
     after_broker_call: Callable[[], Awaitable[Any]] | None = None
+    # A replay (the backtest): ids the graphs draw (verdicts) are derived from what they
+    # name and the market clock, so the same stream gives the same ids, proposal hashes and
+    # signatures in every run and fan-out. Live: random (UUIDv7 from os.urandom).
+    seeded_ids: bool = False
 
     def __post_init__(self) -> None:
         s = self.config.signoff
@@ -61,6 +66,13 @@ class DecisionDeps:
                 cooldown_ns=self.config.ns("rejection_cooldown_s"))
         if self.pnl is None:
             self.pnl = PnLBreaker(self.clock, daily_loss_limit=s.daily_loss_limit)
+
+    def derived_id(self, purpose: str, key: str) -> str:
+        """A new id for ``purpose`` (e.g. "verdict") of ``key`` (e.g. the incident id) at the
+        clock's time: reproducible with :attr:`seeded_ids`, random otherwise."""
+        rng = (random.Random(f"{purpose}|{key}|{self.clock.now_ns()}") if self.seeded_ids
+               else None)
+        return new_id(self.clock, rng)
 
     async def broker_call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Call the backend: directly for in-memory ones, in a thread for network ones."""
@@ -93,7 +105,7 @@ class DecisionDeps:
 def build_deps(broker: Broker, backend: str, *, store: DecisionStore, router: Router,
                skills: SkillLoader, config: DecisionConfig, prices: PriceSource, clock: Clock,
                metrics: DecisionMetrics | None = None, journal_root: Path | None = None,
-               blocking_broker: bool = False) -> DecisionDeps:
+               blocking_broker: bool = False, seeded_ids: bool = False) -> DecisionDeps:
     """The one way every driver assembles :class:`DecisionDeps` (backtest, ``tripwire
     decide``, the Serve app). ``broker`` is whatever the driver's configuration chose
     (``tripwire.execution.build_broker``), ``backend`` its name, recorded on every order.
@@ -105,4 +117,4 @@ def build_deps(broker: Broker, backend: str, *, store: DecisionStore, router: Ro
         store=store, broker=broker, backend=backend, router=router, skills=skills,
         config=config, prices=prices, clock=clock,
         metrics=metrics if metrics is not None else DecisionMetrics(),
-        journal_root=journal_root, blocking_broker=blocking_broker)
+        journal_root=journal_root, blocking_broker=blocking_broker, seeded_ids=seeded_ids)

@@ -146,7 +146,7 @@ class TriageNodes:
 
     async def persist(self, s: TriageState) -> dict[str, Any]:
         d, v = self.d, s["verdict"]
-        verdict_id, now = new_id(d.clock), d.clock.now_ns()
+        verdict_id, now = d.derived_id("verdict", s["incident_id"]), d.clock.now_ns()
         payload = {**v, **s.get("answer_meta", {}), "recent_verdicts": s.get("recent_verdicts")}
         await d.store.record_verdict(verdict_id, s["incident_id"], s["incident"]["symbol"], now,
                                      v["classification"], v["confidence"], jsonable(payload))

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
          add_sweep_arguments, "serve_apps.jobs.sweep", "run")
     _add(sub, "report", "write the daily report (markdown, HTML, plots)",
          add_report_arguments, "serve_apps.jobs.report", "run")
+    _add(sub, "parity", "one scenario through the in-process backtest and its Ray-task "
+         "fan-out, compared record by record (exit 1 on any difference)",
+         add_parity_arguments, "serve_apps.jobs.parity", "run")
 
 
 def _add(sub, name: str, help: str, add_arguments, module: str, func: str) -> None:
@@ -155,3 +158,17 @@ def job_parser(job: str, description: str, add_arguments) -> argparse.ArgumentPa
     p = argparse.ArgumentParser(prog=f"python -m serve_apps.jobs.{job}", description=description)
     add_arguments(p)
     return p
+
+
+def add_parity_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--scenario", type=int, metavar="SEED",
+                     help="the default scenario with this seed (default: the default seed)")
+    src.add_argument("--scenario-config", metavar="FILE",
+                     help="a scenario as JSON (ScenarioConfig fields)")
+    p.add_argument("--symbols", help="comma-separated symbols (default: all)")
+    p.add_argument("--groups", type=int_in(1, 1024), default=4, help="symbol groups")
+    p.add_argument("--num-cpus", type=positive_float, default=0.5, help="CPUs per Ray task")
+    p.add_argument("--mode", default="DIRECT", help="DRY_RUN, TWO_PHASE or DIRECT")
+    add_config(p)
+    add_json(p, "print one JSON object (differences, records compared, the first listed)")
