@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tripwire.llm.base import LLMRequest, Message
 from tripwire.model import NS_PER_SECOND
 
@@ -178,3 +180,85 @@ def realised_outcome(prices: list[tuple[int, float]], ts_ns: int, price: float,
     if last is None or not math.isfinite(last):
         return None
     return round((last / price - 1.0) * 100.0, 6), end
+
+
+@dataclass(slots=True)
+class _Pending:
+    row: dict[str, Any]
+    sid: int
+    end_ns: int
+
+
+class OutcomeSettler:
+    """Turns decided incidents into realised outcomes as the market moves past their
+    horizon, for a driver to write with :meth:`DecisionStore.record_outcome`.
+
+    ``add`` an incident once it is decided (its symbol id, time, price and what was done);
+    feed every tick batch, in time order, to :meth:`on_batch`, which returns the outcomes
+    whose horizon ended at or before the batch's last tick: the symbol's last price at or
+    before ``ts + horizon`` (from this batch, else the last one seen before it). At most
+    ``max_pending`` wait; more are refused and counted in ``dropped`` (memory is advisory:
+    a dropped outcome costs a fact, never an order).
+    """
+
+    def __init__(self, horizon_s: float, max_pending: int = 10_000) -> None:
+        if not (isinstance(horizon_s, int | float) and 0 < horizon_s < math.inf):
+            raise ValueError(f"horizon_s must be a number > 0, got {horizon_s!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self.horizon_s = float(horizon_s)
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending: list[_Pending] = []
+        self._last: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, incident: Any, symbol_id: int, classification: str = "",
+            action: str = "HOLD") -> bool:
+        """Wait for ``incident`` (an :class:`~tripwire.incident.Incident` with a price);
+        False when it has no usable price or the bound is reached (counted)."""
+        price = incident.price
+        if price is None or not (price > 0 and math.isfinite(price)):
+            return False
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            return False
+        f = incident.features()
+        end = incident.ts_ns + round(self.horizon_s * NS_PER_SECOND)
+        row = {"incident_id": incident.id, "symbol": incident.symbol,
+               "metric": incident.metric, "z_bucket": f["z_bucket"],
+               "has_news": bool(incident.news), "ts_ns": incident.ts_ns,
+               "realised_ns": end, "horizon_s": self.horizon_s,
+               "classification": classification, "action": action, "price": float(price)}
+        self._pending.append(_Pending(row, int(symbol_id), end))
+        return True
+
+    def on_batch(self, batch: Any) -> list[dict[str, Any]]:
+        """Outcomes realised by ``batch`` (a TickBatch, after every earlier one): rows for
+        :meth:`DecisionStore.record_outcome` (``incident_id`` first, then keywords)."""
+        if len(batch) == 0:
+            return []
+        last_ts = int(batch.ts_ns[-1])
+        due = [p for p in self._pending if p.end_ns <= last_ts]
+        out = []
+        for p in due:
+            mask = (batch.symbol_id == p.sid) & (batch.ts_ns <= p.end_ns)
+            idx = mask.nonzero()[0]
+            price = float(batch.price[idx[-1]]) if len(idx) else self._last.get(p.sid)
+            if price is None or not math.isfinite(price):
+                continue  # no trade of the symbol before its horizon: not realised
+            row = dict(p.row)
+            entry = row.pop("price")
+            row["move_pct"] = round((price / entry - 1.0) * 100.0, 6)
+            out.append(row)
+        if due:
+            self._pending = [p for p in self._pending if p.end_ns > last_ts]
+            # a due incident with no price yet is dropped (counted): its horizon has passed
+            self.dropped += len(due) - len(out)
+        ids = np.asarray(batch.symbol_id)
+        uniq, first = np.unique(ids[::-1], return_index=True)  # each symbol's last tick
+        for sid, i in zip(uniq.tolist(), (len(ids) - 1 - first).tolist(), strict=True):
+            self._last[sid] = float(batch.price[i])
+        return out
