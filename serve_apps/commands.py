@@ -76,9 +76,15 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", choices=("scenario", "binance"), default="scenario")
-    p.add_argument("--streams", help="binance: e.g. btcusdt@trade,ethusdt@trade")
-    p.add_argument("--url", help="binance: WebSocket base URL (default: the exchange)")
+    p.add_argument("--source", action="append", metavar="SOURCE",
+                   help="scenario (default), or live: binance, ccxt:<exchange>, each as NAME "
+                   "or NAME=SYM,SYM; repeat for several live sources in one process")
+    p.add_argument("--streams", help="one live source's symbols (binance streams or ccxt "
+                   "symbols such as BTC/USDT)")
+    p.add_argument("--url", action="append",
+                   help="live: WebSocket URL (one source) or NAME=URL per source")
+    p.add_argument("--spot-markets", action="store_true",
+                   help="ccxt: build BASE-QUOTE spot markets locally instead of over REST")
     p.add_argument("--seed", type=int, help="scenario seed")
     p.add_argument("--symbols", type=int, help="scenario symbols")
     p.add_argument("--days", type=float, help="scenario days")
