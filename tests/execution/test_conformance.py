@@ -214,3 +214,16 @@ def test_a_watchdog_halt_cancels_and_flattens_on_every_broker(venue, migrated_db
     venue.tick()
     assert venue.broker.orders(working_only=True) == []
     assert venue.broker.positions()["BTCUSDT"].qty == pytest.approx(0.0)
+
+
+def test_a_restarted_broker_readopts_a_replaced_order_under_its_own_id(venue):
+    venue.broker.place(limit_buy(price=2_900.0))
+    venue.broker.replace("tw-limit", limit_price=2_950.0)
+    venue.flush()
+
+    broker = venue.restart()
+    assert [o.id for o in broker.orders(working_only=True)] == ["tw-limit"]
+    order = broker.get_order("tw-limit")
+    assert order.status.working and order.request.limit_price == 2_950.0
+    assert broker.cancel("tw-limit").status is OrderStatus.CANCELLED
+    assert broker.orders(working_only=True) == []

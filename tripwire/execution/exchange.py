@@ -29,7 +29,8 @@ Rules:
   ``place`` of the same id looks it up first.
 * Restart and re-adopt: the venue is the book. A new broker over the same account knows its
   orders again by their client ids (:meth:`CcxtBroker.adopt` at start, or lazily by
-  ``get_order``/``orders``), and ``place`` of an id the venue already has returns that order.
+  ``get_order``/``orders``), a replaced order with all its legs (found by their derived ids),
+  and ``place`` of an id the venue already has returns that order.
 * Replace is cancel + new, never ccxt ``edit_order``: edit semantics differ per venue (binance
   spot's cancelReplace mints a new order anyway), and cancel + new keeps one rule everywhere.
   The new leg gets a derived client id; the tripwire order keeps its id, and its filled
@@ -55,8 +56,10 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +104,10 @@ __all__ = [
     "derived_client_id",
     "map_status",
 ]
+
+
+MAX_LEGS = 100  # replace legs one re-adopted order is searched for (one lookup each)
+_LEG = re.compile(r"\.r\d+$")  # the suffix derived_client_id gives a replace leg
 
 
 @dataclass(slots=True)
@@ -296,20 +303,22 @@ class CcxtBroker:
         if symbol is not None and symbol not in self._symbols:
             return []  # as the paper broker: nothing can exist for an unconfigured symbol
         symbols = sorted(self._symbols) if symbol is None else [symbol]
-        out: list[tuple[int, Order]] = []
+        found: dict[str, Order] = {}  # one entry per order, however many legs were listed
         for name in symbols:
-            for raw in self._fetch_orders(self._market(name)["symbol"], working_only):
+            market = self._market(name)
+            for raw in self._fetch_orders(market["symbol"], working_only):
                 order_id = self._owner(raw)
                 if order_id is None:
                     continue  # an earlier leg of a replaced order
-                order = (
-                    self._snapshot(order_id, raw)
-                    if order_id in self._orders
-                    else (self._foreign_order(order_id, name, raw))
-                )
+                if order_id in self._orders:
+                    order = self._snapshot(order_id, raw)
+                else:  # placed before a restart, or elsewhere: learn all its legs
+                    first = raw if raw.get("clientOrderId") == order_id else None
+                    order = (self._adopt_in(order_id, name, market, first)
+                             or self._foreign_order(order_id, name, raw))
                 if not working_only or order.status.working:
-                    out.append((order.placed_ns, order))
-        return [o for _, o in sorted(out, key=lambda t: t[0])]
+                    found[order_id] = order
+        return sorted(found.values(), key=lambda o: o.placed_ns)
 
     def adopt(self) -> list[Order]:
         """Re-adopt after a restart: load the markets and track again every working order
@@ -548,15 +557,43 @@ class CcxtBroker:
     def _adopt(self, order_id: str) -> Order:
         """An order this broker did not place (or forgot in a restart): find it by client id."""
         for name in sorted(self._symbols):
-            market = self._market(name)
-            raw = self._find(order_id, market["symbol"])
-            if raw is not None:
-                request = request_from(order_id, name, raw)
-                self._orders[order_id] = _Tracked(None, request, market["symbol"], self._ts_ns(raw))
-                self._add_leg(order_id, order_id, raw)
-                return self._snapshot(order_id, raw)
+            order = self._adopt_in(order_id, name, self._market(name))
+            if order is not None:
+                return order
         missing = with_context(UnknownOrder(order_id), self.session.where("get_order"))
         raise self.session.fail(missing)
+
+    def _adopt_in(self, order_id: str, name: str, market: dict,
+                  first: dict | None = None) -> Order | None:
+        """Track ``order_id`` again from the venue, or None when it has no order by that
+        client id: its first leg and the legs replaces added after it (``<id>.r1``, ...;
+        a replace cancels a leg before it adds the next, so the walk stops at a leg that is
+        not cancelled, or after :data:`MAX_LEGS`). The order's quantity is the current
+        leg's plus what the earlier legs filled."""
+        raw = first if first is not None else self._find(order_id, market["symbol"])
+        if raw is None:
+            return None
+        legs = [(order_id, raw)]
+        for n in range(1, MAX_LEGS + 1):
+            if map_status(legs[-1][1].get("status")) is not OrderStatus.CANCELLED:
+                break
+            leg_id = derived_client_id(order_id, n)
+            nxt = self._find(leg_id, market["symbol"])
+            if nxt is None:
+                break
+            legs.append((leg_id, nxt))
+        current = legs[-1][1]
+        request = request_from(order_id, name, current)
+        earlier = sum(num(r.get("filled"), 0.0) for _, r in legs[:-1])
+        if earlier:
+            request = dataclasses.replace(request, qty=request.qty + earlier)
+        tracked = _Tracked(None, request, market["symbol"], self._ts_ns(raw))
+        self._orders[order_id] = tracked
+        for client_id, leg_raw in legs:
+            self._add_leg(order_id, client_id, leg_raw)
+            tracked.legs[-1].filled = num(leg_raw.get("filled"), 0.0)
+            tracked.legs[-1].avg_price = avg_price(leg_raw)
+        return self._snapshot(order_id, current)
 
     def _foreign_order(self, order_id: str, name: str, raw: dict) -> Order:
         request = request_from(order_id, name, raw)
@@ -570,8 +607,12 @@ class CcxtBroker:
         tracked = self._orders.get(order_id) if order_id is not None else None
         if tracked is not None:
             return order_id if tracked.legs[-1].exchange_id == str(raw["id"]) else None
-        # Known only from a trade (no order record yet) or not known at all.
-        return order_id or raw.get("clientOrderId") or f"{self.exchange_id}:{raw.get('id')}"
+        # Known only from a trade (no order record yet) or not known at all. A replace leg's
+        # client id names its order (<id>.r<n>; a hashed one cannot, and shows as itself).
+        client_id = raw.get("clientOrderId")
+        if order_id is None and client_id:
+            order_id = _LEG.sub("", client_id)
+        return order_id or f"{self.exchange_id}:{raw.get('id')}"
 
     def _ts_ns(self, raw: dict) -> int:
         ts = raw.get("timestamp")
