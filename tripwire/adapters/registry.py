@@ -12,7 +12,7 @@ factory registered for its name (or for its prefix, ``ccxt:``). A venue adds one
 >>> parse_spec("nasdaq=AAPL")
 Traceback (most recent call last):
 ...
-ValueError: unknown live source 'nasdaq'; known: binance, ccxt:<exchange>, polymarket
+ValueError: unknown live source 'nasdaq'; known: binance, ccxt:<exchange>, polymarket, news
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ def _ccxt(spec: SourceSpec) -> Any:
     return CcxtTradeFeed(config, **options)
 
 
+def _news(spec: SourceSpec) -> Any:
+    from tripwire.adapters.news.factory import feed_from_spec
+
+    return feed_from_spec(spec)
+
+
 def _polymarket(spec: SourceSpec) -> Any:
     from tripwire.adapters.polymarket.factory import feed_from_spec
 
@@ -72,6 +78,7 @@ FACTORIES: dict[str, Factory] = {
     "binance": _binance,
     "ccxt:": _ccxt,
     "polymarket": _polymarket,  # polymarket=SYMBOL:ASSET_ID,... (the CLOB market channel)
+    "news": _news,  # news=NAME@URL,... (RSS/Atom headlines; chunks carry news, no ticks)
 }
 
 

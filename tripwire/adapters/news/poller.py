@@ -95,7 +95,9 @@ class NewsPoller:
         self.config = config
         self.source = source
         self.clock = clock or SystemClock()
-        self.symbols = SymbolTable(list(config.aliases))
+        # No ticks come from news: an empty table, so a MultiFeed beside an exchange feed
+        # does not see the aliases' symbols as a second source of the same names.
+        self.symbols = SymbolTable()
         self.tagger = SymbolTagger(config.aliases)
         self.max_age_ns = int(max_age_s * NS_PER_SECOND)
         self.max_body_bytes = max_body_bytes
@@ -142,6 +144,14 @@ class NewsPoller:
             await self._client.aclose()
             self._client = None
 
+    def heartbeats(self) -> dict[str, int]:
+        """For the watchdog: ``feed:<source>`` is the last poll round (the poller lives),
+        ``feed:<source>:<name>`` each source's last answer (200 or 304)."""
+        beats = {f"feed:{self.source}": self._heartbeat_ns}
+        for name, state in self._states.items():
+            beats[f"feed:{self.source}:{name}"] = state.last_ok_ns
+        return beats
+
     def stats(self) -> dict[str, Any]:
         self._check_silence(self.clock.now_ns())
         states = self._states.values()
@@ -149,6 +159,8 @@ class NewsPoller:
             "source": self.source,
             "rounds": self._rounds,
             "heartbeat_ns": self._heartbeat_ns,
+            "last_message_ns": self._heartbeat_ns,
+            "heartbeats": self.heartbeats(),
             "items": sum(s.n["items"] for s in states),
             "duplicates": sum(s.n["duplicates"] for s in states),
             "malformed": sum(s.n["malformed"] for s in states),

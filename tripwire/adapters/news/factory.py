@@ -1,0 +1,40 @@
+"""``--source news=NAME@URL,...``: RSS/Atom sources as a live source of the registry.
+
+Each item is ``NAME@URL`` (the name is the source's provenance). ``spec.options`` may carry
+``aliases`` (``{"BTCUSDT": ["BTC", "bitcoin"]}``), ``min_interval_s`` and
+``silence_after_s`` for every source, and ``max_age_s`` for the poller.
+
+>>> cfg = config_from_items(["coindesk@https://example.org/rss"], {"min_interval_s": 120})
+>>> cfg.sources[0].name, cfg.sources[0].min_interval_s
+('coindesk', 120.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tripwire.adapters.news.config import NewsConfig
+
+_PER_SOURCE = ("min_interval_s", "silence_after_s", "timeout_s")
+
+
+def config_from_items(items: Sequence[str], options: Mapping[str, Any]) -> NewsConfig:
+    if not items:
+        raise ValueError("news needs sources, e.g. news=coindesk@https://.../rss")
+    sources = []
+    for item in items:
+        name, sep, url = item.partition("@")
+        if not sep:
+            raise ValueError(f"news source {item!r} is not NAME@URL")
+        sources.append({"name": name.strip(), "url": url.strip(),
+                        **{k: options[k] for k in _PER_SOURCE if k in options}})
+    return NewsConfig.from_table({"sources": sources, "aliases": dict(options.get("aliases", {}))})
+
+
+def feed_from_spec(spec: Any) -> Any:
+    from tripwire.adapters.news.poller import NewsPoller
+
+    options = dict(getattr(spec, "options", {}) or {})
+    kw = {k: options[k] for k in ("max_age_s", "clock") if k in options}
+    return NewsPoller(config_from_items(spec.symbols, options), **kw)
