@@ -58,18 +58,24 @@ from tripwire.decisions.signatures import (
     SignVerdict,
     verify_signatures,
 )
-from tripwire.decisions.sizing import ProposalIds, Sizing, recheck, size_proposal
+from tripwire.decisions.sizing import (
+    ProposalIds,
+    Sizing,
+    recheck,
+    shrink_to_cap,
+    size_fraction,
+    size_proposal,
+    within_cap,
+)
 from tripwire.execution.base import Order, OrderRequest, OrderType
 from tripwire.incident import Incident
 from tripwire.llm.schemas import Action, CheckVerdict, StrategistProposal, TriageVerdict
 from tripwire.model import Side, client_order_id
 from tripwire.risk.gates import gate_open
-from tripwire.risk.limits import floor_to_step
 from tripwire.risk.modes import SafetyMode
 from tripwire.store.decisions import Approval, StoreError
 
 GRAPH = "signoff"
-MAX_REVISIONS = 3  # shrinks per decision; each is strictly smaller, this bounds the loop
 WITHHELD = "(withheld: the double-checker judges the facts and the numbers, not the argument)"
 
 
@@ -267,10 +273,10 @@ class SignoffNodes:
 
     async def double_checker(self, s: SignoffState) -> dict[str, Any]:
         p, h = Proposal.from_dict(s["proposal"]), s["proposal_hash"]
-        frac = p.notional / self.d.config.limits.max_position_per_symbol
+        frac = size_fraction(p, self.d.config.limits)
         cap = s.get("double_cap")
         if cap is not None:  # a revision after this checker's own shrink
-            if frac <= cap * (1 + 1e-9):
+            if within_cap(frac, cap):
                 await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.APPROVE,
                                  f"size {frac:.4g} within the cap {cap:g} it set")
                 return {}
@@ -305,14 +311,11 @@ class SignoffNodes:
 
     async def _shrink(self, s: SignoffState, p: Proposal, h: str, frac: float,
                       cap: float) -> dict[str, Any]:
-        step = self.d.config.limits.quantity_step
-        qty = floor_to_step(p.quantity * cap / frac, step)
-        if qty <= 0 or p.revision + 1 > MAX_REVISIONS:
-            return await self._double_veto(s, h, f"cap {cap:g} leaves nothing to trade"
-                                           if qty <= 0 else "too many revisions")
-        await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.SHRINK,
-                         f"AGREE at most size {cap:g} (proposal {frac:.4g}): {qty:.10g}")
-        smaller = p.shrunk(qty)
+        shrunk = shrink_to_cap(p, frac, cap, self.d.config.limits)
+        smaller = shrunk.proposal
+        if smaller is None:
+            return await self._double_veto(s, h, shrunk.reason)
+        await self._sign(s, DOUBLE_CHECKER, h, SignVerdict.SHRINK, shrunk.reason)
         return {"proposal": smaller.to_dict(), "proposal_hash": proposal_hash(smaller),
                 "double_cap": cap, "shrunk": True}
 

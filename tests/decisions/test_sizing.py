@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tripwire.decisions.proposal import Proposal
-from tripwire.decisions.sizing import REVISION_REASON, ProposalIds, recheck, size_proposal
+from tripwire.decisions.sizing import (
+    MAX_REVISIONS,
+    REVISION_REASON,
+    ProposalIds,
+    recheck,
+    shrink_to_cap,
+    size_fraction,
+    size_proposal,
+    within_cap,
+)
 from tripwire.llm.schemas import Action, StrategistProposal
 from tripwire.model import Side
 from tripwire.risk.limits import PortfolioState, RiskLimits
@@ -87,3 +96,25 @@ def test_recheck_shrinks_a_revision_the_limits_cut_and_never_grows_it():
     assert 0 < r.quantity < 200.0
     assert r.proposal is not None and r.proposal.quantity == r.quantity
     assert r.proposal.revision == 2  # shrunk: a new revision, signed again
+
+
+def test_the_double_checkers_cap_shrinks_to_a_new_revision():
+    p = proposal(10.0)  # 1,000 notional = 0.2 of the 5,000 per symbol
+    frac = size_fraction(p, LIMITS)
+    assert frac == pytest.approx(0.2)
+    r = shrink_to_cap(p, frac, 0.1, LIMITS)
+    assert r.quantity == pytest.approx(5.0) and r.bound_by == "double-checker cap"
+    assert r.proposal is not None and r.proposal.revision == p.revision + 1
+    assert r.reason == "AGREE at most size 0.1 (proposal 0.2): 5"
+    assert within_cap(size_fraction(r.proposal, LIMITS), 0.1)
+    assert not within_cap(0.2, 0.1)
+
+
+def test_a_cap_that_leaves_nothing_or_too_many_revisions_is_no_proposal():
+    p = proposal(10.0)
+    nothing = shrink_to_cap(p, 0.2, 1e-9, LIMITS)
+    assert (nothing.proposal, nothing.reason) == (None, "cap 1e-09 leaves nothing to trade")
+    last = Proposal.from_dict({**p.to_dict(), "revision": MAX_REVISIONS})
+    spent = shrink_to_cap(last, 0.2, 0.1, LIMITS)
+    assert (spent.proposal, spent.bound_by, spent.reason) == (None, "revisions",
+                                                              "too many revisions")

@@ -113,6 +113,36 @@ def size_proposal(sp: Any, ids: ProposalIds, *, latest_price: float | None,
 
 
 REVISION_REASON = "revision: limits re-checked only"
+MAX_REVISIONS = 3  # shrinks per decision; each is strictly smaller, this bounds the loop
+_CAP_EPS = 1e-9  # relative: a revision sized exactly at the cap passes despite float error
+
+
+def size_fraction(p: Proposal, limits: RiskLimits) -> float:
+    """The proposal's notional as a fraction of ``max_position_per_symbol`` (what the
+    double-checker sees and caps)."""
+    return p.notional / limits.max_position_per_symbol
+
+
+def within_cap(fraction: float, cap: float) -> bool:
+    """Whether a revision respects the size cap the double-checker set."""
+    return fraction <= cap * (1 + _CAP_EPS)
+
+
+def shrink_to_cap(p: Proposal, fraction: float, cap: float, limits: RiskLimits) -> Sizing:
+    """The double-checker's "at most ``cap``": ``p`` scaled down to it, floored to the
+    quantity step, as the next revision; nothing when that leaves no quantity or the
+    revisions (:data:`MAX_REVISIONS`) are used up."""
+    qty = floor_to_step(p.quantity * cap / fraction, limits.quantity_step)
+    inputs = {"symbol": p.symbol, "quantity": p.quantity, "size_seen": fraction, "cap": cap,
+              "revision": p.revision}
+    if qty <= 0:
+        return Sizing(inputs, 0.0, "double-checker cap", f"cap {cap:g} leaves nothing to trade",
+                      None)
+    if p.revision + 1 > MAX_REVISIONS:
+        return Sizing(inputs, 0.0, "revisions", "too many revisions", None)
+    return Sizing(inputs, qty, "double-checker cap",
+                  f"AGREE at most size {cap:g} (proposal {fraction:.4g}): {qty:.10g}", None,
+                  p.shrunk(qty))
 
 
 def recheck(p: Proposal, portfolio: PortfolioState, limits: RiskLimits) -> Sizing:
@@ -135,10 +165,14 @@ def recheck(p: Proposal, portfolio: PortfolioState, limits: RiskLimits) -> Sizin
 
 
 __all__ = [
+    "MAX_REVISIONS",
     "REVISION_REASON",
     "ProposalIds",
     "Sizing",
     "recheck",
     "reference_price",
+    "shrink_to_cap",
+    "size_fraction",
     "size_proposal",
+    "within_cap",
 ]
