@@ -29,6 +29,8 @@ market, as the paper venue does.
 
 Fault injection (each consumes one matching request; faults queue per method and path):
 ``fail(method, path, times, status=500)`` answers with a bare HTTP error,
+``stall_after_accept(seconds, times)`` lets ``POST /api/v3/order`` take effect and answers
+only after ``seconds`` (longer than the client's timeout: a venue that times out),
 ``fail_code(method, path, times, code, msg)`` answers with a Binance JSON error, and
 ``drop_after_accept(times)`` lets ``POST /api/v3/order`` take effect and then closes the
 connection without a response (what a timeout after acceptance looks like to the client).
@@ -167,6 +169,7 @@ class _Fault:
     status: int
     body: dict | None = None
     drop_after_accept: bool = False
+    stall_s: float = 0.0  # answer only after this long (the request took effect)
 
 
 @dataclass
@@ -234,6 +237,9 @@ class FakeBinance:
         self, method: str, path: str, times: int, code: int, msg: str, status: int = 400
     ) -> None:
         self._push(method, path, times, _Fault(status, {"code": code, "msg": msg}))
+
+    def stall_after_accept(self, seconds: float, times: int = 1) -> None:
+        self._push("POST", API + "/order", times, _Fault(200, stall_s=seconds))
 
     def drop_after_accept(self, times: int = 1) -> None:
         self._push("POST", API + "/order", times, _Fault(200, drop_after_accept=True))
@@ -590,7 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
         with venue._lock:
             venue.requests.append((method, split.path, params))
             fault = venue.take_fault(method, split.path)
-            if fault is not None and not fault.drop_after_accept:
+            if fault is not None and not (fault.drop_after_accept or fault.stall_s):
                 self._reply(fault.status, fault.body)
                 return
             if split.path.removeprefix(API) in PRIVATE:
@@ -599,8 +605,16 @@ class _Handler(BaseHTTPRequestHandler):
                     self._reply(*denied)
                     return
             status, answer = venue.route(method, split.path, params)
-        if fault is not None:  # accepted, but the client never hears about it
+        if fault is not None and fault.drop_after_accept:  # accepted, the client never hears
             self.close_connection = True
+            return
+        if fault is not None:  # accepted; the answer comes after the client gave up
+            time.sleep(fault.stall_s)
+            self.close_connection = True
+            try:
+                self._reply(status, answer)
+            except OSError:  # the client closed the connection on its timeout
+                pass
             return
         self._reply(status, answer)
 

@@ -195,6 +195,17 @@ def test_accepted_but_response_dropped_then_retry_makes_one_order(venue, broker)
     assert len(venue.created()) == 1
 
 
+def test_a_create_that_times_out_after_the_venue_took_it_makes_one_order(venue):
+    # The venue accepts the order but answers after the client's timeout (a slow venue):
+    # the retry looks the client id up first and finds it, never sending a second create.
+    with make_broker(venue, exchange_options={**BINANCE_SPOT, "timeout": 300}) as broker:
+        venue.stall_after_accept(seconds=1.0)
+        order = broker.place(buy())
+        assert order.status is OrderStatus.FILLED and order.id == "tw-1"
+        assert venue.count("POST", ORDER) == 1 and len(venue.created("tw-1")) == 1
+        assert broker.stats["retries"] == 1
+
+
 def test_server_error_on_create_is_retried_without_doubling(venue, broker):
     venue.fail("POST", ORDER, times=2, status=503)
     assert broker.place(buy()).status is OrderStatus.FILLED
