@@ -1,8 +1,10 @@
-"""The execution protocol: what every backend (paper, backtest, later ccxt) offers.
+"""The execution protocol: what every backend (paper, backtest, ccxt) offers.
 
 One protocol, synchronous on purpose: the paper and backtest engines are in-memory arithmetic
 with no I/O, and determinism is easiest to keep without an event loop. A network backend
-implements the same methods and is called from async code with ``asyncio.to_thread``.
+(ccxt) implements the same methods and is called from async code in a worker thread
+(``DecisionDeps.blocking_broker``). tests/execution/test_conformance.py holds every backend
+to the same behaviour.
 
 Identity: an order's id *is* its client order id (``tripwire.model.client_order_id(decision,
 leg)``). Placing the same client order id twice is idempotent: the second call returns the
