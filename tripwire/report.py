@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tripwire.decisions.proposal import SIDES
 from tripwire.llm.ledger import LedgerSink
 from tripwire.store.decisions import DecisionStore
 
@@ -136,7 +137,7 @@ def pnl_from_fills(fills: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     books: dict[str, _Book] = defaultdict(_Book)
     curve: list[list[float]] = []
     for f in fills:
-        if f["side"] not in ("BUY", "SELL"):
+        if f["side"] not in SIDES:
             raise ReportError(f"fill {f.get('id')!r} has side {f['side']!r} (BUY or SELL)")
         books[f["symbol"]].apply(f["side"], float(f["qty"]), float(f["price"]),
                                  float(f["fee"]))

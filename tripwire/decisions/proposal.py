@@ -29,7 +29,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SIDES = ("BUY", "SELL")
+from tripwire.model import Side
+
+SIDES = tuple(s.name for s in Side if s.is_order_side)  # ("BUY", "SELL"): the one side type
 ORDER_TYPES = ("market", "limit")
 
 
