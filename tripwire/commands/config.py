@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tripwire.commands.common import add_config, add_json
 from tripwire.config import (
     DataSection,
     DetectorSection,
@@ -208,9 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cfg = p.add_subparsers(dest="config_command", required=True)
     show = cfg.add_parser("show", help="every key's effective value and where it came from "
                           "(default, file, env); secrets redacted")
-    show.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    show.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config(show)
+    add_json(show)
     show.set_defaults(func=cmd_show)
     sch = cfg.add_parser("schema", help="the JSON Schema of the config file")
-    sch.add_argument("--json", action="store_true", help="one line (default: indented)")
+    add_json(sch, "one line (default: indented)")
     sch.set_defaults(func=cmd_schema)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tripwire.commands.common import add_config, add_json
 from tripwire.store.migrate import MigrationError, migrate
 from tripwire.store.pg import PgError, PgNotInstalledError, database, redact_dsn
 
@@ -152,8 +153,8 @@ def _add_target_options(p: argparse.ArgumentParser, what: str) -> None:
                                  "private cluster under the data directory)")
     p.add_argument("--data-dir", help="data directory of the private cluster "
                                       "(default: [data] dir of the settings)")
-    p.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config(p)
+    add_json(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

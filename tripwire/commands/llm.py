@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from tripwire.argtypes import int_in, positive_float
+from tripwire.commands.common import add_config, add_json
 from tripwire.llm.ledger import ledger_path
 from tripwire.llm.local import LocalModelError, LocalServer
 
@@ -121,8 +122,7 @@ def _add_serve_local(llm_sub: argparse._SubParsersAction) -> None:
                    help="CPU threads (default: llama.cpp's choice)")
     s.add_argument("--ready-timeout", type=positive_float, default=120.0,
                    help="seconds to wait for the server to answer (default 120)")
-    s.add_argument("--json", action="store_true",
-                   help="print the ready line as one JSON object (base_url, model, pid, log)")
+    add_json(s, "print the ready line as one JSON object (base_url, model, pid, log)")
     s.set_defaults(func=cmd_serve_local)
 
 
@@ -235,8 +235,8 @@ def _add_costs(llm_sub: argparse._SubParsersAction) -> None:
                    "(runs without a database write <data dir>/llm_calls.jsonl)")
     c.add_argument("--dsn", help="PostgreSQL to read (default: $TRIPWIRE_PG_DSN, else the "
                    "private cluster under the data directory)")
-    c.add_argument("--config", help="TOML settings file (default: $TRIPWIRE_CONFIG)")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config(c)
+    add_json(c)
     c.set_defaults(func=cmd_costs)
 
 

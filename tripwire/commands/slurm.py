@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tripwire.argtypes import int_in, positive_float
+from tripwire.commands.common import add_json
 from tripwire.slurm import (
     DEFAULT_OUTPUT,
     DEFAULT_SCRIPT,
@@ -157,6 +158,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_submit)
     st = sub.add_parser("status", help="a job's state")
     st.add_argument("job_id", type=int_in(1), metavar="JOBID")
-    st.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(st)
     st.set_defaults(func=cmd_status)
 

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from tripwire.commands.common import UsageError
+from tripwire.commands.common import UsageError, add_config, add_json
 from tripwire.model import NS_PER_SECOND, SystemClock
 from tripwire.watchdog import (
     DSN_ENV,
@@ -289,11 +289,10 @@ def _run(name: str, args: argparse.Namespace, body: Any) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML file with a [watchdog] table (default: "
-                                    "$TRIPWIRE_CONFIG)")
+    add_config(p, "TOML file with a [watchdog] table (default: $TRIPWIRE_CONFIG)")
     p.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${DSN_ENV}, else $TRIPWIRE_PG_DSN, "
                                  "else the private cluster under the data directory)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
