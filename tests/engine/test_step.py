@@ -128,3 +128,14 @@ def test_the_backtest_and_the_data_plane_build_equal_incidents(ray_local, migrat
     assert plane and plane == backtest
     assert plane == five_seconds
     assert np.isfinite([i["z"] for i in plane]).all()
+
+
+def test_the_engine_imports_no_runtime_layer():
+    import subprocess
+    import sys
+
+    code = ("import sys, tripwire.engine, tripwire.engine.parity; print(sorted({m.split('.')[0] "
+            "for m in sys.modules} & {'ray', 'langgraph', 'graphs', 'actors', 'serve_apps'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"

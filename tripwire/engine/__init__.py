@@ -27,10 +27,15 @@ backtest          in-process shard        DecisionRunner, drained  BacktestBroke
 live (Serve app,  Ray shard actors        the sign-off deployment  paper / ccxt broker in
  actors.dataplane                         handle (queued)          serve_apps.orchestrator
  + orchestrator)                                                   (Venue.step on_ticks)
-tripwire decide   demo incidents below    DecisionRunner.handle    PaperBroker (Venue.step)
+tripwire decide   the triage demo's       DecisionRunner.handle    PaperBroker (Venue.step)
+ --demo           incidents (below)
 tripwire triage   in-process shard        the triage analyst only  none
- --demo
+ --demo           (actors.triage.demo_incidents drives the engine)
 ================  ======================  =======================  =========================
+
+DecisionDeps (what the graphs need) is assembled once, by ``graphs.deps.build_deps``, with
+the broker each driver's configuration chose. ``tripwire parity`` (:mod:`.parity`) runs one
+stream through several drivers and counts every record that differs.
 
 A second copy of any of these steps elsewhere is a defect: the backtest predicts live
 because both run this code. The engine imports no Ray, Serve or LangGraph; the clock is
