@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from serve_apps.contract import INT64_MAX, Text
+from serve_apps.contract import INT64_MAX, Text, responses
 from tripwire.model import NewsItem, new_id
 
 PATH = "/v1/news/webhook"
@@ -124,7 +124,7 @@ def add_news_webhook(app: FastAPI, deliver: Callable[[list[NewsItem]], Any],
         secret = os.environ.get(SECRET_ENV, "")
         guard = WebhookGuard(secret.encode() if secret else None)
 
-    @app.post(PATH, tags=["write"], openapi_extra={
+    @app.post(PATH, tags=["write"], responses=responses(413), openapi_extra={
         "parameters": [
             {"name": TIMESTAMP_HEADER, "in": "header", "required": True,
              "description": "Unix seconds when the request was signed",
