@@ -174,6 +174,17 @@ def _score(cf: Counterfactual, prices: list[tuple[int, float]], horizon_s: float
     cf.pnl = round(sign * cf.qty * (cf.exit - cf.entry), 6)
 
 
+def _limit_of(reason: str) -> str:
+    """The limit a risk-gate veto names: the first word after ``risk_gate:`` ("?" if none).
+
+    >>> _limit_of("risk_gate: max_order_notional 9000 > 5000"), _limit_of("vetoed")
+    ('max_order_notional', '?')
+    """
+    _, sep, rest = reason.partition(":")
+    words = rest.split() if sep else []
+    return words[0].strip(",;") if words else "?"
+
+
 def _rate(n: int, total: int) -> str:
     return f"{n}/{total} ({n / total:.0%})" if total else "0/0"
 
@@ -249,7 +260,7 @@ async def review_day(store: Any, prices: PriceSource, day: str, *, horizon_min: 
         for s in sigs:
             signers[s.signer][s.verdict] += 1
         if "risk_gate" in vetoes or str(row.get("reason", "")).startswith("risk_gate:"):
-            limits[str(row.get("reason", "")).split(":")[1].strip().split(" ")[0] or "?"] += 1
+            limits[_limit_of(str(row.get("reason", "")))] += 1
         if row.get("action") == "HOLD":
             holds += 1
         inc = by_incident.get(row.get("incident_id")) or {}
