@@ -48,6 +48,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 API = "/api/v3"
@@ -161,7 +162,8 @@ class _Order:
             "workingTime": self.time_ms,
             "origQuoteOrderQty": _fmt(0.0),
             "selfTradePreventionMode": "EXPIRE_MAKER",
-        }
+        } | {k: _fmt(v) for k, v in (("stopLoss", self.stop_loss),
+                                     ("takeProfit", self.take_profit)) if v is not None}
 
 
 @dataclass
@@ -565,7 +567,28 @@ def bracket_binance() -> type:
                 "id": "bracketbinance",
                 "has": {"createOrderWithTakeProfitAndStopLoss": True}})
 
+        def parse_order(self, order: dict, market: Any = None) -> dict:
+            # Such venues report an order's attached levels; ccxt's unified fields carry them.
+            parsed = super().parse_order(order, market)
+            for wire, unified in (("stopLoss", "stopLossPrice"),
+                                  ("takeProfit", "takeProfitPrice")):
+                if order.get(wire) is not None:
+                    parsed[unified] = float(order[wire])
+            return parsed
+
     return BracketBinance
+
+
+BRACKET_EXCHANGE = "bracketbinance"
+
+
+def register_bracket_binance(monkeypatch: Any) -> str:
+    """Make ccxt know the test-only ``bracketbinance`` for this test; its id."""
+    import ccxt
+
+    monkeypatch.setattr(ccxt, BRACKET_EXCHANGE, bracket_binance(), raising=False)
+    monkeypatch.setattr(ccxt, "exchanges", [*ccxt.exchanges, BRACKET_EXCHANGE])
+    return BRACKET_EXCHANGE
 
 
 PRIVATE = {"/order", "/openOrders", "/allOrders", "/myTrades", "/account"}

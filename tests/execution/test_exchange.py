@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from tests.execution.fake_binance import INSUFFICIENT, INVALID_QTY, FakeBinance
+from tests.execution.fake_binance import (
+    INSUFFICIENT,
+    INVALID_QTY,
+    FakeBinance,
+    register_bracket_binance,
+)
 from tripwire.execution import (
     AuthenticationFailed,
     BackendUnavailable,
@@ -24,6 +29,7 @@ from tripwire.execution import (
     UnknownOrder,
 )
 from tripwire.execution.exchange import CcxtBroker, derived_client_id, map_status
+from tripwire.watchdog import BrokerControl
 
 pytestmark = pytest.mark.timeout(30)  # loopback HTTP: a hang fails fast instead of stalling CI
 
@@ -56,7 +62,8 @@ def make_broker(venue, secret=SECRET, **kw) -> CcxtBroker:
         "urls": venue.ccxt_urls(),
         "sleep": lambda s: None,  # backoff is asserted on stats, not waited for
     }
-    return CcxtBroker("binance", ["BTCUSDT", "ETHUSDT"], **(options | kw))
+    exchange_id = kw.pop("exchange_id", "binance")
+    return CcxtBroker(exchange_id, ["BTCUSDT", "ETHUSDT"], **(options | kw))
 
 
 @pytest.fixture
@@ -268,6 +275,23 @@ def test_stop_loss_is_refused_where_the_exchange_cannot_attach_it(venue, broker)
         broker.place(buy(stop_loss=45_000.0))
     assert err.value.field == "stop_loss" and "cannot attach" in str(err.value)
     assert venue.count("POST", ORDER) == 0
+
+
+def test_a_restarted_broker_still_sees_the_stop_attached_to_a_position(monkeypatch):
+    # A venue that attaches brackets reports them; a broker that re-adopts the order after
+    # a restart keeps them, so the watchdog does not call the position unprotected.
+    exchange = register_bracket_binance(monkeypatch)
+    venue = FakeBinance(secret=SECRET, attached_brackets=True).start()
+    try:
+        with make_broker(venue, exchange_id=exchange) as broker:
+            broker.place(buy(stop_loss=45_000.0, take_profit=60_000.0))
+        with make_broker(venue, exchange_id=exchange) as restarted:
+            [order] = restarted.orders("BTCUSDT")
+            assert (order.request.stop_loss, order.request.take_profit) == (45_000.0, 60_000.0)
+            [position] = BrokerControl(restarted, blocking=True).snapshot().positions
+            assert position.symbol == "BTCUSDT" and position.stop_attached
+    finally:
+        venue.stop()
 
 
 def test_unknown_order(venue, broker):

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import ccxt
 import pytest
 
 from serve_apps.orchestrator import Orchestrator
-from tests.execution.fake_binance import FakeBinance, bracket_binance
+from tests.execution.fake_binance import BRACKET_EXCHANGE, FakeBinance, register_bracket_binance
 from tests.execution.venues import CCXT_OPTIONS
 from tests.graphs.harness import PRICE, SYMBOL
 from tests.llm.test_rules import make
@@ -45,13 +44,12 @@ from tripwire.model import Side, SymbolTable, SystemClock, TickBatch
 pytestmark = pytest.mark.timeout(180)
 
 SYMBOLS = SymbolTable([SYMBOL, "BTCUSDT"])
-EXCHANGE = "bracketbinance"
+EXCHANGE = BRACKET_EXCHANGE
 
 
 @pytest.fixture
 def exchange(monkeypatch):
-    monkeypatch.setattr(ccxt, EXCHANGE, bracket_binance(), raising=False)
-    monkeypatch.setattr(ccxt, "exchanges", [*ccxt.exchanges, EXCHANGE])
+    register_bracket_binance(monkeypatch)
     venue = FakeBinance(prices={SYMBOL: PRICE, "BTCUSDT": 50_000.0},
                         balances={"USDT": 100_000.0, "ETH": 0.0, "BTC": 0.0},
                         attached_brackets=True).start()

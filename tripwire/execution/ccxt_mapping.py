@@ -76,7 +76,10 @@ def derived_client_id(order_id: str, leg: int) -> str:
 
 
 def request_from(order_id: str, name: str, raw: dict) -> OrderRequest:
-    """The request a venue order stands for (an order found there, not placed here)."""
+    """The request a venue order stands for (an order found there, not placed here), with
+    the stop-loss/take-profit attached to it where the venue reports them (ccxt's unified
+    ``stopLossPrice``/``takeProfitPrice``): a restarted broker must still see a position's
+    stop, or the watchdog would call it unprotected."""
     limit = raw.get("type") == "limit"
     return OrderRequest(
         client_order_id=order_id,
@@ -85,7 +88,14 @@ def request_from(order_id: str, name: str, raw: dict) -> OrderRequest:
         qty=num(raw.get("amount"), math.nan),
         order_type=OrderType.LIMIT if limit else OrderType.MARKET,
         limit_price=num(raw.get("price"), math.nan) if limit else None,
+        stop_loss=_level(raw.get("stopLossPrice")),
+        take_profit=_level(raw.get("takeProfitPrice")),
     )
+
+
+def _level(value: object) -> float | None:
+    level = num(value, math.nan)
+    return level if math.isfinite(level) and level > 0 else None
 
 
 def to_fill(trade: dict, owner: str, name: str, fee: float) -> Fill:
