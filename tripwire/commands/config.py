@@ -41,7 +41,14 @@ from tripwire.config import (
     registered_sections,
 )
 from tripwire.config_model import json_schema
-from tripwire.decisions.config import DEFAULT_LIMITS, NewsSection, RiskSection, SignoffSettings
+from tripwire.decisions.config import (
+    DEFAULT_LIMITS,
+    MemorySection,
+    NewsSection,
+    PanelSection,
+    RiskSection,
+    SignoffSettings,
+)
 from tripwire.llm.config import LLMConfig
 from tripwire.telemetry import TelemetrySettings, telemetry_settings
 from tripwire.watchdog.config import WatchdogConfig, load_watchdog_config
@@ -106,6 +113,9 @@ DOMAIN_SECTIONS: dict[str, tuple[Any, Callable[[Settings], Any]]] = {
     "risk": (RiskSection, _risk),
     "signoff": (SignoffSettings, lambda s: s.decisions.signoff),
     "news": (NewsSection, lambda s: {"trusted_sources": sorted(s.decisions.news.trusted_sources)}),
+    "memory": (MemorySection, lambda s: dataclasses.asdict(s.decisions.memory)),
+    "panel": (PanelSection, lambda s: {**dataclasses.asdict(s.decisions.panel),
+                                       "members": list(s.decisions.panel.members)}),
     "watchdog": (WatchdogConfig, lambda s: load_watchdog_config(s.table("watchdog"))),
     "telemetry": (TelemetrySettings, lambda s: telemetry_settings(s.table("telemetry"))),
 }

@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, model_validator
 from tripwire.config_model import Section, validate
 from tripwire.decisions.factcheck import FactPolicy
 from tripwire.decisions.memory import MemorySettings
-from tripwire.decisions.panel import PanelSettings
+from tripwire.decisions.panel import PANEL_ROLES, PanelSettings
 from tripwire.decisions.provenance import NewsTrust
 from tripwire.execution.paper import PaperConfig
 from tripwire.model import NS_PER_SECOND
@@ -133,6 +133,25 @@ class NewsSection(Section):
         if not isinstance(data, Mapping):
             return data
         return {"trusted_sources": sorted(NewsTrust.from_table(dict(data)).trusted_sources)}
+
+
+class MemorySection(Section):
+    """``[memory]`` for the config schema and ``config show``
+    (:class:`~tripwire.decisions.memory.MemorySettings` validates it)."""
+
+    enabled: bool = False
+    max_items: int = Field(5, ge=1, le=50)
+    max_chars: int = Field(1500, ge=200, le=20_000)
+
+
+class PanelSection(Section):
+    """``[panel]`` for the config schema and ``config show``
+    (:class:`~tripwire.decisions.panel.PanelSettings` validates it)."""
+
+    enabled: bool = False
+    members: list[str] = Field(default_factory=lambda: list(PANEL_ROLES), min_length=1,
+                               max_length=8)
+    threshold: int = Field(2, ge=1, le=8)
 
 
 @dataclass(frozen=True, slots=True)
