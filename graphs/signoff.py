@@ -187,7 +187,8 @@ class SignoffNodes:
     async def risk_gate(self, s: SignoffState) -> dict[str, Any]:
         d = self.d
         halt = await d.read_halt()
-        portfolio = portfolio_state(d.broker, self.now(), d.equity)
+        # Through broker_call: an exchange's reads are network I/O, run off the event loop.
+        portfolio = await d.broker_call(portfolio_state, d.broker, self.now(), d.equity)
         d.pnl.observe(portfolio.pnl_today)
         gates = gate_open(d.rejections, d.pnl, lambda: halt)  # None reads as halted
         sized = (recheck(Proposal.from_dict(s["proposal"]), portfolio, d.config.limits)

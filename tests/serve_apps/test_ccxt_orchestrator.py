@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ def test_a_decision_trades_on_the_exchange_and_the_venue_controls_act_there(
         try:
             assert orch.parts.deps.backend == f"ccxt:{EXCHANGE}"
             assert orch.parts.deps.blocking_broker  # network calls run off the loop
+            on_loop = watch_the_loop(orch.parts.venue.broker)
             await orch.on_ticks(ticks())
             await orch.submit([good_news().model_dump(mode="json")])
 
@@ -130,6 +132,7 @@ def test_a_decision_trades_on_the_exchange_and_the_venue_controls_act_there(
             [order] = await rows(migrated_db, "SELECT backend, status FROM orders "
                                  "WHERE client_order_id = $1", result.order_id)
             assert order == {"backend": f"ccxt:{EXCHANGE}", "status": "open"}
+            assert on_loop == []  # no exchange call blocked the service's event loop
 
             # The exchange fills it on its own; the poll brings the store along.
             exchange.fill(result.order_id)
@@ -171,6 +174,22 @@ def test_a_decision_trades_on_the_exchange_and_the_venue_controls_act_there(
             await orch.close()
 
     asyncio.run(body())
+
+
+def watch_the_loop(broker: Any) -> list[str]:
+    """The broker's reads and orders, recorded when one runs on the event loop's thread
+    (asyncio.run's loop is the main thread; worker threads are not)."""
+    calls: list[str] = []
+    for name in ("place", "get_order", "orders", "positions", "fills", "account", "cancel"):
+        fn = getattr(broker, name)
+
+        def watched(*args: Any, _fn: Any = fn, _name: str = name, **kw: Any) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                calls.append(_name)
+            return _fn(*args, **kw)
+
+        setattr(broker, name, watched)
+    return calls
 
 
 async def held(orch: Orchestrator) -> float:
