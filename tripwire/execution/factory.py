@@ -32,6 +32,7 @@ Every driver calls it the same way::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from tripwire.execution.paper import PaperBroker
 from tripwire.model import Clock, SymbolTable
 
 __all__ = ["BuiltBroker", "build_broker", "ccxt_broker"]
+
+log = logging.getLogger("tripwire.execution")
 
 
 @dataclass
@@ -96,6 +99,9 @@ def build_broker(settings: Settings, symbols: SymbolTable, clock: Clock, *,
         raise ValueError('execution.exchange must name a ccxt exchange id when the broker '
                          'is "ccxt"')
     broker = ccxt_broker(ex, symbols, clock, env=env, **ccxt_kw)
+    if not ex.sandbox:  # said once, loudly, at every start: this is real money
+        log.warning("execution: broker ccxt on %s with sandbox = false: orders go to the "
+                    "LIVE venue", ex.exchange)
     try:
         adopted = broker.adopt()  # restart and re-adopt: what is open on the venue is ours
     except BaseException:
