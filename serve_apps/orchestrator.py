@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
 from tripwire.engine import Venue
-from tripwire.execution.base import Order, OrderStatus
+from tripwire.execution.base import Order, OrderStatus, UnknownOrder
 from tripwire.execution.factory import BuiltBroker, build_broker
 from tripwire.execution.paper import PaperBroker
 from tripwire.feeds.validate import TimeWindow
@@ -122,7 +123,9 @@ class Orchestrator:
         self._fill_counts: dict[str, int] = {}
         self._c = {"submitted": 0, "decided": 0, "triage_failed": 0, "errors": 0,
                    "tick_batches": 0, "paper_refused_ticks": 0, "incidents_bad_time": 0,
-                   "venue_polls_failed": 0, "venue_orders_adopted": 0}
+                   "venue_polls_failed": 0, "venue_orders_adopted": 0,
+                   "venue_orders_unknown": 0}
+        self._next_poll = 0.0  # time.monotonic() of the next exchange poll
         self._seen: dict[str, tuple[OrderStatus, float]] = {}  # exchange order -> last synced
         # Work a fault left half-done (incident id -> its decision id or None, why), closed
         # by _settle once the database answers; bounded, overflow counted.
@@ -503,25 +506,38 @@ class Orchestrator:
 
     async def _poll_venue(self) -> None:
         """An exchange fills orders on its own: copy the changes of the orders this service
-        placed or re-adopted (fills, a cancel) into the store. A failed poll is counted and
-        tried again next round; an order is watched until it is filled or cancelled."""
-        broker = self.parts.venue.broker
-        watched = set(self._tracked) | set(self._seen)
-
-        def read() -> list[Order]:
-            mine = {o.id: o for o in broker.orders(working_only=True)}
-            for order_id in watched - mine.keys():  # left the open list: final, or gone
-                if self._seen.get(order_id, (OrderStatus.OPEN, 0.0))[0].working:
-                    mine[order_id] = broker.get_order(order_id)
-            return list(mine.values())
-
-        try:
-            orders = await asyncio.to_thread(read)
-        except Exception as exc:  # the venue is down: the next round asks again
-            self._c["venue_polls_failed"] += 1
-            log.warning("exchange poll failed: %s", exc)
+        placed or re-adopted (fills, a cancel) into the store. Each round, at most every
+        ``[execution] poll_s``, asks the venue about the watched orders still working, one
+        lookup each (bounded by what is open, not by the symbols configured); a failed
+        lookup is counted and asked again next round; an order is watched until it is
+        filled or cancelled, or the venue says it has no such order (counted, logged)."""
+        now = time.monotonic()
+        if now < self._next_poll:
             return
-        for o in orders:
+        self._next_poll = now + self.settings.execution.poll_s
+        broker = self.parts.venue.broker
+        working = sorted(i for i in set(self._tracked) | set(self._seen)
+                         if self._seen.get(i, (OrderStatus.OPEN, 0.0))[0].working)
+
+        def read() -> list[Order | BaseException]:
+            out: list[Order | BaseException] = []
+            for order_id in working:
+                try:
+                    out.append(broker.get_order(order_id))
+                except Exception as exc:  # one order's failure never hides the others
+                    out.append(exc)
+            return out
+
+        for order_id, o in zip(working, await asyncio.to_thread(read), strict=True):
+            if isinstance(o, UnknownOrder):
+                self._c["venue_orders_unknown"] += 1
+                log.error("exchange has no order %s; no longer watched: %s", order_id, o)
+                self._seen[order_id] = (OrderStatus.CANCELLED, 0.0)
+                continue
+            if isinstance(o, BaseException):
+                self._c["venue_polls_failed"] += 1
+                log.warning("exchange order %s not read: %s", order_id, o)
+                continue
             if self._seen.get(o.id) == (o.status, o.filled_qty):
                 continue
             try:

@@ -63,7 +63,8 @@ def exchange(monkeypatch):
 def settings_for(tmp_path: Path, venue: FakeBinance) -> Settings:
     env = {"TRIPWIRE_DATA__DIR": str(tmp_path), "TRIPWIRE_RISK__MODE": "DIRECT",
            "TRIPWIRE_EXECUTION__BROKER": "ccxt", "TRIPWIRE_EXECUTION__EXCHANGE": EXCHANGE,
-           "TRIPWIRE_EXECUTION__RATE_LIMIT": "false", "TRIPWIRE_EXECUTION__TIMEOUT_S": "2.0"}
+           "TRIPWIRE_EXECUTION__RATE_LIMIT": "false", "TRIPWIRE_EXECUTION__TIMEOUT_S": "2.0",
+           "TRIPWIRE_EXECUTION__POLL_S": "0.5"}
     for name, url in venue.ccxt_urls().items():
         env[f"TRIPWIRE_EXECUTION__URLS__{name.upper()}"] = f'"{url}"'
     settings = load_settings(env=env)
@@ -219,8 +220,10 @@ def test_a_restarted_service_readopts_the_exchanges_open_orders(
             again = await deps.broker_call(deps.broker.place, OrderRequest(
                 "left-open", SYMBOL, Side.BUY, 0.01, OrderType.LIMIT, PRICE * 0.9))
             assert again.status.working and len(exchange.created("left-open")) == 1
-            # The exchange fills it while nobody asks: the poll brings the store along.
+            # The exchange fills it while nobody asks, and then fails the poll's lookups for
+            # two rounds (counted): the poll brings the store along once it answers again.
             exchange.fill("left-open")
+            exchange.fail("GET", "/api/v3/order", times=2 * (settings.execution.max_retries + 1))
 
             async def synced() -> bool:
                 row = await rows(migrated_db, "SELECT status FROM orders WHERE "
@@ -230,6 +233,7 @@ def test_a_restarted_service_readopts_the_exchanges_open_orders(
                 return row == [{"status": "filled"}] and len(fills) == 1
 
             await wait_until(synced)
+            assert orch.metrics()["counters"]["venue_polls_failed"] >= 1
         finally:
             await orch.close()
 

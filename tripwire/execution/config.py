@@ -50,6 +50,8 @@ class ExecutionSettings(Section):
     timeout_s: float = Field(10.0, gt=0, le=300, json_schema_extra=_SECONDS)
     max_retries: int = Field(3, ge=0, le=10)  # of a retryable venue error, per call
     rate_limit: bool = True  # ccxt's own client-side throttle (enableRateLimit)
+    # how often the live service asks the exchange about its working orders (fills, cancels)
+    poll_s: float = Field(2.0, gt=0, le=3600, json_schema_extra=_SECONDS)
     quote: str = ""  # the account's currency; "" when all symbols quote in one
     symbol_map: dict[str, str] = Field(default_factory=dict)  # tripwire -> ccxt symbol
     ccxt_options: dict[str, Any] = Field(default_factory=dict)  # ccxt's ``options``
