@@ -19,7 +19,7 @@ using tripwire_bind::expect_array;
 namespace {
 
 constexpr int kPickleVersion = 1;      // RollingStats
-constexpr int kBankPickleVersion = 2;  // DetectorBank: bucketed returns, log volume
+constexpr int kBankPickleVersion = 3;  // DetectorBank: + drift rings, rate state
 const char* const kMetricNames[kMetrics] = {"return", "volume", "price"};
 const char* const kReasonNames[kRejectReasons] = {"accepted", "bad_price", "bad_qty",
                                                   "out_of_order"};
@@ -41,7 +41,7 @@ void restore_bytes(std::vector<T>& v, const py::bytes& b, const char* what) {
   std::string s = b;
   if (s.size() != v.size() * sizeof(T))
     throw py::value_error(std::string("pickled ") + what + " has the wrong size");
-  std::memcpy(static_cast<void*>(v.data()), s.data(), s.size());
+  if (!s.empty()) std::memcpy(static_cast<void*>(v.data()), s.data(), s.size());
 }
 
 std::string describe_value(double x) {
@@ -159,7 +159,10 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
                             const std::vector<bool>& two_sided, const std::vector<bool>& enabled,
                             uint32_t ddof, int64_t volume_bucket_ns, int64_t cooldown_ns,
                             uint32_t snapshot_len, int64_t return_bucket_ns, int volume_stat,
-                            uint32_t min_bucket_trades, double return_activity_exponent) {
+                            uint32_t min_bucket_trades, double return_activity_exponent,
+                            uint32_t drift_buckets = 0, double drift_threshold = 0.0,
+                            double rate_p = 0.0, uint32_t rate_window = 0,
+                            uint32_t rate_min_trades = 0) {
   auto need3 = [](size_t n, const char* what) {
     if (n != kMetrics) throw py::value_error(std::string(what) + " needs 3 entries");
   };
@@ -181,6 +184,11 @@ BankConfig make_bank_config(uint32_t n_symbols, const std::vector<uint32_t>& win
   c.volume_stat = static_cast<int8_t>(volume_stat);
   c.min_bucket_trades = min_bucket_trades;
   c.return_activity_exponent = return_activity_exponent;
+  c.drift_buckets = drift_buckets;
+  c.drift_threshold = drift_threshold;
+  c.rate_p = rate_p;
+  c.rate_window = rate_window;
+  c.rate_min_trades = rate_min_trades;
   for (int m = 0; m < kMetrics; ++m) {
     c.metric[m] = MetricConfig{windows[m], min_periods[m], thresholds[m], two_sided[m],
                                enabled[m]};
@@ -330,6 +338,8 @@ class PyDetectorBank {
     d["suppressed"] = c.suppressed;
     d["gated"] = c.gated;
     d["tie_checks"] = c.tie_checks;
+    d["drift_trips"] = c.drift_trips;
+    d["rate_trips"] = c.rate_trips;
     return d;
   }
 
@@ -366,22 +376,24 @@ class PyDetectorBank {
     return py::make_tuple(c.n_symbols, w, mp, th, ts, en, c.ddof, c.volume_bucket_ns,
                           c.cooldown_ns, c.snapshot_len, c.return_bucket_ns,
                           static_cast<int>(c.volume_stat), c.min_bucket_trades,
-                          c.return_activity_exponent);
+                          c.return_activity_exponent, c.drift_buckets, c.drift_threshold,
+                          c.rate_p, c.rate_window, c.rate_min_trades);
   }
 
   py::tuple getstate() {
     const BankCounters& c = bank_.counters();
     py::tuple counters = py::make_tuple(c.ticks, c.rejected[0], c.rejected[1], c.rejected[2],
                                         c.rejected[3], c.trips, c.suppressed, c.gated,
-                                        c.tie_checks);
+                                        c.tie_checks, c.drift_trips, c.rate_trips);
     return py::make_tuple(kBankPickleVersion, static_cast<uint32_t>(sizeof(SymState)), config_tuple(),
                           raw_bytes(bank_.raw_states()), raw_bytes(bank_.raw_ring(0)),
                           raw_bytes(bank_.raw_ring(1)), raw_bytes(bank_.raw_ring(2)),
-                          raw_bytes(bank_.raw_snaps()), counters);
+                          raw_bytes(bank_.raw_snaps()), counters,
+                          raw_bytes(bank_.raw_drift_starts()), raw_bytes(bank_.raw_drift_closes()));
   }
 
   static PyDetectorBank* setstate(const py::tuple& t) {
-    if (t.size() != 9 || t[0].cast<int>() != kBankPickleVersion ||
+    if (t.size() != 11 || t[0].cast<int>() != kBankPickleVersion ||
         t[1].cast<uint32_t>() != sizeof(SymState))
       throw py::value_error("unsupported DetectorBank pickle (version or layout differs)");
     py::tuple c = t[2];
@@ -390,12 +402,16 @@ class PyDetectorBank {
         c[2].cast<std::vector<uint32_t>>(), c[3].cast<std::vector<double>>(),
         c[4].cast<std::vector<bool>>(), c[5].cast<std::vector<bool>>(), c[6].cast<uint32_t>(),
         c[7].cast<int64_t>(), c[8].cast<int64_t>(), c[9].cast<uint32_t>(),
-        c[10].cast<int64_t>(), c[11].cast<int>(), c[12].cast<uint32_t>(), c[13].cast<double>());
+        c[10].cast<int64_t>(), c[11].cast<int>(), c[12].cast<uint32_t>(), c[13].cast<double>(),
+        c[14].cast<uint32_t>(), c[15].cast<double>(), c[16].cast<double>(),
+        c[17].cast<uint32_t>(), c[18].cast<uint32_t>());
     std::unique_ptr<PyDetectorBank> b(new PyDetectorBank(cfg));
     restore_bytes(b->bank_.raw_states(), t[3].cast<py::bytes>(), "symbol states");
     for (int m = 0; m < kMetrics; ++m)
       restore_bytes(b->bank_.raw_ring(m), t[4 + m].cast<py::bytes>(), "ring");
     restore_bytes(b->bank_.raw_snaps(), t[7].cast<py::bytes>(), "snapshots");
+    restore_bytes(b->bank_.raw_drift_starts(), t[9].cast<py::bytes>(), "drift starts");
+    restore_bytes(b->bank_.raw_drift_closes(), t[10].cast<py::bytes>(), "drift closes");
     py::tuple k = t[8];
     BankCounters& bc = b->bank_.raw_counters();
     bc.ticks = k[0].cast<uint64_t>();
@@ -403,7 +419,9 @@ class PyDetectorBank {
     bc.trips = k[5].cast<uint64_t>();
     bc.suppressed = k[6].cast<uint64_t>();
     bc.gated = k[7].cast<uint64_t>();
-    bc.tie_checks = k.size() > 8 ? k[8].cast<uint64_t>() : 0;
+    bc.tie_checks = k[8].cast<uint64_t>();
+    bc.drift_trips = k[9].cast<uint64_t>();
+    bc.rate_trips = k[10].cast<uint64_t>();
     return b.release();
   }
 
@@ -499,12 +517,15 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
                        std::vector<bool> two_sided, std::vector<bool> enabled, uint32_t ddof,
                        int64_t volume_bucket_ns, int64_t cooldown_ns, uint32_t snapshot_len,
                        int64_t return_bucket_ns, int volume_stat, uint32_t min_bucket_trades,
-                       double return_activity_exponent) {
+                       double return_activity_exponent, uint32_t drift_buckets,
+                       double drift_threshold, double rate_p, uint32_t rate_window,
+                       uint32_t rate_min_trades) {
              try {
                return new PyDetectorBank(make_bank_config(
                    n_symbols, windows, min_periods, thresholds, two_sided, enabled, ddof,
                    volume_bucket_ns, cooldown_ns, snapshot_len, return_bucket_ns, volume_stat,
-                   min_bucket_trades, return_activity_exponent));
+                   min_bucket_trades, return_activity_exponent, drift_buckets,
+                   drift_threshold, rate_p, rate_window, rate_min_trades));
              } catch (const std::invalid_argument& e) {
                throw py::value_error(e.what());
              }
@@ -513,7 +534,9 @@ rejected: z is NaN, the window is untouched and ``rejected`` counts them; with
            py::arg("thresholds"), py::arg("two_sided"), py::arg("enabled"), py::arg("ddof"),
            py::arg("volume_bucket_ns"), py::arg("cooldown_ns"), py::arg("snapshot_len"),
            py::arg("return_bucket_ns") = 0, py::arg("volume_stat") = 0,
-           py::arg("min_bucket_trades") = 0, py::arg("return_activity_exponent") = 0.0)
+           py::arg("min_bucket_trades") = 0, py::arg("return_activity_exponent") = 0.0,
+           py::arg("drift_buckets") = 0, py::arg("drift_threshold") = 0.0,
+           py::arg("rate_p") = 0.0, py::arg("rate_window") = 0, py::arg("rate_min_trades") = 0)
       .def("push_batch", &PyDetectorBank::push_batch, py::arg("symbol_ids"), py::arg("ts_ns"),
            py::arg("price"), py::arg("qty"), py::arg("strict") = false)
       .def("snapshot", &PyDetectorBank::snapshot, py::arg("symbol_id"))

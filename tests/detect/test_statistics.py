@@ -32,6 +32,9 @@ def bucketed_config(**over) -> DetectorConfig:
         volume_bucket_ns=4,
         volume_statistic="log_count",
         min_bucket_trades=2,
+        drift_threshold=2.0,
+        rate_window=6,
+        rate_min_trades=2,
     )
     base.update(over)
     return DetectorConfig(**base)
@@ -49,15 +52,18 @@ def bucketed_config(**over) -> DetectorConfig:
     cooldown=st.sampled_from([0, 15]),
     start=st.sampled_from([0, -1_000]),
     bad_rate=st.sampled_from([0.0, 0.05]),
+    drift=st.sampled_from([0, 2, 6]),
+    rate=st.sampled_from([0.0, 0.1]),
 )
 def test_new_statistics_match_the_reference(
-    seed, return_bucket, volume_bucket, statistic, min_trades, exponent, cooldown, start, bad_rate
+    seed, return_bucket, volume_bucket, statistic, min_trades, exponent, cooldown, start, bad_rate,
+    drift, rate,
 ):
     rng = np.random.default_rng(seed)
     cfg = bucketed_config(
         return_bucket_ns=return_bucket, volume_bucket_ns=volume_bucket,
         volume_statistic=statistic, min_bucket_trades=min_trades, cooldown_ns=cooldown,
-        return_activity_exponent=exponent,
+        return_activity_exponent=exponent, drift_buckets=drift, rate_p=rate,
     )
     bank, ref = DetectorBank(cfg, n_symbols=3), ReferenceBank(cfg, n_symbols=3)
     # Per-symbol thresholds: symbol 1 is calibrated stricter on returns, looser on volume.
@@ -70,6 +76,13 @@ def test_new_statistics_match_the_reference(
         assert_same_as_reference(bank.push_batch(*cols), *ref.push_batch(*cols))
     c = bank.counters()
     assert c["suppressed"] == ref.suppressed and c["gated"] == ref.gated
+    assert (c["drift_trips"], c["rate_trips"]) == (ref.drift_trips, ref.rate_trips)
+    # Pickled mid-stream, the copy carries on exactly like the original.
+    copy = pickle.loads(pickle.dumps(bank))
+    cols = random_batch(rng, 120, 3, ts0, bad_rate)
+    a, b = bank.push_batch(*cols), copy.push_batch(*cols)
+    assert_same_as_reference(b, *ref.push_batch(*cols))
+    assert a.trips.row.tolist() == b.trips.row.tolist()
 
 
 # The same property on fresh random draws each run (the derandomised run above stays the
@@ -85,13 +98,16 @@ def test_new_statistics_match_the_reference(
     cooldown=st.sampled_from([0, 15]),
     start=st.sampled_from([0, -1_000]),
     bad_rate=st.sampled_from([0.0, 0.05]),
+    drift=st.sampled_from([0, 2, 6]),
+    rate=st.sampled_from([0.0, 0.1]),
 )
 def test_new_statistics_match_the_reference_on_random_draws(
-    seed, return_bucket, volume_bucket, statistic, min_trades, exponent, cooldown, start, bad_rate
+    seed, return_bucket, volume_bucket, statistic, min_trades, exponent, cooldown, start, bad_rate,
+    drift, rate,
 ):
     test_new_statistics_match_the_reference.hypothesis.inner_test(
         seed, return_bucket, volume_bucket, statistic, min_trades, exponent, cooldown, start,
-        bad_rate)
+        bad_rate, drift, rate)
 
 
 def test_a_z_exactly_at_the_threshold_is_decided_alike():
@@ -277,3 +293,97 @@ def test_quiet_realistic_day_stays_within_the_budget_in_every_sparse_tier():
         old.push(batch)
     assert new.counters()["trips"] <= n  # <= 1 per symbol-day
     assert old.counters()["trips"] > 3 * n
+
+
+def _liquid_ramp(ramp_sd_per_bucket: float, seed: int = 5):
+    """One symbol trading once a second for 2 hours with Gaussian 10 s moves of ~1e-3,
+    then (last 15 minutes) a steady rise of ``ramp_sd_per_bucket`` sd per 10 s bucket:
+    every single bucket ordinary, the sum over minutes not."""
+    rng = np.random.default_rng(seed)
+    sec = NS_PER_SECOND
+    n = 2 * 3600
+    ts = np.arange(n, dtype=np.int64) * sec
+    step_sd = 1e-3 / math.sqrt(10)  # 10 trades per bucket
+    steps = rng.normal(0.0, step_sd, n)
+    ramp_from = n - 900
+    steps[ramp_from:] += ramp_sd_per_bucket * 1e-3 / 10
+    price = 100.0 * np.exp(np.cumsum(steps))
+    return np.zeros(n, np.int32), ts, price, rng.lognormal(0, 1, n), ts[ramp_from]
+
+
+def test_drift_catches_a_sustained_rise_no_single_bucket_shows():
+    sym, ts, price, qty, ramp_ns = _liquid_ramp(2.0)
+    small = dict(returns=MetricConfig(window=200, min_periods=50, threshold=13.0),
+                 volume=MetricConfig(enabled=False), price=MetricConfig(enabled=False))
+    base = DetectorConfig(**small, drift_buckets=0, rate_p=0.0)
+    assert len(DetectorBank(base, n_symbols=1).push_batch(sym, ts, price, qty).trips) == 0
+    cfg = DetectorConfig(**small, drift_buckets=18, drift_threshold=5.5)
+    bank = DetectorBank(cfg, n_symbols=1)
+    t = bank.push_batch(sym, ts, price, qty).trips
+    assert len(t) >= 1 and set(t.metric.tolist()) == {Metric.RETURN}
+    assert t.ts_ns[0] > ramp_ns  # nothing before the rise
+    assert t.value[0] > 0 and t.z[0] >= 5.5  # the move since the reference close, and its z
+    assert bank.counters()["drift_trips"] == len(t)
+    # The reference agrees tick for tick.
+    ref = ReferenceBank(cfg, n_symbols=1)
+    bank2 = DetectorBank(cfg, n_symbols=1)
+    assert_same_as_reference(bank2.push_batch(sym, ts, price, qty),
+                             *ref.push_batch(sym, ts, price, qty))
+
+
+def test_rate_catches_a_burst_of_trades_on_a_sparse_symbol_before_the_log_count():
+    # A symbol trading once per 10 minutes: its active buckets nearly all hold one trade, so
+    # the log count's window has (almost) no spread, and its gate waits for 5 trades. Three
+    # trades in one 30 s bucket are already a Poisson tail of ~2e-5 there.
+    sym, ts, price, qty = quiet_poisson_symbol(days=2, mean_gap_s=600.0, nu=4, seed=9)
+    t_end = int(ts[-1])
+    burst_ts = t_end + 600 * NS_PER_SECOND + np.arange(6, dtype=np.int64) * NS_PER_SECOND
+    cols = (np.concatenate([sym, np.zeros(6, np.int32)]), np.concatenate([ts, burst_ts]),
+            np.concatenate([price, np.full(6, price[-1])]), np.concatenate([qty, np.ones(6)]))
+    off = DetectorBank(DetectorConfig(rate_p=0.0), n_symbols=1).push_batch(*cols).trips
+    off_vol = off.ts_ns[off.metric == Metric.VOLUME]
+    assert not len(off_vol) or off_vol[0] >= burst_ts[4]
+    cfg = DetectorConfig(rate_p=1e-4, rate_min_trades=3)
+    bank = DetectorBank(cfg, n_symbols=1)
+    trips = bank.push_batch(*cols).trips
+    vol = [i for i, m in enumerate(trips.metric.tolist()) if m == Metric.VOLUME]
+    assert len(vol) == 1 and trips.ts_ns[vol[0]] == burst_ts[2]  # the third trade
+    assert trips.value[vol[0]] == 3.0 and trips.mean[vol[0]] < 0.1  # n and mu per bucket
+    assert bank.counters()["rate_trips"] == 1
+    ref = ReferenceBank(cfg, n_symbols=1)
+    assert_same_as_reference(DetectorBank(cfg, n_symbols=1).push_batch(*cols),
+                             *ref.push_batch(*cols))
+
+
+def test_poisson_tail_matches_its_definition():
+    from tripwire.detect.reference import poisson_tail
+
+    for n, mu in ((1, 0.05), (3, 0.05), (5, 2.0), (64, 4.0)):
+        want = 1.0 - math.fsum(math.exp(-mu) * mu**j / math.factorial(j) for j in range(n))
+        if want > 1e-12:
+            assert poisson_tail(n, mu) == pytest.approx(want, rel=1e-9)
+    assert 0 < poisson_tail(64, 4.0) < 1e-40
+
+
+def test_drift_and_rate_settings_are_checked_with_the_key_named():
+    with pytest.raises(ValueError, match="detector.drift_buckets"):
+        DetectorConfig(drift_buckets=-1)
+    # Each needs its buckets; without them it is off, not an error (legacy-style configs).
+    assert DetectorConfig(return_bucket_ns=0, drift_buckets=18).effective_drift_buckets == 0
+    assert DetectorConfig(volume_statistic="sum").effective_rate_p == 0.0
+    with pytest.raises(ValueError, match="detector.drift_threshold"):
+        DetectorConfig(drift_threshold=0.0)
+    with pytest.raises(ValueError, match="detector.rate_p"):
+        DetectorConfig(rate_p=1.0)
+    with pytest.raises(ValueError, match="detector.rate_window"):
+        DetectorConfig(rate_window=1)
+    from tripwire._native_loader import load
+
+    native = load()
+    args = (1, [5, 5, 5], [2, 2, 2], [1.0, 1.0, 1.0], [True] * 3, [True] * 3, 1, 4, 0, 8)
+    with pytest.raises(ValueError, match="drift_buckets needs return_bucket_ns"):
+        native.DetectorBank(*args, 0, 2, 0, 0.0, 5, 3.0)
+    with pytest.raises(ValueError, match="rate_p needs volume buckets"):
+        native.DetectorBank(*args, 5, 0, 0, 0.0, 0, 0.0, 1e-3, 10, 0)
+    with pytest.raises(ValueError, match="rate_window must be"):
+        native.DetectorBank(*args, 5, 2, 0, 0.0, 0, 0.0, 1e-3, 1, 0)

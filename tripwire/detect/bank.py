@@ -69,6 +69,11 @@ class DetectorBank:
             cfg.volume_statistic_code,
             cfg.min_bucket_trades,
             float(cfg.return_activity_exponent),
+            cfg.effective_drift_buckets,
+            float(cfg.drift_threshold),
+            cfg.effective_rate_p,
+            cfg.rate_window,
+            cfg.rate_min_trades,
         )
 
     @property

@@ -62,7 +62,7 @@ def _scaled(base: DetectorConfig, factor: float) -> DetectorConfig:
                                "threshold": c.threshold * factor})
 
     over = {"returns": m(base.returns), "volume": m(base.volume), "price": m(base.price),
-            "cooldown_ns": 0, "symbols": {}}
+            "drift_threshold": base.drift_threshold * factor, "cooldown_ns": 0, "symbols": {}}
     return DetectorConfig(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **over})
 
 
@@ -87,6 +87,11 @@ def calibrate(
     base = base or DetectorConfig()
     bank = DetectorBank(_scaled(base, FLOOR), n_symbols=max(1, len(symbols)))
     base_th = np.array([m.threshold for m in base.metrics])
+    if base.drift_buckets:
+        # A RETURN row may be the drift's (its z against drift_threshold, which scales with
+        # the symbol's RETURN threshold): rows cannot tell which, so every RETURN row is
+        # read against the lower of the two. That over-counts, never under-counts, alarms.
+        base_th[0] = min(base_th[0], base.drift_threshold)
     ts_l, sym_l, ratio_l = [], [], []
     first = np.full(len(symbols), np.iinfo(np.int64).max)
     last = np.full(len(symbols), np.iinfo(np.int64).min)

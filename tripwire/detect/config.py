@@ -19,6 +19,14 @@ VOLUME_STATISTICS = ("sum", "log_active", "log_count")  # native codes 0, 1, 2
 RETURN_BUCKET_NS = 10 * NS_PER_SECOND
 MIN_BUCKET_TRADES = 5
 RETURN_ACTIVITY_EXPONENT = 0.15  # native codes 1, 0 (see detector_bank.hpp)
+# Drift over >= 30 return buckets (5 min) at |z| 7.5; rate tail 1e-5 over a 2 h EWMA (240
+# volume buckets of 30 s), from 3 trades: measured on the realistic market over 4 days (all
+# four regimes) at nu 3, 4 and 10 (see tripwire detect-eval and the README).
+DRIFT_BUCKETS = 30
+DRIFT_THRESHOLD = 7.5
+RATE_P = 1e-5
+RATE_WINDOW = 240
+RATE_MIN_TRADES = 3
 
 
 def _fail(key: str, rule: str, value: Any) -> None:
@@ -132,6 +140,21 @@ class DetectorConfig:
     # tested 1/k as often, so its RETURN threshold is x min(1, kbar^-exponent) (kbar: an
     # EWMA of the buckets each return spans). 0: off. Needs return_bucket_ns > 0.
     return_activity_exponent: float = RETURN_ACTIVITY_EXPONENT
+    # Drift (reported as RETURN): the move since the close at least drift_buckets return
+    # buckets ago, z = (r - k mean) / (std sqrt(k)) against the RETURN window; trips at
+    # |z| >= drift_threshold (times a symbol's calibrated/default RETURN ratio and the
+    # activity scale). Catches sustained moves (pumps, cascades) no single bucket shows.
+    # 0: off; off too when return_bucket_ns is 0.
+    drift_buckets: int = DRIFT_BUCKETS
+    drift_threshold: float = DRIFT_THRESHOLD
+    # Rate (reported as VOLUME): trips when the running volume bucket's trade count n has
+    # Poisson tail P(N >= n | mu) <= rate_p, mu the symbol's expected trades per bucket (an
+    # EWMA over rate_window time buckets, empty ones included), n >= rate_min_trades, and
+    # only where mu <= 4 (sparse symbols). 0: off; off too without volume buckets or with
+    # volume_statistic "sum".
+    rate_p: float = RATE_P
+    rate_window: int = RATE_WINDOW
+    rate_min_trades: int = RATE_MIN_TRADES
     # Per-symbol thresholds (from `tripwire calibrate`): name -> (returns, volume, price).
     # Not hashed (a dict): configs stay usable as keys, equal ones still hash equal.
     symbols: dict[str, tuple[float, float, float]] = field(default_factory=dict, hash=False)
@@ -148,7 +171,20 @@ class DetectorConfig:
             volume_statistic="sum",
             min_bucket_trades=0,
             return_activity_exponent=0.0,
+            drift_buckets=0,
+            rate_p=0.0,
         )
+
+    @property
+    def effective_drift_buckets(self) -> int:
+        """drift_buckets, or 0 when there are no return buckets (drift needs them)."""
+        return self.drift_buckets if self.return_bucket_ns else 0
+
+    @property
+    def effective_rate_p(self) -> float:
+        """rate_p, or 0 unless volume buckets use a log statistic (the rate needs them)."""
+        ok = self.volume_bucket_ns and self.volume_statistic != "sum"
+        return float(self.rate_p) if ok else 0.0
 
     @property
     def volume_statistic_code(self) -> int:
@@ -181,6 +217,15 @@ class DetectorConfig:
         e = self.return_activity_exponent
         if isinstance(e, bool) or not isinstance(e, int | float) or not (0 <= e <= 1):
             _fail("detector.return_activity_exponent", "a number in [0, 1]", e)
+        _check_int("detector.drift_buckets", self.drift_buckets, 0, 100_000)
+        d = self.drift_threshold
+        if isinstance(d, bool) or not isinstance(d, int | float) or not (0 < d < math.inf):
+            _fail("detector.drift_threshold", "a finite number > 0", d)
+        p = self.rate_p
+        if isinstance(p, bool) or not isinstance(p, int | float) or not (0 <= p < 1):
+            _fail("detector.rate_p", "a probability in [0, 1)", p)
+        _check_int("detector.rate_window", self.rate_window, 2, 10_000_000)
+        _check_int("detector.rate_min_trades", self.rate_min_trades, 0, 1_000_000)
         if self.volume_statistic not in VOLUME_STATISTICS:
             _fail("detector.volume_statistic", f"one of {list(VOLUME_STATISTICS)}",
                   self.volume_statistic)

@@ -6,7 +6,8 @@
   oracle for exactness (only the final square root is rounded).
 * :class:`ReferenceBank` - the DetectorBank's semantics (metrics, buckets, cool-down,
   rejections, time-bucketed returns, log-volume of active buckets, the minimum-activity
-  gate, per-symbol thresholds) as a plain Python loop over ticks, for parity tests.
+  gate, per-symbol thresholds, the drift over >= drift_buckets return buckets, the Poisson
+  rate tail of sparse symbols) as a plain Python loop over ticks, for parity tests.
 * :func:`adversarial_walk` and :func:`naive_sumsq_zscores` - the series on which exactness
   is judged, and the textbook method that fails on it (for contrast).
 
@@ -156,6 +157,26 @@ def _scale(span_ns: int, bucket_ns: int) -> float:
     return 1.0 / math.sqrt(float(span_ns // bucket_ns))
 
 
+def poisson_tail(n: int, mu: float) -> float:
+    """P(N >= n) for N ~ Poisson(mu), summed from the n-th term up (the bank's arithmetic).
+
+    >>> round(poisson_tail(2, 0.5), 6)  # 1 - e^-0.5 (1 + 0.5)
+    0.090204
+    """
+    if n == 0:
+        return 1.0
+    t = math.exp(-mu)
+    for j in range(1, n + 1):
+        t = t * mu / j
+    total = t
+    for j in range(n + 1, n + 200):
+        t = t * mu / j
+        total = total + t
+        if t < total * 1e-17:
+            break
+    return total
+
+
 class ReferenceBank:
     """The DetectorBank's semantics in plain Python (slow; for tests)."""
 
@@ -176,6 +197,13 @@ class ReferenceBank:
         self.rref: list[tuple[int, float] | None] = [None] * n_symbols
         self.thresholds = [[m.threshold for m in ms] for _ in range(n_symbols)]
         self.rk_ewma = [0.0] * n_symbols  # buckets spanned per pushed return (EWMA)
+        # Drift: completed return buckets (start, close), oldest first.
+        self.drift: list[deque[tuple[int, float]]] = [deque() for _ in range(n_symbols)]
+        # Rate: EWMA of trades per volume bucket and its bias correction.
+        self.rate_ewma = [0.0] * n_symbols
+        self.rate_weight = [0.0] * n_symbols
+        self.drift_trips = 0
+        self.rate_trips = 0
         self.rthr_scale = [1.0] * n_symbols
         self.gated = 0
         self.cooldown_until = [-(1 << 63)] * n_symbols
@@ -210,6 +238,7 @@ class ReferenceBank:
                     self.rk_ewma[s] = ew
                     self.rthr_scale[s] = min(ew ** -e, 1.0)
             ref = self.rref[s] = run
+            self.drift[s].append(run)
         self.rbucket[s] = (start, p)
         if ref is None:
             return math.nan, (math.nan, math.nan, math.nan)
@@ -240,8 +269,11 @@ class ReferenceBank:
                 empty = (start - cur[0]) // b - 1
                 for _ in range(min(empty, self.config.volume.window)):
                     w.push(0.0)
-            elif level(cur) > 0:
-                w.push(math.log(level(cur)))  # empty buckets are not data
+            else:
+                if level(cur) > 0:
+                    w.push(math.log(level(cur)))  # empty buckets are not data
+                if self.config.effective_rate_p > 0:
+                    self._rate_close(s, (start - cur[0]) // b - 1)
             cur = (start, 0.0)
             self.bucket_trades[s] = 0
         cur = (cur[0], cur[1] + qty)
@@ -254,6 +286,55 @@ class ReferenceBank:
             return v, (math.nan, math.nan, math.nan)
         z, mean, sd = w.score(math.log(v))
         return v, (z, math.exp(mean), sd)
+
+    def _drift(self, s: int, p: float) -> tuple[float, float, float, float] | None:
+        """(z, mean, std, value) of the move since the newest completed bucket at least
+        drift_buckets before the running one; None without one (or while warming up)."""
+        c = self.config
+        b, run = c.return_bucket_ns, self.rbucket[s]
+        cutoff = run[0] - c.drift_buckets * b
+        d = self.drift[s]
+        while len(d) >= 2 and d[1][0] <= cutoff:
+            d.popleft()  # the cutoff only moves forward: older references never return
+        if not d or d[0][0] > cutoff:
+            return None
+        ref = d[0]
+        z0, mean, sd = self.windows[s][Metric.RETURN].score(0.0)
+        if math.isnan(z0):
+            return None
+        k = float((run[0] - ref[0]) // b)
+        r = math.log(p / ref[1])
+        z = 0.0 if sd == 0.0 else (r - k * mean) / (sd * math.sqrt(k))
+        return z, k * mean, sd * math.sqrt(k), r
+
+    def _drift_threshold(self, s: int) -> float:
+        c = self.config
+        return c.drift_threshold * (self.thresholds[s][Metric.RETURN] / c.returns.threshold)
+
+    def _rate_close(self, s: int, empty: int) -> None:
+        a = 1.0 / self.config.rate_window
+        c = float(self.bucket_trades[s])
+        ew = self.rate_ewma[s] + (c - self.rate_ewma[s]) * a
+        wt = self.rate_weight[s] + (1.0 - self.rate_weight[s]) * a
+        if empty > 0:
+            q = (1.0 - a) ** float(empty)
+            ew = ew * q
+            wt = 1.0 - (1.0 - wt) * q
+        self.rate_ewma[s], self.rate_weight[s] = ew, wt
+
+    def _rate(self, s: int) -> tuple[float, float, float, float] | None:
+        """(z, mu, sqrt(mu), n) when the running bucket's count is a rate trip, else None."""
+        c = self.config
+        if not self.rate_weight[s] >= 0.5:
+            return None
+        mu = self.rate_ewma[s] / self.rate_weight[s]
+        n = self.bucket_trades[s]
+        if not (0.0 < mu <= 4.0) or n < c.rate_min_trades:
+            return None
+        if poisson_tail(min(n, 64), mu) > c.rate_p:
+            return None
+        sd = math.sqrt(mu)
+        return (n - mu) / sd, mu, sd, float(n)
 
     def push_batch(self, symbol_ids, ts_ns, price, qty):
         """Returns (trips as a list of tuples, rejections as a list of (row, reason))."""
@@ -298,12 +379,28 @@ class ReferenceBank:
                 self.gated += 1
                 scored[Metric.VOLUME] = (math.nan, *vol[1:])
             hits = [m for m, v in scored.items() if self._trips(s, m, v[0])]
+            by_drift = by_rate = False
+            if (c.effective_drift_buckets and c.returns.enabled and Metric.RETURN not in hits
+                    and self.rref[s] is not None):
+                d = self._drift(s, p)
+                if d is not None and abs(d[0]) >= self._drift_threshold(s):
+                    scored[Metric.RETURN] = d
+                    hits.append(Metric.RETURN)
+                    by_drift = True
+            if c.effective_rate_p > 0 and c.volume.enabled and Metric.VOLUME not in hits:
+                r = self._rate(s)
+                if r is not None:
+                    scored[Metric.VOLUME] = r
+                    hits.append(Metric.VOLUME)
+                    by_rate = True
             if not hits:
                 continue
             if ts < self.cooldown_until[s]:
                 self.suppressed += 1
                 continue
             self.cooldown_until[s] = ts + c.cooldown_ns
+            self.drift_trips += by_drift
+            self.rate_trips += by_rate
             for m in sorted(hits):
                 z, mean, sd, value = scored[m]
                 trips.append((row, ts, s, int(m), z, mean, sd, value))

@@ -16,6 +16,19 @@
 //           VolumeStat::kLogActive: z of log(bucket sum) against buckets that had trades;
 //           empty buckets are not data.
 //   PRICE   z of the price level
+//   DRIFT   (reported as RETURN; drift_buckets > 0, needs return buckets) the move from
+//           the close of the newest completed bucket at least drift_buckets before the
+//           running one, z = (r - k mean) / (std sqrt(k)) with the RETURN window's mean and
+//           std per bucket, k the buckets spanned. Why: a pump or a cascade is a sustained
+//           move over minutes, each 10 s bucket of which is ordinary; summed over k buckets
+//           the move grows like k and the noise like sqrt(k).
+//   RATE    (reported as VOLUME; rate_p > 0, needs log volume buckets) the Poisson tail
+//           probability of the running bucket's trade count given the symbol's expected
+//           count per bucket mu (a bias-corrected EWMA over time buckets, empty ones
+//           included, weight 1/rate_window). Trips when P(N >= n | mu) <= rate_p and
+//           n >= rate_min_trades. Scored only where mu <= kRateMaxMean: sparse symbols,
+//           where the log count's window is all ones and its std zero. z reported is
+//           (n - mu) / sqrt(mu).
 // Minimum activity: a VOLUME crossing of a bucket with fewer than min_bucket_trades
 // trades does not trip (it is counted as gated): one trade is never a volume burst.
 // With volume_bucket_ns == 0 each trade's quantity is scored raw: volume_stat and the
@@ -68,6 +81,11 @@ struct BankConfig {
   double return_activity_exponent = 0.0;
   int8_t volume_stat = kVolSum;
   uint32_t min_bucket_trades = 0;  // volume trips need this many trades in the bucket
+  uint32_t drift_buckets = 0;      // 0: no drift statistic
+  double drift_threshold = 0.0;    // |z| of the drift (scaled by a symbol's RETURN calibration)
+  double rate_p = 0.0;             // 0: no rate statistic
+  uint32_t rate_window = 0;        // EWMA weight 1/rate_window (time buckets)
+  uint32_t rate_min_trades = 0;    // a rate trip needs this many trades in the bucket
   int64_t cooldown_ns = 0;
   uint32_t snapshot_len = 256;
 };
@@ -98,6 +116,10 @@ struct alignas(64) SymState {
   double threshold[kMetrics];  // per symbol (calibration); the config's by default
   double rk_ewma;       // EWMA of buckets spanned per pushed return (0: none yet)
   double rthr_scale;    // RETURN threshold multiplier from rk_ewma (1 until known)
+  uint32_t dhead;       // drift ring: oldest kept completed bucket
+  uint32_t dcount;      // drift ring: entries kept
+  double rate_ewma;     // trades per volume bucket (EWMA, not yet bias-corrected)
+  double rate_weight;   // 1 - (1 - a)^buckets: the EWMA's bias correction
 };
 
 struct TickRec {
@@ -129,6 +151,8 @@ struct BankCounters {
   uint64_t suppressed = 0;  // tripping rows inside a cool-down
   uint64_t gated = 0;       // volume crossings refused by the minimum-activity rule
   uint64_t tie_checks = 0;  // z within kTieBand of a threshold, decided by the canonical z
+  uint64_t drift_trips = 0;  // RETURN trips decided by the drift statistic alone
+  uint64_t rate_trips = 0;   // VOLUME trips decided by the rate statistic alone
 };
 
 class DetectorBank {
@@ -141,6 +165,16 @@ class DetectorBank {
     if (cfg.return_bucket_ns < 0) throw std::invalid_argument("return_bucket_ns must be >= 0");
     if (!(cfg.return_activity_exponent >= 0.0 && cfg.return_activity_exponent <= 1.0))
       throw std::invalid_argument("return_activity_exponent must be in [0, 1]");
+    if (cfg.drift_buckets > 0 && cfg.return_bucket_ns == 0)
+      throw std::invalid_argument("drift_buckets needs return_bucket_ns > 0");
+    if (cfg.drift_buckets > 0 && !(std::isfinite(cfg.drift_threshold) && cfg.drift_threshold > 0))
+      throw std::invalid_argument("drift_threshold must be finite and > 0");
+    if (!(cfg.rate_p >= 0.0 && cfg.rate_p < 1.0))
+      throw std::invalid_argument("rate_p must be in [0, 1)");
+    if (cfg.rate_p > 0.0 && (cfg.volume_bucket_ns == 0 || cfg.volume_stat == kVolSum))
+      throw std::invalid_argument("rate_p needs volume buckets with a log statistic");
+    if (cfg.rate_p > 0.0 && cfg.rate_window < 2)
+      throw std::invalid_argument("rate_window must be >= 2");
     if (cfg.volume_stat < kVolSum || cfg.volume_stat > kVolLogCount)
       throw std::invalid_argument("volume_stat must be 0 (sum), 1 (log_active) or 2 (log_count)");
     for (int m = 0; m < kMetrics; ++m) {
@@ -154,6 +188,9 @@ class DetectorBank {
       for (int m = 0; m < kMetrics; ++m) s.threshold[m] = cfg.metric[m].threshold;
     }
     snaps_.assign(static_cast<size_t>(cfg.n_symbols) * cfg.snapshot_len, TickRec{0, 0.0, 0.0});
+    dcap_ = cfg.drift_buckets > 0 ? cfg.drift_buckets + 1 : 0;
+    dstart_.assign(static_cast<size_t>(cfg.n_symbols) * dcap_, 0);
+    dclose_.assign(static_cast<size_t>(cfg.n_symbols) * dcap_, 0.0);
     scratch_ts_.assign(cfg.n_symbols, 0);
     touched_.assign(cfg.n_symbols, 0);
     touched_list_.reserve(cfg.n_symbols);
@@ -263,13 +300,15 @@ class DetectorBank {
   size_t bytes_per_symbol() const {
     size_t b = sizeof(SymState) + sizeof(TickRec) * cfg_.snapshot_len;
     for (int m = 0; m < kMetrics; ++m) b += sizeof(double) * cfg_.metric[m].window;
-    return b;
+    return b + (sizeof(int64_t) + sizeof(double)) * dcap_;
   }
 
   // Raw state for pickling: the layout is checked by size on restore.
   std::vector<SymState>& raw_states() { return states_; }
   std::vector<double>& raw_ring(int m) { return rings_[m]; }
   std::vector<TickRec>& raw_snaps() { return snaps_; }
+  std::vector<int64_t>& raw_drift_starts() { return dstart_; }
+  std::vector<double>& raw_drift_closes() { return dclose_; }
   BankCounters& raw_counters() { return counters_; }
 
  private:
@@ -372,6 +411,7 @@ class DetectorBank {
           s.rthr_scale = f < 1.0 ? f : 1.0;
         }
       }
+      if (dcap_) drift_push(s, symbol, s.rb_start, s.rb_close, start);
       s.has_rref = 1;
       s.rref_price = s.rb_close;
       s.rref_start = s.rb_start;
@@ -432,6 +472,7 @@ class DetectorBank {
       const double done = cfg_.volume_stat == kVolLogCount ? s.bucket_trades : s.bucket_sum;
       if (done > 0.0)
         roll_push(params_[kVolume], s.roll[kVolume], ring(kVolume, symbol), std::log(done));
+      if (cfg_.rate_p > 0.0) rate_close(s, (start - s.bucket_start) / cfg_.volume_bucket_ns - 1);
       s.bucket_start = start;
       s.bucket_sum = 0.0;
       s.bucket_trades = 0;
@@ -444,6 +485,109 @@ class DetectorBank {
     const double z = zscore(kVolume, s, symbol, std::log(v), sum);
     sum->mean = std::exp(sum->mean);
     return z;
+  }
+
+  // ---- DRIFT: a ring of completed return buckets (start, close), capacity drift_buckets
+  // + 1, oldest first. The reference is the newest entry at least drift_buckets before
+  // the running bucket; older ones are dropped as time passes (amortised O(1)).
+  void drift_advance(SymState& s, int32_t symbol, int64_t running_start) {
+    const int64_t cutoff = running_start - static_cast<int64_t>(cfg_.drift_buckets) *
+                                               cfg_.return_bucket_ns;
+    const int64_t* st = &dstart_[static_cast<size_t>(symbol) * dcap_];
+    while (s.dcount >= 2) {
+      const uint32_t next = s.dhead + 1 == dcap_ ? 0 : s.dhead + 1;
+      if (st[next] > cutoff) break;
+      s.dhead = next;
+      s.dcount -= 1;
+    }
+  }
+  void drift_push(SymState& s, int32_t symbol, int64_t start, double close, int64_t running) {
+    drift_advance(s, symbol, running);
+    if (s.dcount == dcap_) {  // cannot happen after advancing (see above); kept bounded
+      s.dhead = s.dhead + 1 == dcap_ ? 0 : s.dhead + 1;
+      s.dcount -= 1;
+    }
+    const uint32_t at = (s.dhead + s.dcount) % dcap_;
+    dstart_[static_cast<size_t>(symbol) * dcap_ + at] = start;
+    dclose_[static_cast<size_t>(symbol) * dcap_ + at] = close;
+    s.dcount += 1;
+  }
+  // z of the drift at price (NaN without a reference or while the window warms up).
+  double score_drift(SymState& s, int32_t symbol, double price, double* mean_out,
+                     double* std_out, double* value) {
+    drift_advance(s, symbol, s.rb_start);
+    if (s.dcount == 0) return kNaN;
+    const size_t at = static_cast<size_t>(symbol) * dcap_ + s.dhead;
+    const int64_t cutoff = s.rb_start - static_cast<int64_t>(cfg_.drift_buckets) *
+                                            cfg_.return_bucket_ns;
+    if (dstart_[at] > cutoff) return kNaN;
+    const double k = static_cast<double>((s.rb_start - dstart_[at]) / cfg_.return_bucket_ns);
+    const double r = std::log(price / dclose_[at]);
+    RollSummary sum{kNaN, kNaN};
+    double z = drift_z(roll_zscore(params_[kReturn], s.roll[kReturn], 0.0, &sum), sum, r, k);
+    if (z == z) {
+      const double t = drift_threshold(s);
+      if (std::fabs(std::fabs(z) - t) <= kTieBand * t) {
+        counters_.tie_checks += 1;
+        z = drift_z(roll_zscore_canonical(params_[kReturn], s.roll[kReturn],
+                                          ring(kReturn, symbol), 0.0, &sum), sum, r, k);
+      }
+    }
+    *mean_out = k * sum.mean;
+    *std_out = sum.std * std::sqrt(k);
+    *value = r;
+    return z;
+  }
+  static double drift_z(double z0, const RollSummary& sum, double r, double k) {
+    if (!(z0 == z0)) return kNaN;  // warming up
+    if (sum.std == 0.0) return 0.0;
+    return (r - k * sum.mean) / (sum.std * std::sqrt(k));
+  }
+  double drift_threshold(const SymState& s) const {
+    // No activity scale: a sparse symbol's drift is mostly its gap return, already tested
+    // at the scaled RETURN threshold; lowering this one too only adds false trips there.
+    return cfg_.drift_threshold * (s.threshold[kReturn] / cfg_.metric[kReturn].threshold);
+  }
+
+  // ---- RATE: expected trades per volume bucket, and the Poisson tail of the running count.
+  static constexpr double kRateMaxMean = 4.0;  // above: the log count's z covers the symbol
+  static constexpr uint32_t kRateMaxCount = 64;  // P(N >= 64 | mu <= 4) < 1e-40: enough
+  void rate_close(SymState& s, int64_t empty) {
+    const double a = 1.0 / static_cast<double>(cfg_.rate_window);
+    const double c = static_cast<double>(s.bucket_trades);
+    s.rate_ewma = s.rate_ewma + (c - s.rate_ewma) * a;
+    s.rate_weight = s.rate_weight + (1.0 - s.rate_weight) * a;
+    if (empty > 0) {
+      const double q = std::pow(1.0 - a, static_cast<double>(empty));
+      s.rate_ewma = s.rate_ewma * q;
+      s.rate_weight = 1.0 - (1.0 - s.rate_weight) * q;
+    }
+  }
+  // P(N >= n) for N ~ Poisson(mu), summed from the n-th term up (no cancellation).
+  static double poisson_tail(uint32_t n, double mu) {
+    double t = std::exp(-mu);
+    for (uint32_t j = 1; j <= n; ++j) t = t * mu / static_cast<double>(j);
+    double sum = t;
+    for (uint32_t j = n + 1; j < n + 200; ++j) {
+      t = t * mu / static_cast<double>(j);
+      sum = sum + t;
+      if (t < sum * 1e-17) break;
+    }
+    return n == 0 ? 1.0 : sum;
+  }
+  // Whether the running bucket's count trips the rate rule; fills z/mean/std.
+  bool rate_trips(const SymState& s, double* z, RollSummary* sum) const {
+    if (!(s.rate_weight >= 0.5)) return false;  // warming up
+    const double mu = s.rate_ewma / s.rate_weight;
+    if (!(mu > 0.0 && mu <= kRateMaxMean)) return false;
+    if (s.bucket_trades < cfg_.rate_min_trades) return false;
+    const uint32_t n = s.bucket_trades < kRateMaxCount ? s.bucket_trades : kRateMaxCount;
+    if (poisson_tail(n, mu) > cfg_.rate_p) return false;
+    const double sd = std::sqrt(mu);
+    *z = (static_cast<double>(s.bucket_trades) - mu) / sd;
+    sum->mean = mu;
+    sum->std = sd;
+    return true;
   }
 
   void process(int64_t row, int32_t symbol, int64_t ts, double price, double qty) {
@@ -486,8 +630,32 @@ class DetectorBank {
       z[kVolume] = kNaN;  // one trade (or a few) is not a burst: counted, never reported
       counters_.gated += 1;
     }
+    bool hit[kMetrics];
+    for (int m = 0; m < kMetrics; ++m) hit[m] = trips_on(m, z[m], s);
+    // The slower statistics speak only when the fast ones are silent (one row per metric).
+    bool by_drift = false, by_rate = false;
+    if (dcap_ && cfg_.metric[kReturn].enabled && !hit[kReturn] && s.has_rref) {
+      double dm = kNaN, dsd = kNaN, dv = kNaN;
+      const double zd = score_drift(s, symbol, price, &dm, &dsd, &dv);
+      if (zd == zd && std::fabs(zd) >= drift_threshold(s)) {
+        z[kReturn] = zd;
+        sum[kReturn] = RollSummary{dm, dsd};
+        value[kReturn] = dv;
+        hit[kReturn] = by_drift = true;
+      }
+    }
+    if (cfg_.rate_p > 0.0 && cfg_.metric[kVolume].enabled && !hit[kVolume]) {
+      double zr = kNaN;
+      RollSummary rs{kNaN, kNaN};
+      if (rate_trips(s, &zr, &rs)) {
+        z[kVolume] = zr;
+        sum[kVolume] = rs;
+        value[kVolume] = static_cast<double>(s.bucket_trades);
+        hit[kVolume] = by_rate = true;
+      }
+    }
     bool tripped = false;
-    for (int m = 0; m < kMetrics; ++m) tripped |= trips_on(m, z[m], s);
+    for (int m = 0; m < kMetrics; ++m) tripped |= hit[m];
     if (!tripped) return;
     if (ts < s.cooldown_until) {
       s.suppressed += 1;
@@ -499,8 +667,10 @@ class DetectorBank {
     s.cooldown_until = ts > kMax - cfg_.cooldown_ns ? kMax : ts + cfg_.cooldown_ns;
     s.trips += 1;
     counters_.trips += 1;
+    counters_.drift_trips += by_drift;
+    counters_.rate_trips += by_rate;
     for (int m = 0; m < kMetrics; ++m) {
-      if (!trips_on(m, z[m], s)) continue;
+      if (!hit[m]) continue;
       trips_.push_back(Trip{row, ts, symbol, static_cast<int8_t>(m), z[m], sum[m].mean,
                             sum[m].std, value[m]});
     }
@@ -511,6 +681,9 @@ class DetectorBank {
   std::vector<SymState> states_;
   std::vector<double> rings_[kMetrics];
   std::vector<TickRec> snaps_;
+  uint32_t dcap_ = 0;            // drift ring capacity per symbol (0: off)
+  std::vector<int64_t> dstart_;  // drift rings: completed buckets' starts
+  std::vector<double> dclose_;   // and closes
   mutable BankCounters counters_;  // tie_checks counts inside const scoring
   std::vector<Trip> trips_;
   std::vector<Rejection> rejections_;
