@@ -17,7 +17,16 @@ path, best of ``repeats`` runs. Figures (JSON keys, ns per message):
   ccxt_okx_ns_per_message  an OKX trades push through the ccxt feed: JSON decode, ccxt.pro's
                         ``okx.handle_message`` (its trade parser and cache), the feed's tap,
                         and ``tripwire.adapters.ccxt.schemas.parse_trade`` -> buffered row.
-A venue adds its parser here (``<venue>_ns_per_message``).
+  polymarket_parse_ns_per_message  ``tripwire.adapters.polymarket.schemas.parse_frame`` on a
+                        ``last_trade_price`` frame (JSON decode, field checks, price in
+                        [0, 1], content digest).
+  polymarket_ns_per_message  the Polymarket feed's whole per-frame path (``_on_message``:
+                        clock, counters, parse, asset lookup, resolution check, id assignment
+                        and de-duplication, column append).
+  ns_per_message        the feed-path figures by venue: ``{"binance": ..., "polymarket": ...,
+                        "ccxt:okx": ...}``.
+
+A venue adds its parser here (``<venue>_ns_per_message`` and an ``ns_per_message`` entry).
 """
 
 from __future__ import annotations
@@ -103,6 +112,37 @@ async def _ccxt_okx(n: int, repeats: int) -> dict[str, float]:
             await ex.close()
 
 
+PM_ASSET = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+
+def _polymarket(n: int, repeats: int) -> dict[str, float]:
+    from tripwire.adapters.polymarket.config import PolymarketConfig
+    from tripwire.adapters.polymarket.schemas import parse_frame
+    from tripwire.adapters.polymarket.websocket import PolymarketWebSocketFeed
+
+    frames = [json.dumps({"asset_id": PM_ASSET, "event_type": "last_trade_price",
+                          "fee_rate_bps": "0", "market": "0xbd31dc8a",
+                          "price": f"0.{10 + i % 89:02d}", "side": "BUY" if i % 2 else "SELL",
+                          "size": f"{1 + i % 500}.25", "timestamp": str(1_750_428_146_000 + i),
+                          "transaction_hash": f"0x{i:064x}"}, separators=(",", ":"))
+              for i in range(n)]
+    config = PolymarketConfig.from_table({"markets": [{"asset_id": PM_ASSET,
+                                                       "symbol": "PM-X"}]})
+
+    def parse(k: int) -> None:
+        for f in frames[:k]:
+            parse_frame(f, now_ns=1)
+
+    def feed_path(k: int) -> None:
+        feed = PolymarketWebSocketFeed(config, max_batch=k, max_buffered_rows=k)
+        on = feed._on_message
+        for f in frames[:k]:
+            on(f)
+
+    return {"polymarket_parse_ns_per_message": _best(parse, n, repeats),
+            "polymarket_ns_per_message": _best(feed_path, n, repeats)}
+
+
 def measure(n: int, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"messages": n, "repeats": repeats,
                            "python": platform.python_version()}
@@ -110,10 +150,15 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
     async def on_a_loop() -> None:  # the feeds stamp batching deadlines on the loop's timer
         nonlocal out
         out |= _binance(n, repeats)
+        out |= _polymarket(n, repeats)
         out |= await _ccxt_okx(n, repeats)
 
     asyncio.run(on_a_loop())
-    return {k: round(v) if isinstance(v, float) else v for k, v in out.items()}
+    out = {k: round(v) if isinstance(v, float) else v for k, v in out.items()}
+    out["ns_per_message"] = {"binance": out["binance_ns_per_message"],
+                             "polymarket": out["polymarket_ns_per_message"],
+                             "ccxt:okx": out["ccxt_okx_ns_per_message"]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
     else:
         for key, value in figures.items():
-            print(f"{key:32s} {value}")
+            print(f"{key:34s} {value}")
     return 0
 
 

@@ -42,6 +42,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
 from tripwire.feeds.base import FeedChunk
 from tripwire.feeds.validate import TickValidator
 from tripwire.model import Clock, DeadLetter, DeadReason, SymbolTable, SystemClock, TickBatch
@@ -485,6 +488,18 @@ class LiveTradeFeed:
 # ----------------------------------------------------------------------------- helpers
 
 OPTIONAL_WAITS = {"ping_interval", "ping_timeout", "idle_timeout"}  # None disables these
+
+
+def close_reason(exc: ConnectionClosed) -> str:
+    """Why a websocket connection closed, as a stats key (every venue's client uses it)."""
+    sent, rcvd = exc.sent, exc.rcvd
+    if sent is not None and sent.code == CloseCode.INTERNAL_ERROR and "ping" in sent.reason:
+        return "ping_timeout"  # our keepalive ping went unanswered
+    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+        return "frame_too_big"
+    if rcvd is not None:
+        return "closed_by_server"  # e.g. Binance's 24-hour disconnect
+    return "connection_lost"
 
 
 def message_text(message: Any) -> str:

@@ -1,9 +1,11 @@
 """Market data feeds: every source yields validated columnar tick batches.
 
-Sources: the scenario generator (the embedded default), Binance WebSocket streams, Binance
-public trade dumps (CSV), and replay from the tick store. Each runs its ticks through a
-:class:`~tripwire.feeds.validate.TickValidator`, so bad ticks become dead letters with a
-reason and never reach a detector.
+Here: the scenario generators (the embedded default, realistic, graded events), news files,
+replay from the tick store, the Feed
+protocol and the validator. Venue sources (Binance WebSocket streams and trade dumps,
+Polymarket, any ccxt exchange, RSS/Atom news) are adapters in :mod:`tripwire.adapters`.
+Every source runs its ticks through a :class:`~tripwire.feeds.validate.TickValidator`, so
+bad ticks become dead letters with a reason and never reach a detector.
 """
 
 from tripwire.feeds.base import Feed, FeedChunk

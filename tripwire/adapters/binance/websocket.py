@@ -24,7 +24,6 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.frames import CloseCode
 
 from tripwire.adapters.binance.config import DEFAULT_BASE_URL, MAX_STREAMS
 from tripwire.adapters.binance.instruments import check_streams
@@ -44,6 +43,7 @@ from tripwire.adapters.live import (
     LiveTradeFeed,
     check_counts,
     check_positive,
+    close_reason,
 )
 from tripwire.model import Clock, SymbolTable
 
@@ -164,7 +164,7 @@ class BinanceWebSocketFeed(LiveTradeFeed):
                 finally:
                     self._closed(conn)
         except ConnectionClosed as exc:
-            reason = _close_reason(exc)
+            reason = close_reason(exc)
         except (OSError, TimeoutError, WebSocketException) as exc:
             if conn is not None:  # an open connection failed other than by a close
                 log.warning("%s connection error: %r", self.source, exc)
@@ -206,18 +206,6 @@ class BinanceWebSocketFeed(LiveTradeFeed):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _close_reason(exc: ConnectionClosed) -> str:
-    """Why a connection closed, as a stats key."""
-    sent, rcvd = exc.sent, exc.rcvd
-    if sent is not None and sent.code == CloseCode.INTERNAL_ERROR and "ping" in sent.reason:
-        return "ping_timeout"  # our keepalive ping went unanswered
-    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-        return "frame_too_big"
-    if rcvd is not None:
-        return "closed_by_server"  # e.g. Binance's 24-hour disconnect
-    return "connection_lost"
 
 
 def _check_base_url(base_url: str) -> str:

@@ -35,8 +35,13 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from tripwire.adapters.binance.websocket import _close_reason
-from tripwire.adapters.live import Backoff, LiveTradeFeed, TradeRow, check_positive
+from tripwire.adapters.live import (
+    Backoff,
+    LiveTradeFeed,
+    TradeRow,
+    check_positive,
+    close_reason,
+)
 from tripwire.adapters.polymarket.config import PolymarketConfig
 from tripwire.adapters.polymarket.instruments import PolymarketInstruments
 from tripwire.adapters.polymarket.schemas import (
@@ -220,7 +225,7 @@ class PolymarketWebSocketFeed(LiveTradeFeed):
                 finally:
                     self._closed(conn)
         except ConnectionClosed as exc:
-            reason = _close_reason(exc)
+            reason = close_reason(exc)
         except (OSError, TimeoutError, WebSocketException) as exc:
             if conn is not None:
                 log.warning("%s connection error: %r", self.source, exc)
