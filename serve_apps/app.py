@@ -57,6 +57,9 @@ class AppSpec:
     serve: ServeConfig
     verifier: TokenVerifier
     extra: dict[str, Any] = field(default_factory=dict)
+    # Symbols whose prices are probabilities (a prediction market's tokens, as the feeds'
+    # instrument providers say): the detector shards score them on log-odds changes.
+    probability_symbols: tuple[str, ...] = ()
 
     def table(self) -> SymbolTable:
         return SymbolTable(list(self.symbols))
@@ -159,24 +162,30 @@ class TriageDeployment(_Lazy):
         return await self.service.triage(incident, trace)
 
 
+def dataplane_config(spec: AppSpec) -> DataPlaneConfig:
+    """The data plane's settings from the app's spec (probability symbols included)."""
+    cfg = spec.serve
+    return DataPlaneConfig(
+        n_shards=cfg.shards, detector=spec.settings.detector.to_dict(),
+        store_url=spec.settings.store_url if cfg.store_ticks else None,
+        sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
+        sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
+        sync_decisions=cfg.clock == "market", time=spec.settings.time,
+        shard_max_restarts=cfg.shard_max_restarts,
+        checkpoint_every_batches=cfg.shard_checkpoint_batches,
+        checkpoint_every_s=cfg.shard_checkpoint_s, engine=spec.settings.engine,
+        probability_symbols=tuple(spec.probability_symbols))
+
+
 @serve.deployment(name="DataPlane", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)
 class DataPlaneDeployment(_Lazy):
     def __init__(self, spec: AppSpec, signoff: Any) -> None:
         super().__init__()
         self.spec, self.signoff = spec, signoff
         self.store = LazyStore(spec.dsn)
-        cfg = spec.serve
-        self.plane = DataPlane(spec.table(), DataPlaneConfig(
-            n_shards=cfg.shards, detector=spec.settings.detector.to_dict(),
-            store_url=spec.settings.store_url if cfg.store_ticks else None,
-            sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
-            sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market", time=spec.settings.time,
-            shard_max_restarts=cfg.shard_max_restarts,
-            checkpoint_every_batches=cfg.shard_checkpoint_batches,
-            checkpoint_every_s=cfg.shard_checkpoint_s, engine=spec.settings.engine),
-            self.store, self._hand_over, on_clean=self._to_venue, idle=self._signoff_idle,
-            ray_metrics=RayMetrics())
+        self.plane = DataPlane(spec.table(), dataplane_config(spec), self.store,
+                               self._hand_over, on_clean=self._to_venue,
+                               idle=self._signoff_idle, ray_metrics=RayMetrics())
         self._beat: asyncio.Task | None = None
 
     async def _start(self) -> None:
@@ -354,14 +363,20 @@ class ServeApp:
 
 def start(settings: Settings, dsn: str, symbols: SymbolTable | tuple[str, ...], *,
           config: ServeConfig | None = None, token: str,
-          timeout_s: float = 180.0) -> ServeApp:
+          timeout_s: float = 180.0,
+          probability_symbols: tuple[str, ...] = ()) -> ServeApp:
     """Deploy the app on the running Ray (start Ray first) and wait until it is ready.
 
     ``token`` is the bearer token of the mutating routes; only a salted verifier of it
-    leaves this process (:mod:`serve_apps.bearer`)."""
+    leaves this process (:mod:`serve_apps.bearer`). ``probability_symbols``: the feeds'
+    probability-priced symbols (:func:`tripwire.adapters.registry.probability_symbols`)."""
     config = config or ServeConfig.from_settings(settings)
     names = tuple(symbols.names if isinstance(symbols, SymbolTable) else symbols)
-    spec = AppSpec(settings, dsn, names, config, TokenVerifier.of(token))
+    unknown = sorted(set(probability_symbols) - set(names))
+    if unknown:
+        raise ValueError(f"probability_symbols not among the app's symbols: {unknown}")
+    spec = AppSpec(settings, dsn, names, config, TokenVerifier.of(token),
+                   probability_symbols=tuple(probability_symbols))
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(application(spec), name=APP_NAME, route_prefix="/", blocking=False)
     deadline = time.monotonic() + timeout_s

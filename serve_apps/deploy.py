@@ -18,6 +18,8 @@ sources before ``ray start``), never from the config file:
     symbols: [BTCUSDT, ETHUSDT]   # or "BTCUSDT,ETHUSDT"; else [serve] symbols, else the
                                   # default scenario's symbols
     config: tripwire.toml         # instead of TRIPWIRE_CONFIG
+    probability_symbols: [PM-YES] # symbols priced as probabilities (prediction-market
+                                  # tokens): scored on log-odds changes; must be in symbols
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tripwire.config import load_settings
 DSN_ENV = "TRIPWIRE_PG_DSN"
 TOKEN_ENV = "TRIPWIRE_API_TOKEN"
 MAX_SYMBOLS = 65_535  # the symbol table's id space (scenario n_symbols bound)
-_KNOWN_ARGS = ("symbols", "config")
+_KNOWN_ARGS = ("symbols", "config", "probability_symbols")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout (editable install)
 
 
@@ -60,7 +62,13 @@ def app(args: dict[str, Any] | None = None) -> serve.Application:
     symbols = _symbols(args.get("symbols", serve_table.pop("symbols", None)))
     serve_table.setdefault("shards", settings.pipeline.shards)
     config = ServeConfig.from_table(serve_table)
-    return application(AppSpec(settings, dsn, symbols, config, verifier))
+    probs = args.get("probability_symbols") or ()
+    probs = _symbols(probs) if probs else ()
+    unknown = sorted(set(probs) - set(symbols))
+    if unknown:
+        raise ValueError(f"probability_symbols not among the symbols: {unknown}")
+    return application(AppSpec(settings, dsn, symbols, config, verifier,
+                               probability_symbols=probs))
 
 
 def _required(env: Mapping[str, str], name: str, what: str) -> str:

@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def probability_symbols_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The live sources' probability-priced symbols, as ``feed_factory`` found them in the
+    feeds' instrument providers (Polymarket tokens): scored on log-odds, as in ingest."""
+    return tuple(getattr(args, "probability_symbols", ()))
+
+
 def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str, Any]:
     from ray import serve
 
@@ -106,7 +112,7 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
     base = ServeConfig.from_settings(settings)
     clock = "system" if is_live(args) else "market"  # exchanges on wall time
     app = start(settings, dsn, symbols, config=dataclasses.replace(base, clock=clock),
-                token=token)
+                token=token, probability_symbols=probability_symbols_of(args))
     err.print(f"serving on {app.url} (console at /, API docs at /docs)")
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
