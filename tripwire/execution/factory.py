@@ -76,7 +76,10 @@ def build_broker(settings: Settings, symbols: SymbolTable, clock: Clock, *,
                  kind: str | None = None, paper: PaperBroker | None = None,
                  start_ns: int | None = None, env: Mapping[str, str] | None = None,
                  **ccxt_kw: Any) -> BuiltBroker:
-    """The broker ``settings.execution`` configures (``kind`` overrides ``broker``).
+    """The broker ``settings.execution`` configures (``kind`` overrides ``broker``; a
+    driver that can only run one kind -- a backtest replays history, the decision demo is on
+    market time -- passes it, and then ``settings`` needs only ``decisions``, as a
+    backtest shard's config has).
 
     ``paper``: an already built paper venue (the Serve app's, rebuilt from its book) to use
     when the kind is paper. ``start_ns``: where a backtest broker's own clock starts
