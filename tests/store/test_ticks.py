@@ -462,6 +462,40 @@ def test_news_round_trip(store):
     assert store.news(end_ns=T0 + 9, limit=1) == items[:1]
 
 
+def test_news_keeps_the_source_time_beside_the_arrival_time(store):
+    """``ts`` is when the headline could be read; ``published_ns`` is the source's own
+    time (earlier, or 0 when the source gave none): both come back as stored."""
+    items = [NewsItem("rss:1", T0 + 10, "BTC ETF flows", ("BTCUSDT",), "rss:wire",
+                      published_ns=T0 - 3_600 * 10**9),
+             NewsItem("rss:2", T0 + 20, "No date in this feed", (), "rss:blog")]
+    store.insert_news(items)
+    got = store.news()
+    assert [n.published_ns for n in got] == [T0 - 3_600 * 10**9, 0]
+    assert got == items
+
+
+def test_a_v2_store_gains_the_news_source_time_and_reads_old_rows_as_unknown(store):
+    db = f"`{store.url.database}`"
+    store._client.command(f"DROP TABLE {db}.news")  # the news table as v2 made it
+    store._client.command(f"""CREATE TABLE {db}.news (id String, ts Int64, headline String,
+        symbols Array(String), source LowCardinality(String), body String)
+        ENGINE = MergeTree ORDER BY (ts, id)""")
+    store._client.insert(f"{db}.news", [["old", T0, "Old headline", ["BTCUSDT"], "wire", ""]],
+                         column_names=["id", "ts", "headline", "symbols", "source", "body"])
+    store._client.command(f"TRUNCATE TABLE {db}.schema_version")
+    store._client.insert(f"{db}.schema_version", [[2, 1]],
+                         column_names=["version", "applied_ns"])
+    store.close()
+    with TickStore(store.url.redacted) as reopened:
+        assert reopened.schema_version() == SCHEMA_VERSION == 3
+        new = NewsItem("new", T0 + 5, "New headline", (), "rss:x", published_ns=T0 - 7)
+        reopened.insert_news([new])
+        assert reopened.news() == [NewsItem("old", T0, "Old headline", ("BTCUSDT",), "wire"),
+                                   new]
+    with TickStore(store.url.redacted) as again:  # migrated once: opens as it is
+        assert [n.published_ns for n in again.news()] == [0, T0 - 7]
+
+
 def test_labels_round_trip(store):
     items = [
         EventLabel("l1", EventKind.FLASH_CRASH, "BTCUSDT", T0, T0 + 100, -0.08, "n1"),
@@ -684,7 +718,7 @@ def test_a_v1_store_is_migrated_once_to_one_copy_of_each_trade(store, symbols, c
     with caplog.at_level("WARNING", logger="tripwire.store.ticks"):
         reopened = TickStore(store.url.redacted)
     with reopened:
-        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        assert reopened.schema_version() == SCHEMA_VERSION == 3
         assert "schema v1 holds 100 repeated trades" in caplog.text
         assert reopened.counts()["ticks"] == 1_002
         pages = TickBatch.concat(read_all(reopened, symbols, 300))
@@ -702,7 +736,7 @@ def test_a_v1_store_without_repeats_is_left_as_it_is(store, symbols):
     as_v1_store(store)
     store.close()
     with TickStore(store.url.redacted) as reopened:
-        assert reopened.schema_version() == 2 and reopened.counts()["ticks"] == 300
+        assert reopened.schema_version() == 3 and reopened.counts()["ticks"] == 300
         assert reopened.insert_ticks(make_ticks(310, seed=14).take(slice(300, None)),
                                      symbols) == 10  # fmt: skip
 

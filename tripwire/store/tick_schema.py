@@ -7,7 +7,10 @@ and migrates older ones on open.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # v2: a trade is stored once (v1 stores are deduplicated on open)
+# v2: a trade is stored once (v1 stores are deduplicated on open).
+# v3: news.published_ns, the source's own time of a headline (older stores gain the column
+# on open; their rows read 0: unknown).
+SCHEMA_VERSION = 3
 TABLES = ("ticks", "anomalies", "dead_letters", "news", "labels")
 
 
@@ -72,7 +75,9 @@ TABLE_DDL = {
             headline String,
             symbols Array(String) COMMENT 'empty for market-wide news',
             source LowCardinality(String),
-            body String
+            body String,
+            published_ns Int64 DEFAULT 0
+                COMMENT 'the source''s own time, ns UTC; 0 unknown (ts: when it could be read)'
         ) ENGINE = MergeTree
         ORDER BY (ts, id)
         COMMENT 'tripwire tick store schema v{version}'""",
@@ -99,11 +104,14 @@ VERSION_TABLE_DDL = """
     ORDER BY version"""
 
 TICK_COLUMNS = ("symbol", "ts", "price", "qty", "side", "trade_id", "recv_ns", "source")
+# v3's column, added in place to a store an older version made (ALTER ... ADD COLUMN).
+NEWS_V3_COLUMN = ("published_ns Int64 DEFAULT 0 COMMENT 'the source''s own time, ns UTC; "
+                  "0 unknown (ts: when it could be read)'")
 ANOMALY_COLUMNS = (
     "id", "symbol", "symbol_id", "ts", "metric", "z", "window_mean", "window_std", "value",
     "batch_row", "price", "qty", "trade_id", "recv_ns", "detected_ns", "source",
     "has_snapshot", "snapshot_ts", "snapshot_price", "snapshot_qty", "window_stats",
 )
 DEAD_COLUMNS = ("ts", "source", "reason", "symbol", "raw", "detail")
-NEWS_COLUMNS = ("id", "ts", "headline", "symbols", "source", "body")
+NEWS_COLUMNS = ("id", "ts", "headline", "symbols", "source", "body", "published_ns")
 LABEL_COLUMNS = ("id", "kind", "symbol", "start_ns", "end_ns", "magnitude", "news_id")

@@ -75,6 +75,7 @@ from tripwire.store.tick_schema import (
     DEAD_COLUMNS,
     LABEL_COLUMNS,
     NEWS_COLUMNS,
+    NEWS_V3_COLUMN,
     SCHEMA_VERSION,
     TABLE_DDL,
     TABLES,
@@ -200,6 +201,9 @@ class TickStore:
             self._command(f"create table {table}", ddl.format(db=db, version=SCHEMA_VERSION))
         if 0 < found < 2:
             self._migrate_v1_repeats()
+        if 0 < found < 3:  # v3: the source's time of a headline; old rows read 0 (unknown)
+            self._command("v3 migration: news.published_ns",
+                          f"ALTER TABLE {db}.news ADD COLUMN IF NOT EXISTS {NEWS_V3_COLUMN}")
         if found < SCHEMA_VERSION:
             self._run(
                 "record schema version",
@@ -585,7 +589,8 @@ class TickStore:
     # -- news ----------------------------------------------------------------------------
 
     def insert_news(self, items: Sequence[NewsItem]) -> int:
-        rows = [[n.id, n.ts_ns, n.headline, list(n.symbols), n.source, n.body] for n in items]
+        rows = [[n.id, n.ts_ns, n.headline, list(n.symbols), n.source, n.body,
+                 int(n.published_ns)] for n in items]
         return self._insert_rows("news", NEWS_COLUMNS, rows)
 
     def news(
@@ -602,7 +607,8 @@ class TickStore:
             where.append("(has(symbols, {symbol:String}) OR empty(symbols))")
             params["symbol"] = _check_name(symbol)
         rows = self._select("news", NEWS_COLUMNS, "ts, id", where, params, limit)
-        return [NewsItem(r[0], r[1], r[2], tuple(r[3]), r[4], r[5]) for r in rows]
+        return [NewsItem(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], int(r[6] or 0))
+                for r in rows]
 
     # -- labels --------------------------------------------------------------------------
 
