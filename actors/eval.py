@@ -197,7 +197,10 @@ def run_plan(plan: Plan, ctx: EvalContext, *, in_process: bool = False,
         if in_process:
             out = []
             for t in plan.tasks:
-                out.append(run_eval_task(t, plan.base))
+                try:
+                    out.append(run_eval_task(t, plan.base))
+                except Exception as exc:  # one arm's failure is reported, not fatal
+                    out.append(failed(t, exc))
                 if progress:
                     progress(out[-1])
             return out
@@ -205,6 +208,14 @@ def run_plan(plan: Plan, ctx: EvalContext, *, in_process: bool = False,
     finally:
         if server is not None:
             server.stop()
+
+
+def failed(task: EvalTask, exc: BaseException) -> dict[str, Any]:
+    """A task that did not finish: named in the report, left out of every figure (its
+    seed is then unpaired for the paired test), and the command exits 1."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return {"policy": task.policy, "seed": task.seed, "error": f"{type(exc).__name__}: "
+            f"{first[:300]}"}
 
 
 def _start_local(ctx: EvalContext):
@@ -246,7 +257,10 @@ def _fan_out(plan: Plan, num_cpus: float, progress: Progress | None) -> list[dic
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             i = pending.pop(ref)
-            results[i] = ray.get(ref)
+            try:
+                results[i] = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # a task or its worker died
+                results[i] = failed(plan.tasks[i], exc)
             if plan.tasks[i].policy in serial:
                 next_local()
             if progress:
@@ -332,13 +346,17 @@ def cmd_eval(args: Any) -> int:
         job = bar.add_task("", total=len(plan.tasks))
 
         def tick(r: dict[str, Any]) -> None:
-            bar.update(job, advance=1, description=f"{r['policy']} seed {r['seed']}: "
-                       f"{r['metrics']['incidents']} incidents, PnL {r['metrics']['pnl']:+.2f}")
+            what = (f"FAILED: {r['error']}" if "error" in r else
+                    f"{r['metrics']['incidents']} incidents, PnL {r['metrics']['pnl']:+.2f}")
+            bar.update(job, advance=1, description=f"{r['policy']} seed {r['seed']}: {what}")
 
         results = run_plan(plan, ctx, in_process=in_process, num_cpus=args.num_cpus,
                            progress=tick)
     wall = time.perf_counter() - t0
+    errors = [r for r in results if "error" in r]
+    results = [r for r in results if "error" not in r]
     s = summarise(results, baseline=BASELINE, order=[p.name for p in plan.policies])
+    s["failed_tasks"] = [f"{r['policy']} seed {r['seed']}: {r['error']}" for r in errors]
     s["skipped"] = plan.skipped
     s["leakage"] = plan.leakage
     s["notes"] = _notes(results)
@@ -361,7 +379,7 @@ def cmd_eval(args: Any) -> int:
         for line in summary_lines(s):
             print(line)
         print(f"Reports: {files['md']} and {files['html']}")
-    return 0
+    return 1 if errors else 0
 
 
 def _store_period(args: Any) -> StorePeriod:
@@ -420,6 +438,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         out.append(line)
     for name, why in s.get("skipped", {}).items():
         out.append(f"  {name}: skipped ({why})")
+    for what in s.get("failed_tasks", []):
+        out.append(f"  FAILED {what}")
     out.append(f"Decision-log hash: {s['hashes']['all']}")
     return out
 

@@ -62,3 +62,19 @@ def test_store_windows_before_a_models_cutoff_are_not_out_of_sample(start, cutof
                      store=StorePeriod("chdb:///nowhere", t0, t0 + 86_400 * 10**9, ("A",)))
     assert plan.leakage["route:claude"]["out_of_sample"] is oos
     assert plan.leakage["rules"]["out_of_sample"] is True  # no trained model
+
+
+def test_a_task_that_fails_is_reported_not_fatal():
+    """A broken arm (here a bad cassette mode) yields an error row naming it; the rest run."""
+    from actors.backtest import ShardConfig
+    from actors.eval import make_plan, run_plan
+    from tripwire.lab.markets import MarketSpec
+    from tripwire.lab.policies import Policy
+
+    bad = Policy("broken", "a bad setting", lambda ctx: {"cassette_text": "{}",
+                                                         "cassette_mode": "bogus"})
+    ctx = EvalContext()
+    plan = make_plan([bad], ctx, ShardConfig(), seeds=[1],
+                     market=MarketSpec(symbols=1, days=0.05))
+    (r,) = run_plan(plan, ctx, in_process=True)
+    assert r["policy"] == "broken" and "cassette mode" in r["error"]

@@ -49,9 +49,11 @@ def markdown(s: Mapping[str, Any]) -> str:
     L += ["Each figure is the mean over seeds with a 95 % bootstrap interval [lo, hi]. "
           "Paired test: PnL of the policy minus the baseline "
           f"(`{s['baseline']}`) on the same seeds, sign-flip p-value.", ""]
+    for what in s.get("failed_tasks", []):
+        L.append(f"- **FAILED task** (left out of every figure): {what}")
     for name, why in s.get("skipped", {}).items():
         L.append(f"- **{name} skipped**: {why}")
-    if s.get("skipped"):
+    if s.get("skipped") or s.get("failed_tasks"):
         L.append("")
     L += ["## Decisions", ""]
     rows = []
