@@ -90,9 +90,10 @@ def is_live(args: argparse.Namespace) -> bool:
     return all(s.partition("=")[0] not in FILE_SOURCES for s in normalise_sources(args))
 
 
-def _live_specs(args: argparse.Namespace) -> list:
+def _live_specs(args: argparse.Namespace, settings: Settings | None = None) -> list:
     """Registry specs: ``NAME=SYMBOLS`` or, for a single source, ``--streams``; ``--url``
-    is a URL (one source) or ``NAME=URL`` (several)."""
+    is a URL (one source) or ``NAME=URL`` (several). A ``news`` source takes its aliases
+    (and ``max_seen``) from the settings' ``[news]`` table."""
     from tripwire.adapters.registry import parse_spec
 
     sources = normalise_sources(args)
@@ -110,6 +111,11 @@ def _live_specs(args: argparse.Namespace) -> list:
         spot = getattr(args, "spot_markets", False) or (table is not None and table.spot_markets)
         if spec.name.startswith("ccxt:") and spot:
             spec = dataclasses.replace(spec, options={"spot_markets": True})
+        if spec.name == "news" and settings is not None:
+            from tripwire.adapters.news.factory import settings_options
+
+            spec = dataclasses.replace(spec, options=settings_options(settings.table("news"),
+                                                                      spec.options))
         specs.append(spec)
     return specs
 
@@ -154,7 +160,7 @@ def feed_factory(args: argparse.Namespace, settings: Settings) -> tuple[Callable
     from tripwire.adapters.registry import build_feeds, probability_symbols
 
     try:
-        specs = _live_specs(args)
+        specs = _live_specs(args, settings)
         feed = build_feeds(specs)  # validates early, before Ray starts
         symbols = feed.symbols
         args.probability_symbols = probability_symbols(feed)  # for _pipeline_config

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -147,7 +147,11 @@ class Readiness(BaseModel):
 
 def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *,
               token: str | Callable[[bytes], bool],
-              ledger_path: Path | None = None, title: str = "Tripwire") -> FastAPI:
+              ledger_path: Path | None = None, title: str = "Tripwire",
+              news_table: Mapping[str, Any] | None = None,
+              replay_dsn: str | None = None) -> FastAPI:
+    """The API. ``news_table`` (raw ``[news]``: its aliases tag webhook headlines) and
+    ``replay_dsn`` (the webhook's shared replay memory) go to :mod:`serve_apps.news_webhook`."""
     if not token:
         raise ValueError("the API needs a bearer token for its mutating routes (set "
                          "TRIPWIRE_API_TOKEN)")
@@ -161,7 +165,8 @@ def build_app(backend: Backend, store: DecisionStore, symbols: SymbolTable, *,
     _read_routes(app, backend, store, ledger_path)
     _write_routes(app, backend, store, symbols, auth)
     # Pushed news: signed with HMAC (serve_apps.news_webhook), not with the bearer token.
-    add_news_webhook(app, lambda items: backend.news(items), ApiError)
+    add_news_webhook(app, lambda items: backend.news(items), ApiError,
+                     news_table=news_table, replay_dsn=replay_dsn)
     _stream_route(app, store)
     _auth_first(app, check)
     _document(app)

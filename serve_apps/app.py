@@ -323,7 +323,9 @@ class IngressDeployment:
 
     def __serve_build_asgi_app__(self):
         return build_app(self.backend, self.store, self.spec.table(), token=self.spec.verifier,
-                         ledger_path=ledger_path(self.spec.settings))
+                         ledger_path=ledger_path(self.spec.settings),
+                         news_table=self.spec.settings.table("news"),
+                         replay_dsn=self.spec.dsn)  # replays refused across replicas
 
 
 def application(spec: AppSpec) -> serve.Application:

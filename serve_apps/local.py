@@ -56,7 +56,8 @@ class LocalServices:
 
     def app(self, token: str) -> FastAPI:
         return build_app(self, self.store, self.symbols, token=token,
-                         ledger_path=ledger_path(self.settings))
+                         ledger_path=ledger_path(self.settings),
+                         news_table=self.settings.table("news"), replay_dsn=self.dsn)
 
     async def close(self) -> dict[str, Any]:
         if self._beat is not None:

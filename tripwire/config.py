@@ -196,7 +196,8 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
 
     def table(self, name: str) -> dict[str, Any]:
-        """A raw owned table (``serve``, ``watchdog``, ``telemetry``, ``feeds``); {} when absent."""
+        """A raw owned table (``serve``, ``watchdog``, ``telemetry``, ``feeds``) or the raw
+        ``[news]`` table; {} when absent."""
         return dict(self.tables.get(name, {}))
 
     def named(self, exc: ValueError) -> ValueError:
@@ -306,6 +307,10 @@ def _build(data: dict[str, Any], origins: Mapping[str, str] | None = None,
         if not isinstance(table, dict):
             raise ValueError(f"{name} must be a table ([{name}]), got {table!r}")
         tables[name] = table
+    # [news] is validated above (trust) and by its feeds' owner (tripwire.adapters.news:
+    # sources, aliases, max_seen); kept raw too, so the drivers hand its aliases to the
+    # news pollers and the webhook.
+    tables["news"] = dict(data.get("news", {}))
     time = _time(data.get("time", {}))
     execution = validate(ExecutionSettings, data.get("execution", {}), "execution")
     engine = validate(EngineSettings, data.get("engine", {}), "engine")

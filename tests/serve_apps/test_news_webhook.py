@@ -39,7 +39,8 @@ def _body(**item) -> bytes:
                                   "symbols": ["SOLUSDT"], **item}]}).encode()
 
 
-def _post(body: bytes, headers: dict[str, str], env_secret: bytes | None = SECRET):
+def _post(body: bytes, headers: dict[str, str], env_secret: bytes | None = SECRET,
+          **app_kw):
     inbox = Inbox()
 
     async def go():
@@ -49,7 +50,8 @@ def _post(body: bytes, headers: dict[str, str], env_secret: bytes | None = SECRE
         else:
             mp.setenv(SECRET_ENV, env_secret.decode())
         try:
-            app = build_app(inbox, SimpleNamespace(), SymbolTable(["SOLUSDT"]), token="t0k3n")
+            app = build_app(inbox, SimpleNamespace(), SymbolTable(["SOLUSDT"]), token="t0k3n",
+                            **app_kw)
         finally:
             mp.undo()
         transport = httpx.ASGITransport(app=app)
@@ -125,3 +127,83 @@ def test_the_bearer_token_is_not_what_opens_it():
     (resp,), inbox = _post(body, {"Authorization": "Bearer t0k3n",
                                   "content-type": "application/json"})
     assert resp.status_code == 401 and inbox.items == []
+
+
+def test_pushed_headlines_are_tagged_by_the_news_aliases():
+    body = json.dumps({"items": [
+        {"headline": "Bitcoin slides as ETF outflows mount", "source": "reuters"},
+        {"headline": "Solana and bitcoin rally", "source": "reuters", "symbols": ["SOLUSDT"]},
+        {"headline": "Fed holds rates", "source": "reuters"}]}).encode()
+    news = {"trusted_sources": ["webhook:reuters"],
+            "aliases": {"BTCUSDT": ["bitcoin", "BTC"], "SOLUSDT": ["solana"]}}
+    (resp,), inbox = _post(body, _signed(body), news_table=news)
+    assert resp.status_code == 200, resp.text
+    assert [i.symbols for i in inbox.items] == [("BTCUSDT",), ("SOLUSDT", "BTCUSDT"), ()]
+
+
+def _two_replicas(dsn: str, posts: list[tuple[int, bytes, dict]]) -> tuple[list, list]:
+    """Two app instances (two Ingress replicas) sharing the PostgreSQL replay memory;
+    ``posts``: (which replica, body, headers)."""
+    inboxes = [Inbox(), Inbox()]
+
+    async def go():
+        mp = pytest.MonkeyPatch()
+        mp.setenv(SECRET_ENV, SECRET.decode())
+        try:
+            apps = [build_app(inbox, SimpleNamespace(), SymbolTable(["SOLUSDT"]),
+                              token="t0k3n", replay_dsn=dsn) for inbox in inboxes]
+        finally:
+            mp.undo()
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
+                                     base_url="http://api") for a in apps]
+        try:
+            return [await clients[i].post(PATH, content=b, headers=h) for i, b, h in posts]
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    return asyncio.run(go()), inboxes
+
+
+def test_a_replay_sent_to_another_replica_is_refused(migrated_db):
+    import asyncpg
+
+    body = _body(headline="Exchange halts SOL withdrawals")
+    headers = _signed(body)
+    stale = int(time.time()) - 3_600
+
+    async def seed() -> None:
+        conn = await asyncpg.connect(migrated_db)
+        try:
+            await conn.execute("INSERT INTO webhook_replay VALUES ('old', $1)", stale)
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    (first, replayed), (a, b) = _two_replicas(migrated_db, [(0, body, headers),
+                                                            (1, body, headers)])
+    assert first.status_code == 200, first.text
+    assert replayed.status_code == 409 and replayed.json()["error"]["code"] == "replayed"
+    assert len(a.items) == 1 and b.items == []
+
+    async def rows() -> list:
+        conn = await asyncpg.connect(migrated_db)
+        try:
+            return [tuple(r) for r in await conn.fetch("SELECT digest, ts_s FROM webhook_replay")]
+        finally:
+            await conn.close()
+
+    kept = asyncio.run(rows())
+    assert ("old", stale) not in kept  # pruned: past the window it could not pass anyway
+    assert [ts for _, ts in kept] == [int(headers[TIMESTAMP_HEADER])]
+    assert headers[SIGNATURE_HEADER] not in str(kept)  # a digest, not the signature
+
+
+def test_without_its_replay_memory_the_webhook_refuses(tmp_path):
+    from tests.serve_apps.conftest import free_port
+
+    body = _body()
+    (resp,), inbox = _post(body, _signed(body),
+                           replay_dsn=f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "unavailable"
+    assert inbox.items == []

@@ -49,3 +49,31 @@ def test_news_and_polymarket_in_one_process_with_their_heartbeats():
 def test_a_bad_news_spec_is_refused_by_name():
     with pytest.raises(ValueError, match="source news: news source 'coindesk' is not NAME@URL"):
         build_feeds([SourceSpec("news", ("coindesk",))])
+
+
+def test_the_settings_news_aliases_reach_the_poller_of_a_news_source(tmp_path):
+    """``[news] aliases`` in the config file tag RSS headlines in ``tripwire ingest`` and the
+    live job (feed_factory), not only aliases given in a spec's options."""
+    from types import SimpleNamespace
+
+    from actors.ingest import feed_factory
+    from tripwire.config import load_settings
+
+    conf = tmp_path / "tripwire.toml"
+    conf.write_text('[news]\ntrusted_sources = ["wire-a"]\nmax_seen = 500\n'
+                    '[news.aliases]\nBTCUSDT = ["bitcoin", "BTC"]\n')
+    settings = load_settings(conf, env={})
+    assert settings.table("news")["aliases"] == {"BTCUSDT": ["bitcoin", "BTC"]}
+    args = SimpleNamespace(source=["news=wire-a@http://127.0.0.1:9/a"], url=None, streams=None,
+                           files=[], spot_markets=False)
+    make_feed, _ = feed_factory(args, settings)
+    poller = make_feed()
+    assert poller.tagger.tag("Bitcoin slides as ETF outflows mount") == ("BTCUSDT",)
+    assert poller.config.max_seen == 500
+    # a spec's own aliases win over the file's
+    from tripwire.adapters.news.factory import settings_options
+
+    opts = settings_options(settings.table("news"), {"aliases": {"ETHUSDT": ["ether"]}})
+    assert opts["aliases"] == {"ETHUSDT": ["ether"]}
+    with pytest.raises(ValueError, match="news.aliases.BTCUSDT"):
+        settings_options({"aliases": {"BTCUSDT": []}}, {})

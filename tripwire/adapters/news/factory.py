@@ -1,8 +1,10 @@
 """``--source news=NAME@URL,...``: RSS/Atom sources as a live source of the registry.
 
 Each item is ``NAME@URL`` (the name is the source's provenance). ``spec.options`` may carry
-``aliases`` (``{"BTCUSDT": ["BTC", "bitcoin"]}``), ``min_interval_s`` and
-``silence_after_s`` for every source, and ``max_age_s`` for the poller.
+``aliases`` (``{"BTCUSDT": ["BTC", "bitcoin"]}``), ``max_seen``, ``min_interval_s`` and
+``silence_after_s`` for every source, and ``max_age_s`` for the poller. The drivers fill
+``aliases`` and ``max_seen`` from the settings' ``[news]`` table (:func:`settings_options`)
+unless the spec gives its own.
 
 >>> cfg = config_from_items(["coindesk@https://example.org/rss"], {"min_interval_s": 120})
 >>> cfg.sources[0].name, cfg.sources[0].min_interval_s
@@ -29,7 +31,21 @@ def config_from_items(items: Sequence[str], options: Mapping[str, Any]) -> NewsC
             raise ValueError(f"news source {item!r} is not NAME@URL")
         sources.append({"name": name.strip(), "url": url.strip(),
                         **{k: options[k] for k in _PER_SOURCE if k in options}})
-    return NewsConfig.from_table({"sources": sources, "aliases": dict(options.get("aliases", {}))})
+    table: dict[str, Any] = {"sources": sources, "aliases": dict(options.get("aliases", {}))}
+    if "max_seen" in options:
+        table["max_seen"] = options["max_seen"]
+    return NewsConfig.from_table(table)
+
+
+def settings_options(news_table: Mapping[str, Any], options: Mapping[str, Any]) -> dict:
+    """``options`` with ``aliases``/``max_seen`` from ``[news]`` where the spec has none
+    (the table is validated here: a bad alias names ``news.aliases.<symbol>``)."""
+    cfg = NewsConfig.from_table({k: v for k, v in news_table.items() if k != "sources"})
+    out = dict(options)
+    out.setdefault("aliases", {s: list(w) for s, w in cfg.aliases.items()})
+    if "max_seen" in news_table:
+        out.setdefault("max_seen", cfg.max_seen)
+    return out
 
 
 def feed_from_spec(spec: Any) -> Any:
