@@ -36,6 +36,7 @@ from serve_apps.errors import unwrap
 from serve_apps.lazy_store import LazyStore
 from serve_apps.orchestrator import Orchestrator, TriageService, metric_sections
 from tripwire import telemetry
+from tripwire.adapters.market_state import MarketGate, closed_from_heartbeats
 from tripwire.config import Settings
 from tripwire.llm.ledger import ledger_path
 from tripwire.model import NewsItem, SimClock, SymbolTable, TickBatch
@@ -93,18 +94,32 @@ class SignOffDeployment(_Lazy):
         self.orch = Orchestrator(spec.settings, spec.dsn, spec.table(), triage=self._triage,
                                  workers=spec.serve.signoff_workers,
                                  clock=make_clock(spec.serve))
+        self.gate = MarketGate()  # resolved/halted markets: not traded (market_state)
 
     async def _start(self) -> None:
         telemetry.configure(settings=self.spec.settings.table("telemetry"))
         await self.orch.start()
+        # Closures recorded before a restart (heartbeats market:<symbol>) still hold.
+        recorded = closed_from_heartbeats(await self.orch.parts.store.heartbeats())
+        self.gate.close(recorded, self.orch.parts.venue.broker)
+
+    async def close_markets(self, closed: dict[str, str]) -> dict[str, int]:
+        """Stop trading these symbols (symbol -> why): incidents on them are refused by
+        name and the venue refuses new orders on them."""
+        await self.ensure()
+        new = self.gate.close(closed, self.orch.parts.venue.broker)
+        return {"new": new, "closed": len(self.gate.closed)}
 
     async def _triage(self, incident: Any, trace: Any) -> dict[str, Any]:
         return await self.triage_handle.triage.remote(incident.model_dump(mode="json"), trace,
                                                       self.orch.clock.now_ns())
 
     async def submit(self, incidents: list[dict], trace: dict | None = None) -> list[dict]:
+        """Queue incidents; one on a closed market is answered ``market_closed`` (with why,
+        after the queued ones) and never reaches triage."""
         await self.ensure()
-        return await self.orch.submit(incidents, trace)
+        kept, refused = self.gate.split(incidents)
+        return (await self.orch.submit(kept, trace) if kept else []) + refused
 
     async def on_ticks(self, batch: TickBatch) -> int:
         await self.ensure()

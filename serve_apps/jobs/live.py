@@ -169,6 +169,21 @@ class _SourceHeartbeats:
         except Exception as exc:  # the watchdog sees the stale heartbeat; keep ingesting
             print(f"live: heartbeat not written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
+    async def market_closed(self, closed: dict[str, str]) -> None:
+        """Record closed markets (``market:<symbol>``, ``closed: <why>``): the operator's
+        heartbeat view shows them and a restarted sign-off service reads them back. Unlike
+        a beat, a failure here raises: a closure must not be lost (fail closed)."""
+        if self.dsn is None or not closed:
+            return
+        from tripwire.adapters.market_state import component, detail
+
+        if self.store is None:
+            from tripwire.store.pg_decisions import PgDecisionStore
+
+            self.store = await PgDecisionStore.connect(self.dsn, max_size=1)
+        for symbol, why in closed.items():
+            await self.store.heartbeat(component(symbol), time.time_ns(), detail(why))
+
     async def close(self) -> None:
         if self.store is not None:
             await self.store.close()
@@ -180,6 +195,8 @@ async def _pump_chunks(feed, app, counts: dict[str, int], stop: dict, run_for: f
     last = 0.0
     async for chunk in feed.chunks():
         await beats.beat()
+        if chunk.events:
+            await _on_events(chunk.events, app, counts, beats, err)
         if chunk.news:
             await app.dataplane.news.remote(list(chunk.news))
             counts["news"] += len(chunk.news)
@@ -198,6 +215,22 @@ async def _pump_chunks(feed, app, counts: dict[str, int], stop: dict, run_for: f
             break
     if hasattr(feed, "stop"):
         feed.stop()
+
+
+async def _on_events(events: list, app, counts: dict[str, int], beats: _SourceHeartbeats,
+                     err: Console) -> None:
+    """Venue events: a resolved/halted market is recorded, then the sign-off service stops
+    trading it (incidents refused by name, the venue refuses new orders on it)."""
+    from tripwire.adapters.market_state import closures
+
+    counts["venue_events"] = counts.get("venue_events", 0) + len(events)
+    closed = closures(events)
+    if not closed:
+        return
+    await beats.market_closed(closed)
+    await app.signoff.close_markets.remote(closed)
+    counts["markets_closed"] = counts.get("markets_closed", 0) + len(closed)
+    err.print(f"live: market closed, no longer traded: {', '.join(sorted(closed))}")
 
 
 if __name__ == "__main__":

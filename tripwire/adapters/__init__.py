@@ -18,7 +18,10 @@ How to add a venue ``<venue>``:
      buffering, batching, validation (duplicates and gaps by trade id), bounds, capped
      jittered backoff, per-source heartbeats and stats come with the base class;
    * ``loader.py`` -- historical files or recordings as a :class:`tripwire.feeds.base.IterableFeed`;
-   * ``instruments.py`` -- the venue's instruments/markets -> tripwire symbol names;
+   * ``instruments.py`` -- the venue's instruments/markets -> tripwire symbol names (and
+     ``probability_symbols()`` where prices are probabilities: scored on log-odds);
+     market events (resolution, halt) go out in ``FeedChunk.events``; a ``halt`` naming a
+     symbol stops its trading (:mod:`tripwire.adapters.market_state`);
    * ``execution.py`` -- where the venue trades: the execution client behind
      :class:`tripwire.execution.base.Broker` (ccxt venues reference ``CcxtBroker``).
 

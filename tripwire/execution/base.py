@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -312,15 +312,21 @@ def _check_positive(field: str, value: object) -> None:
         raise OrderRejected(field, f"must be a finite number > 0, got {value!r}")
 
 
-def validate_request(request: OrderRequest, symbols: Container[str]) -> OrderRequest:
+def validate_request(request: OrderRequest, symbols: Container[str],
+                     closed: Mapping[str, str] | None = None) -> OrderRequest:
     """Return ``request`` (side and type as enums) when well formed, else raise OrderRejected.
 
-    The error's ``field`` names the offending input.
+    The error's ``field`` names the offending input. ``closed``: symbols whose market is
+    closed (a resolved or halted prediction market: symbol -> why); a new order on one is
+    refused (fail closed), whatever else it says.
     """
     if not isinstance(request.client_order_id, str) or not request.client_order_id:
         raise OrderRejected("client_order_id", "must be a non-empty string")
     if request.symbol not in symbols:
         raise OrderRejected("symbol", f"unknown symbol {request.symbol!r}")
+    if closed and request.symbol in closed:
+        raise OrderRejected("symbol", f"{request.symbol}'s market is closed "
+                            f"({closed[request.symbol]}): no new orders")
     if request.side not in (Side.BUY, Side.SELL):
         raise OrderRejected("side", f"must be BUY or SELL, got {request.side!r}")
     if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):

@@ -159,6 +159,8 @@ class CcxtBroker:
         initial_cash: float | None = None,
     ) -> None:
         self._symbols = frozenset(symbols)
+        # Symbols whose market closed (-> why): new orders refused before any network call.
+        self.closed_markets: dict[str, str] = {}
         if not self._symbols:
             raise ValueError("symbols must name at least one tripwire symbol")
         self.session = CcxtSession(
@@ -206,7 +208,7 @@ class CcxtBroker:
             if tracked.original != request:
                 raise DuplicateClientOrderId(request.client_order_id)
             return self.get_order(request.client_order_id)
-        request = validate_request(request, self._symbols)
+        request = validate_request(request, self._symbols, self.closed_markets)
         if tracked is not None:  # seen on the venue (e.g. via orders()) but not placed here
             del self._orders[request.client_order_id]
         self._check_brackets(request)

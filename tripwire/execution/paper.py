@@ -140,6 +140,9 @@ class PaperBroker:
         # Why the venue takes no new or amended order now ("" when it does): a book that
         # could not be rebuilt or persisted must not trade (cancels stay allowed).
         self.refusal: Callable[[], str] | None = None
+        # Symbols whose market closed (a resolved/halted prediction market -> why): new
+        # orders on them are refused (tripwire.adapters.market_state fills it).
+        self.closed_markets: dict[str, str] = {}
 
     # ------------------------------------------------------------------ orders
 
@@ -150,7 +153,7 @@ class PaperBroker:
                 raise DuplicateClientOrderId(request.client_order_id)
             return self.get_order(existing.id)
         self._check_open("place")
-        request = validate_request(request, self._symbols)
+        request = validate_request(request, self._symbols, self.closed_markets)
         now = self.clock.now_ns()
         order = Order(
             id=request.client_order_id,

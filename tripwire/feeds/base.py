@@ -17,7 +17,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +43,10 @@ class FeedChunk:
     gaps: list[Gap] = field(default_factory=list)
     news: list[NewsItem] = field(default_factory=list)
     labels: list[EventLabel] = field(default_factory=list)
+    # Venue events (a market resolved, halted, its tick size changed; e.g. Polymarket's
+    # VenueEvent): not prices, never scored; tripwire.adapters.market_state stops trading a
+    # closed market on them.
+    events: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ticks)

@@ -20,13 +20,16 @@ What is Polymarket's own:
   detection is off; a reconnect is where trades can be lost, and each is counted.
 * **Resolution and halts are events.** ``market_resolved`` marks the market's tokens
   resolved (their later trades: ``market_resolved`` dead letters) and emits a ``halt`` event
-  per token; ``tick_size_change`` and ``new_market`` are events too (:meth:`drain_events`,
-  counted in ``stats()['events']``). None of them reaches the detectors.
+  per token; ``tick_size_change`` and ``new_market`` are events too, delivered in the next
+  chunk's ``events`` (:attr:`FeedChunk.events`; counted in ``stats()['events']``). None of
+  them reaches the detectors; :mod:`tripwire.adapters.market_state` stops trading a
+  resolved token on its ``halt``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections import OrderedDict, deque
@@ -53,6 +56,7 @@ from tripwire.adapters.polymarket.schemas import (
     parse_frame,
     subscribe_message,
 )
+from tripwire.feeds.base import FeedChunk
 from tripwire.feeds.validate import TickValidator
 from tripwire.model import Clock, DeadLetter, DeadReason
 
@@ -154,6 +158,13 @@ class PolymarketWebSocketFeed(LiveTradeFeed):
     def probability_symbols(self) -> tuple[str, ...]:
         return self.instruments.probability_symbols()
 
+    def _flush(self) -> FeedChunk:
+        """The next chunk, carrying the venue events since the last one (FeedChunk.events)."""
+        chunk = super()._flush()
+        if not self._events:
+            return chunk
+        return dataclasses.replace(chunk, events=self.drain_events())
+
     def _describe(self) -> dict[str, Any]:
         return {"assets": list(self.instruments.asset_ids), **self._pm,
                 "events": dict(self._event_counts),
@@ -205,6 +216,7 @@ class PolymarketWebSocketFeed(LiveTradeFeed):
             self._events.popleft()
             self._pm["events_dropped"] += 1
         self._events.append(event)
+        self._mark_pending()  # delivered with the next chunk, even one without trades
         log.info("%s event %s market=%s assets=%s %s", self.source, event.kind, event.market,
                  ",".join(event.asset_ids), event.detail)
 
