@@ -324,6 +324,10 @@ def test_drift_catches_a_sustained_rise_no_single_bucket_shows():
     assert t.ts_ns[0] > ramp_ns  # nothing before the rise
     assert t.value[0] > 0 and t.z[0] >= 5.5  # the move since the reference close, and its z
     assert bank.counters()["drift_trips"] == len(t)
+    # A move already alarmed on is not news again: after each trip the drift starts over
+    # (no reference for 18 buckets), not once per 60 s cool-down along the same rise.
+    gaps = np.diff(t.ts_ns) / NS_PER_SECOND
+    assert len(t) <= 3 and (gaps >= 170).all(), gaps  # 18 buckets, less the partial one
     # The reference agrees tick for tick.
     ref = ReferenceBank(cfg, n_symbols=1)
     bank2 = DetectorBank(cfg, n_symbols=1)

@@ -395,6 +395,7 @@ class ReferenceBank:
                     by_rate = True
             if not hits:
                 continue
+            self.drift[s].clear()  # a move already alarmed on is not news again
             if ts < self.cooldown_until[s]:
                 self.suppressed += 1
                 continue

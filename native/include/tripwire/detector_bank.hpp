@@ -120,6 +120,8 @@ struct alignas(64) SymState {
   uint32_t dcount;      // drift ring: entries kept
   double rate_ewma;     // trades per volume bucket (EWMA, not yet bias-corrected)
   double rate_weight;   // 1 - (1 - a)^buckets: the EWMA's bias correction
+  double rate_mu;       // expected trades per bucket once warm (0: warming or off)
+  double dlo, dhi;      // drift cannot trip for dlo < price < dhi (fixed per bucket)
 };
 
 struct TickRec {
@@ -280,6 +282,7 @@ class DetectorBank {
       if (!(std::isfinite(v) && v > 0.0))
         throw std::invalid_argument("thresholds must be finite and > 0");
     for (int m = 0; m < kMetrics; ++m) states_[symbol].threshold[m] = t[m];
+    states_[symbol].dhi = 0.0;  // the drift band is recomputed: score exactly until then
   }
   const RollParams& params(int m) const { return params_[m]; }
 
@@ -417,6 +420,7 @@ class DetectorBank {
       s.rref_start = s.rb_start;
       s.rb_start = start;
       s.rscale = 1.0 / std::sqrt(static_cast<double>((start - s.rref_start) / b));
+      if (dcap_) drift_band(s, symbol);
     }
     s.rb_close = price;
     if (!s.has_rref) return kNaN;
@@ -512,6 +516,38 @@ class DetectorBank {
     dclose_[static_cast<size_t>(symbol) * dcap_ + at] = close;
     s.dcount += 1;
   }
+  // The prices between which the drift cannot trip until the bucket rolls over (the
+  // reference, the window and the threshold change only then, or with set_thresholds,
+  // which clears the band). Narrowed by 1e-6 of the threshold distance so that every
+  // price the band lets through untested is far from a tie; those outside it are scored
+  // exactly. Saves a log and two divisions per tick.
+  void drift_band(SymState& s, int32_t symbol) {
+    s.dlo = s.dhi = 0.0;  // empty band: score every tick
+    drift_advance(s, symbol, s.rb_start);
+    if (s.dcount == 0) {
+      s.dhi = std::numeric_limits<double>::infinity();  // no reference: nothing can trip
+      return;
+    }
+    const size_t at = static_cast<size_t>(symbol) * dcap_ + s.dhead;
+    const int64_t cutoff = s.rb_start - static_cast<int64_t>(cfg_.drift_buckets) *
+                                            cfg_.return_bucket_ns;
+    if (dstart_[at] > cutoff) {
+      s.dhi = std::numeric_limits<double>::infinity();
+      return;
+    }
+    RollSummary sum{kNaN, kNaN};
+    const double z0 = roll_zscore(params_[kReturn], s.roll[kReturn], 0.0, &sum);
+    if (!(z0 == z0)) {
+      s.dhi = std::numeric_limits<double>::infinity();  // warming up: NaN never trips
+      return;
+    }
+    if (sum.std == 0.0) return;  // z is 0 there; scored exactly (rare)
+    const double k = static_cast<double>((s.rb_start - dstart_[at]) / cfg_.return_bucket_ns);
+    const double half = drift_threshold(s) * sum.std * std::sqrt(k) * (1.0 - 1e-6);
+    s.dlo = dclose_[at] * std::exp(k * sum.mean - half);
+    s.dhi = dclose_[at] * std::exp(k * sum.mean + half);
+  }
+
   // z of the drift at price (NaN without a reference or while the window warms up).
   double score_drift(SymState& s, int32_t symbol, double price, double* mean_out,
                      double* std_out, double* value) {
@@ -562,6 +598,7 @@ class DetectorBank {
       s.rate_ewma = s.rate_ewma * q;
       s.rate_weight = 1.0 - (1.0 - s.rate_weight) * q;
     }
+    s.rate_mu = s.rate_weight >= 0.5 ? s.rate_ewma / s.rate_weight : 0.0;
   }
   // P(N >= n) for N ~ Poisson(mu), summed from the n-th term up (no cancellation).
   static double poisson_tail(uint32_t n, double mu) {
@@ -577,8 +614,7 @@ class DetectorBank {
   }
   // Whether the running bucket's count trips the rate rule; fills z/mean/std.
   bool rate_trips(const SymState& s, double* z, RollSummary* sum) const {
-    if (!(s.rate_weight >= 0.5)) return false;  // warming up
-    const double mu = s.rate_ewma / s.rate_weight;
+    const double mu = s.rate_mu;  // 0 while warming up
     if (!(mu > 0.0 && mu <= kRateMaxMean)) return false;
     if (s.bucket_trades < cfg_.rate_min_trades) return false;
     const uint32_t n = s.bucket_trades < kRateMaxCount ? s.bucket_trades : kRateMaxCount;
@@ -634,7 +670,8 @@ class DetectorBank {
     for (int m = 0; m < kMetrics; ++m) hit[m] = trips_on(m, z[m], s);
     // The slower statistics speak only when the fast ones are silent (one row per metric).
     bool by_drift = false, by_rate = false;
-    if (dcap_ && cfg_.metric[kReturn].enabled && !hit[kReturn] && s.has_rref) {
+    if (dcap_ && cfg_.metric[kReturn].enabled && !hit[kReturn] && s.has_rref &&
+        !(price > s.dlo && price < s.dhi)) {
       double dm = kNaN, dsd = kNaN, dv = kNaN;
       const double zd = score_drift(s, symbol, price, &dm, &dsd, &dv);
       if (zd == zd && std::fabs(zd) >= drift_threshold(s)) {
@@ -657,6 +694,14 @@ class DetectorBank {
     bool tripped = false;
     for (int m = 0; m < kMetrics; ++m) tripped |= hit[m];
     if (!tripped) return;
+    if (dcap_) {
+      // A move already alarmed on is not news again: the drift measures from after it
+      // (no reference until drift_buckets more buckets complete), so an event's own move
+      // does not re-trip minutes later, after its cool-down.
+      s.dcount = 0;
+      s.dlo = 0.0;
+      s.dhi = std::numeric_limits<double>::infinity();
+    }
     if (ts < s.cooldown_until) {
       s.suppressed += 1;
       counters_.suppressed += 1;
