@@ -23,7 +23,8 @@ import openai
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripwire.llm import cli
+from tripwire import commands
+from tripwire.commands import llm as cli
 from tripwire.llm.base import LLMRequest, Message
 from tripwire.llm.local import LocalModelError, LocalServer, child_env, find_gguf
 
@@ -171,10 +172,10 @@ def test_serve_local_is_a_subcommand_of_the_llm_group():
 
 
 def test_serve_local_bad_input_exits_2_with_a_message(tmp_path, capsys):
-    assert cli.main(["serve-local", "--model", str(tmp_path / "nope.gguf")]) == 2
+    assert commands.main(["llm", "serve-local", "--model", str(tmp_path / "nope.gguf")]) == 2
     assert "model file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["serve-local", "--port", "70000"])
+        commands.main(["llm", "serve-local", "--port", "70000"])
     assert exit_.value.code == 2
     assert "expected an integer in 0..65535, got 70000" in capsys.readouterr().err
 
