@@ -645,10 +645,10 @@ def test_database_outage_is_halted_when_the_database_returns(pg_root: Any, capsy
     halt was written and trading resumed without anyone's acknowledgement. Now the first
     thing the watchdog does on the database's return is set ``database_outage: ...``, and a
     resume must name that code. A real server is stopped and started on the same port."""
+    from tripwire.commands.watchdog import ReconnectingStore
     from tripwire.store import pg as pg_module
     from tripwire.store.migrate import migrate
     from tripwire.store.pg import PrivateCluster
-    from tripwire.commands.watchdog import ReconnectingStore
 
     cluster = PrivateCluster(pg_root / "outage", durable=False)
     dsn = cluster.start()
