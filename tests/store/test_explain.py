@@ -23,8 +23,8 @@ from tests.store.test_journal import (
     record_executed,
     record_rejected,
 )
-from tripwire.decisions.signatures import SIGNERS
 from tripwire.commands import main as store_main
+from tripwire.decisions.signatures import SIGNERS
 from tripwire.store.decisions import Approval, DecisionChain
 from tripwire.store.explain import explain_json, render_explain
 
