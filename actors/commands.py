@@ -40,8 +40,9 @@ def _ingest(sub: argparse._SubParsersAction) -> None:
     ing.add_argument(
         "--source", action="append", metavar="SOURCE",
         help=f"{', '.join(INGEST_SOURCES)} (default scenario), or live: binance, "
-        "ccxt:<exchange> (okx, bybit, coinbase, ...), each as NAME or NAME=SYM,SYM; repeat "
-        "--source for several live sources in one process",
+        "ccxt:<exchange> (okx, bybit, coinbase, ...), polymarket (NAME:<asset id>,...), "
+        "news (NAME@URL,...; bare: the [news] sources), each as NAME or NAME=SYM,SYM; "
+        "repeat --source for several live sources in one process (default: [feeds] sources)",
     )
     ing.add_argument("files", nargs="*", help="binance-csv: trade / aggTrade files (.csv/.zip)")
     add_config(ing)

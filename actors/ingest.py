@@ -104,18 +104,23 @@ def _live_specs(args: argparse.Namespace, settings: Settings | None = None) -> l
         if not spec.symbols and args.streams and len(sources) == 1:
             spec = dataclasses.replace(spec, symbols=tuple(
                 s.strip() for s in args.streams.split(",") if s.strip()))
-        if not spec.symbols:
+        if spec.name == "news" and settings is not None:
+            from tripwire.adapters.news.factory import settings_options
+
+            try:
+                options = settings_options(settings.table("news"), spec.options)
+            except ValueError as exc:
+                raise UsageError(f"[news]: {exc}") from None
+            spec = dataclasses.replace(spec, options=options)
+        if not spec.symbols and not (spec.name == "news" and spec.options.get("sources")):
             raise UsageError(f"--source {spec.name} needs --streams (a single source) or "
-                             f"--source {spec.name}=SYM,SYM")
+                             f"--source {spec.name}=SYM,SYM"
+                             + (" (or [news] sources in the config)"
+                                if spec.name == "news" else ""))
         table = getattr(args, "feeds_table", None)
         spot = getattr(args, "spot_markets", False) or (table is not None and table.spot_markets)
         if spec.name.startswith("ccxt:") and spot:
             spec = dataclasses.replace(spec, options={"spot_markets": True})
-        if spec.name == "news" and settings is not None:
-            from tripwire.adapters.news.factory import settings_options
-
-            spec = dataclasses.replace(spec, options=settings_options(settings.table("news"),
-                                                                      spec.options))
         specs.append(spec)
     return specs
 

@@ -77,3 +77,36 @@ def test_the_settings_news_aliases_reach_the_poller_of_a_news_source(tmp_path):
     assert opts["aliases"] == {"ETHUSDT": ["ether"]}
     with pytest.raises(ValueError, match="news.aliases.BTCUSDT"):
         settings_options({"aliases": {"BTCUSDT": []}}, {})
+
+
+def test_a_bare_news_source_polls_the_settings_news_sources_each_with_its_own_limits(tmp_path):
+    """``[news] sources`` in the config were validated and then ignored: ``--source news``
+    refused to start without ``news=NAME@URL`` items. A bare ``news`` now polls them."""
+    from types import SimpleNamespace
+
+    from actors.ingest import feed_factory
+    from tripwire.commands.common import UsageError
+    from tripwire.config import load_settings
+
+    conf = tmp_path / "tripwire.toml"
+    conf.write_text('[news]\ntrusted_sources = ["wire-a"]\n'
+                    '[[news.sources]]\nname = "wire-a"\nurl = "http://127.0.0.1:9/a"\n'
+                    'min_interval_s = 300\n'
+                    '[[news.sources]]\nname = "wire-b"\nurl = "http://127.0.0.1:9/b"\n'
+                    '[news.aliases]\nBTCUSDT = ["bitcoin"]\n')
+    settings = load_settings(conf, env={})
+    args = SimpleNamespace(source=["news"], url=None, streams=None, files=[],
+                           spot_markets=False)
+    poller = feed_factory(args, settings)[0]()
+    assert [(s.name, s.min_interval_s) for s in poller.config.sources] == [
+        ("wire-a", 300.0), ("wire-b", 60.0)]
+    assert poller.tagger.tag("bitcoin up") == ("BTCUSDT",)
+    # items on the command line win over the file's sources
+    args = SimpleNamespace(source=["news=wire-c@http://127.0.0.1:9/c"], url=None, streams=None,
+                           files=[], spot_markets=False)
+    assert [s.name for s in feed_factory(args, settings)[0]().config.sources] == ["wire-c"]
+    # no sources anywhere: a usage error that says where they go
+    args = SimpleNamespace(source=["news"], url=None, streams=None, files=[],
+                           spot_markets=False)
+    with pytest.raises(UsageError, match=r"\[news\] sources"):
+        feed_factory(args, load_settings(None, env={}))

@@ -1,10 +1,12 @@
 """``--source news=NAME@URL,...``: RSS/Atom sources as a live source of the registry.
 
-Each item is ``NAME@URL`` (the name is the source's provenance). ``spec.options`` may carry
-``aliases`` (``{"BTCUSDT": ["BTC", "bitcoin"]}``), ``max_seen``, ``min_interval_s`` and
-``silence_after_s`` for every source, and ``max_age_s`` for the poller. The drivers fill
-``aliases`` and ``max_seen`` from the settings' ``[news]`` table (:func:`settings_options`)
-unless the spec gives its own.
+Each item is ``NAME@URL`` (the name is the source's provenance); a bare ``news`` source
+polls the ``[news] sources`` of the settings instead (each with its own limits).
+``spec.options`` may carry ``aliases`` (``{"BTCUSDT": ["BTC", "bitcoin"]}``),
+``max_seen``, ``min_interval_s`` and ``silence_after_s`` for every source, and
+``max_age_s`` for the poller. The drivers fill ``aliases``, ``max_seen`` and ``sources``
+from the settings' ``[news]`` table (:func:`settings_options`) unless the spec gives its
+own.
 
 >>> cfg = config_from_items(["coindesk@https://example.org/rss"], {"min_interval_s": 120})
 >>> cfg.sources[0].name, cfg.sources[0].min_interval_s
@@ -22,8 +24,25 @@ _PER_SOURCE = ("min_interval_s", "silence_after_s", "timeout_s")
 
 
 def config_from_items(items: Sequence[str], options: Mapping[str, Any]) -> NewsConfig:
+    """The poller's config: the spec's ``NAME@URL`` items, else ``options["sources"]`` (the
+    settings' ``[news] sources`` tables, validated by :class:`NewsConfig`).
+
+    >>> config_from_items([], {"sources": [{"name": "a", "url": "https://a.example/rss",
+    ...                                     "min_interval_s": 300}]}).sources[0].min_interval_s
+    300.0
+    >>> config_from_items([], {})
+    Traceback (most recent call last):
+    ...
+    ValueError: news needs sources: news=coindesk@https://.../rss, or [news] sources
+    """
+    if not items and options.get("sources"):
+        table: dict[str, Any] = {"sources": list(options["sources"]),
+                                 "aliases": dict(options.get("aliases", {}))}
+        if "max_seen" in options:
+            table["max_seen"] = options["max_seen"]
+        return NewsConfig.from_table(table)
     if not items:
-        raise ValueError("news needs sources, e.g. news=coindesk@https://.../rss")
+        raise ValueError("news needs sources: news=coindesk@https://.../rss, or [news] sources")
     sources = []
     for item in items:
         name, sep, url = item.partition("@")
@@ -31,17 +50,20 @@ def config_from_items(items: Sequence[str], options: Mapping[str, Any]) -> NewsC
             raise ValueError(f"news source {item!r} is not NAME@URL")
         sources.append({"name": name.strip(), "url": url.strip(),
                         **{k: options[k] for k in _PER_SOURCE if k in options}})
-    table: dict[str, Any] = {"sources": sources, "aliases": dict(options.get("aliases", {}))}
+    table = {"sources": sources, "aliases": dict(options.get("aliases", {}))}
     if "max_seen" in options:
         table["max_seen"] = options["max_seen"]
     return NewsConfig.from_table(table)
 
 
 def settings_options(news_table: Mapping[str, Any], options: Mapping[str, Any]) -> dict:
-    """``options`` with ``aliases``/``max_seen`` from ``[news]`` where the spec has none
-    (the table is validated here: a bad alias names ``news.aliases.<symbol>``)."""
-    cfg = NewsConfig.from_table({k: v for k, v in news_table.items() if k != "sources"})
+    """``options`` with ``aliases``/``max_seen`` (and ``sources``, polled when the spec names
+    none) from ``[news]`` where the spec has none (the table is validated here: a bad alias
+    names ``news.aliases.<symbol>``, a bad source ``news.sources.<i>.<key>``)."""
+    cfg = NewsConfig.from_table(dict(news_table))
     out = dict(options)
+    if news_table.get("sources"):
+        out.setdefault("sources", [dict(s) for s in news_table["sources"]])
     out.setdefault("aliases", {s: list(w) for s, w in cfg.aliases.items()})
     if "max_seen" in news_table:
         out.setdefault("max_seen", cfg.max_seen)
