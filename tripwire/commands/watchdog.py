@@ -3,8 +3,11 @@
 The watchdog runs the invariant checks every ``[watchdog] interval_s`` until Ctrl-C (``--once``:
 one pass), logging one structured line per check on stderr and printing a summary at the end.
 With ``--api URL`` it reads the account and cancels/flattens through the orchestrator's HTTP
-API (token from ``$TRIPWIRE_API_TOKEN`` or ``[watchdog] api_token_env``); without it only the
-heartbeats and the database are checked, and it says so.
+API (token from ``$TRIPWIRE_API_TOKEN`` or ``[watchdog] api_token_env``). With ``--exchange``
+it goes to the venue itself: it builds the ``[execution]`` broker (ccxt; credentials from the
+variables it names) and reads the account, cancels and flattens there, so a Serve app that
+is down or wedged cannot keep it from stopping trading. Without either only the heartbeats
+and the database are checked, and it says so.
 
 The database: ``--dsn``, else ``$TRIPWIRE_WATCHDOG_DSN`` (the watchdog's own credentials),
 else ``$TRIPWIRE_PG_DSN``, else the private cluster under the data directory.
@@ -95,13 +98,58 @@ class ReconnectingStore:
             self._store = None
 
 
-def _control(args: argparse.Namespace, wd: WatchdogFile) -> HttpControl | None:
+def _control(args: argparse.Namespace, wd: WatchdogFile) -> Any:
+    if args.api and getattr(args, "exchange", False):
+        raise UsageError("--api and --exchange are two ways to reach the venue: give one")
+    if getattr(args, "exchange", False):
+        return _exchange_control(args)
     if not args.api:
         return None
     token = os.environ.get(wd.config.api_token_env, "")
     if not token:
         raise UsageError(f"--api needs the API token in ${wd.config.api_token_env}")
     return HttpControl(args.api, token, timeout_s=wd.config.api_timeout_s)
+
+
+class _ExchangeControl:
+    """BrokerControl over the ``[execution]`` ccxt broker, closing the broker with it."""
+
+    def __init__(self, built: Any) -> None:
+        from tripwire.watchdog import BrokerControl
+
+        self.built = built
+        self.inner = BrokerControl(built.broker, blocking=True)  # network: worker thread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        self.built.close()
+
+
+def _exchange_control(args: argparse.Namespace) -> _ExchangeControl:
+    """The venue's own account, orders and positions (``--exchange``): the symbols are
+    ``[risk] allowed_symbols``, the only ones Tripwire may hold. A configuration error
+    (not ccxt, a missing credential variable, an unknown exchange id) is exit 2; an
+    exchange that cannot be reached at start is exit 1."""
+    from tripwire.config import load_settings
+    from tripwire.execution.base import AuthenticationFailed
+    from tripwire.execution.factory import build_broker
+    from tripwire.model import SymbolTable
+
+    settings = load_settings(args.config)
+    if settings.execution.broker != "ccxt":
+        raise UsageError(f'--exchange needs [execution] broker = "ccxt", got '
+                         f'"{settings.execution.broker}" (a paper venue lives in the Serve '
+                         f"app: use --api)")
+    symbols = SymbolTable(sorted(settings.decisions.limits.allowed_symbols))
+    try:
+        built = build_broker(settings, symbols, SystemClock())
+    except AuthenticationFailed as exc:
+        if getattr(exc, "operation", "") == "configure":
+            raise UsageError(f"--exchange: {exc}") from None
+        raise
+    return _ExchangeControl(built)
 
 
 def _setup_logging(log_file: str | None = None, *, api: bool = False) -> None:
@@ -127,7 +175,7 @@ def _setup_logging(log_file: str | None = None, *, api: bool = False) -> None:
 
 
 async def _watch(args: argparse.Namespace, wd: WatchdogFile, dsn: str) -> dict[str, Any]:
-    control = _control(args, wd)
+    control = await asyncio.to_thread(_control, args, wd)  # --exchange: network I/O
     store = ReconnectingStore(dsn)
     dog = Watchdog(store, control, wd.config, SystemClock())
     last: list[Any] = []
@@ -158,14 +206,16 @@ async def _watch(args: argparse.Namespace, wd: WatchdogFile, dsn: str) -> dict[s
             "last_breaches": [{"code": b.code, "detail": b.detail} for b in last],
             "halted": None if halt is None else halt.halted,
             "halt_reason": None if halt is None else halt.reason,
-            "execution": "api" if control is not None else "none"}
+            "execution": ("none" if control is None
+                          else "exchange" if isinstance(control, _ExchangeControl) else "api")}
 
 
 def cmd_watchdog(args: argparse.Namespace) -> int:
     def body(wd: WatchdogFile) -> int:
-        _setup_logging(args.log, api=bool(args.api))
-        if not args.api:
-            print("tripwire watchdog: no --api given: checking heartbeats and the database "
+        _setup_logging(args.log, api=bool(args.api or args.exchange))
+        if not (args.api or args.exchange):
+            print("tripwire watchdog: no --api or --exchange given: checking heartbeats and "
+                  "the database "
                   "only (no drawdown, exposure or stop checks, no order cancels)",
                   file=sys.stderr)
         with _dsn(args, wd) as dsn:
@@ -301,6 +351,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(w)
     w.add_argument("--once", action="store_true", help="one pass, then exit (1 on a breach)")
     w.add_argument("--api", help="orchestrator base URL for account checks and order cancels")
+    w.add_argument("--exchange", action="store_true",
+                   help="check and act on the [execution] exchange directly (ccxt), not "
+                        "through the Serve app")
     w.add_argument("--log", help="append the structured lines to this file (default: "
                                  "stderr); a start line marks each run")
     w.set_defaults(func=cmd_watchdog)
