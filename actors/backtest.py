@@ -58,6 +58,7 @@ from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.decisions.prices import LatestPrices
 from tripwire.detect import DetectorConfig
 from tripwire.engine import Engine, EngineSettings, LocalDetectors, MarketState, Venue
+from tripwire.engine.outcomes import outcome_recorder
 from tripwire.engine.step import sub_batches
 from tripwire.execution.backtest import BacktestBroker
 from tripwire.feeds.scenario import Scenario, ScenarioConfig
@@ -230,7 +231,9 @@ class _Replay:
         shard = DetectorShard(0, 1, syms, config.detector, id_seed=spec.seed)
         self.engine = Engine(market, LocalDetectors(shard), self,
                              Venue(self.broker, self.prices, self.broker.clock),
-                             own=mine, ids=self._id_for)
+                             own=mine, ids=self._id_for,
+                             outcomes=outcome_recorder(self.store, config.decisions.memory,
+                                                       syms))
 
     def _id_for(self, symbol: str) -> str:
         return new_id(self.broker.clock, self.rngs[symbol])
@@ -304,6 +307,9 @@ class _Replay:
             "intake": dict(sorted(self.runner.intake.counts.items())),
             "verdicts": _counted(r.verdict for _, r in self.results if r.verdict),
             "outcomes": _counted(_outcome_key(r) for _, r in self.results),
+            # [memory]: realised outcomes the engine recorded (pending, recorded, dropped)
+            "memory_outcomes": (dict(sorted(self.engine.outcomes.counts.items()))
+                                if self.engine.outcomes is not None else None),
             "orders": len(orders),
             "fills": len(fills),
             "realised_pnl": account.realised_pnl,

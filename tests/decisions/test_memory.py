@@ -89,3 +89,98 @@ def test_the_settler_is_bounded_and_counts_what_it_drops():
     assert not settler.add(inc.model_copy(update={"price": None}), 0)
     with pytest.raises(ValueError, match="horizon_s"):
         OutcomeSettler(horizon_s=0)
+
+
+# -- the engine records outcomes itself (tripwire.engine.outcomes) ------------------------
+
+class _Remembering:
+    """A decisions port that files each incident in the store, asks memory what it may see
+    at the incident's time, and records a HOLD -- what the triage graph does, minus a model."""
+
+    def __init__(self, store: MemoryDecisionStore) -> None:
+        self.store, self.seen = store, []
+
+    async def on_incidents(self, incidents):
+        for inc in incidents:
+            await self.store.record_incident(inc.id, inc.symbol, inc.ts_ns, "triaged", {})
+            memory = await recall(self.store, inc, MemorySettings(enabled=True, max_items=50))
+            self.seen.append((inc.ts_ns, [o["realised_ns"] for o in memory.similar]))
+
+
+class _Watched(MemoryDecisionStore):
+    """Records, for each outcome written, the market time the engine had reached."""
+
+    def __init__(self, clock) -> None:
+        super().__init__()
+        self.clock, self.written = clock, []
+
+    async def record_outcome(self, incident_id, **row):
+        self.written.append((row["realised_ns"], self.clock()))
+        return await super().record_outcome(incident_id, **row)
+
+
+def _engine_run(memory: MemorySettings, max_pending: int = 10_000):
+    from actors.shard import DetectorShard
+    from tripwire.engine import Engine, LocalDetectors, MarketState
+    from tripwire.engine.outcomes import outcome_recorder
+    from tripwire.engine.step import sub_batches
+    from tripwire.feeds.scenario import Scenario, ScenarioConfig
+
+    sc = Scenario(ScenarioConfig(seed=3, n_symbols=6, duration_s=4 * 3600,
+                                 events_per_kind={"fat_finger": 2, "news_shock": 2,
+                                                  "liquidation_cascade": 1}))
+    now = {"ns": 0}
+    store = _Watched(lambda: now["ns"])
+    port = _Remembering(store)
+    market = MarketState(sc.symbols)
+    market.on_news(sc.news)
+    recorder = outcome_recorder(store, memory, sc.symbols, max_pending=max_pending)
+    engine = Engine(market, LocalDetectors(DetectorShard(0, 1, sc.symbols, id_seed=3)), port,
+                    outcomes=recorder)
+
+    async def run():
+        for chunk in sc.blocks():
+            for b in sub_batches(chunk.ticks):
+                now["ns"] = int(b.ts_ns.max())  # market time once this batch has gone through
+                await engine.step(b)
+
+    asyncio.run(run())
+    return engine, store, port, recorder
+
+
+@pytest.mark.parametrize("horizon_s", [20, 300])
+def test_the_engine_records_each_outcome_once_the_market_passes_its_horizon(horizon_s):
+    engine, store, port, recorder = _engine_run(MemorySettings(enabled=True,
+                                                               horizon_s=horizon_s))
+    assert len(port.seen) >= 5
+    recorded = recorder.counts["recorded"]
+    assert recorded >= 3 and engine.counts["outcomes"] == recorded == len(store.written)
+    assert len(store._outcomes) == recorded  # each incident at most once
+    # never ahead of the clock: written only when market time had passed ts + horizon
+    assert all(realised <= clock for realised, clock in store.written)
+    for row in store._outcomes.values():
+        assert row["realised_ns"] == row["ts_ns"] + horizon_s * S and row["action"] == "HOLD"
+    # memory saw only outcomes realised before each incident's time
+    assert all(r < ts for ts, realised in port.seen for r in realised)
+    # two similar trips 37 s apart (seed 3): the later one sees the earlier one's outcome
+    # with a 20 s horizon, and not with 300 s (it is recorded later, but not realised then)
+    assert sum(bool(realised) for _, realised in port.seen) == (1 if horizon_s == 20 else 0)
+
+
+def test_the_engine_bounds_the_pending_outcomes_and_counts_the_overflow():
+    _, _, port, recorder = _engine_run(MemorySettings(enabled=True, horizon_s=3600),
+                                       max_pending=1)
+    assert recorder.counts["dropped"] >= 1 and len(recorder) <= 1
+    # every incident is accounted for: recorded, dropped (refused or never priced), waiting
+    assert (recorder.counts["recorded"] + recorder.counts["dropped"] + len(recorder)
+            == len(port.seen))
+
+
+def test_memory_off_plugs_no_recorder_into_the_engine():
+    from tripwire.engine.outcomes import outcome_recorder
+    from tripwire.model import SymbolTable
+
+    syms = SymbolTable(["BTCUSDT"])
+    assert outcome_recorder(MemoryDecisionStore(), MemorySettings(), syms) is None
+    assert outcome_recorder(MemoryDecisionStore(), MemorySettings(enabled=True),
+                            syms) is not None

@@ -142,6 +142,7 @@ class MemorySection(Section):
     enabled: bool = False
     max_items: int = Field(5, ge=1, le=50)
     max_chars: int = Field(1500, ge=200, le=20_000)
+    horizon_s: float = Field(900.0, ge=1.0, le=86_400.0, allow_inf_nan=False)
 
 
 class PanelSection(Section):

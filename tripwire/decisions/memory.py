@@ -16,13 +16,14 @@ whether it had news), so the same store and incident give the same prompt in eve
 The section is cut at ``max_chars`` (counted, never silently). Off by default: the prompt
 is then byte-for-byte what it was without memory, so recorded cassettes still replay.
 
-Outcomes are written by :func:`realised_outcome` callers (the nightly review with
-``--record-outcomes``, a backtest driver): the move of the symbol over ``horizon_s`` after
-the trip, known at ``ts + horizon``.
+Outcomes -- the move of the symbol over ``horizon_s`` after the trip, known at
+``ts + horizon`` -- are written by the engine as market time passes them
+(:class:`OutcomeSettler` in :mod:`tripwire.engine.outcomes`), and by the nightly review
+with ``--record-outcomes`` (:func:`realised_outcome`).
 
 >>> s = MemorySettings.from_table({"enabled": True, "max_items": 2})
->>> s.enabled, s.max_items, s.max_chars
-(True, 2, 1500)
+>>> s.enabled, s.max_items, s.max_chars, s.horizon_s
+(True, 2, 1500, 900.0)
 >>> MemorySettings.from_table({"max_items": 0})
 Traceback (most recent call last):
 ...
@@ -44,17 +45,20 @@ from tripwire.model import NS_PER_SECOND
 
 MEMORY_HEADING = "Memory (facts from the decision store, all from before this incident):"
 TRUNCATED = "... (memory cut at {n} characters)"
-_KEYS = ("enabled", "max_items", "max_chars")
+_KEYS = ("enabled", "max_items", "max_chars", "horizon_s")
 
 
 @dataclass(frozen=True, slots=True)
 class MemorySettings:
     """``[memory]``: ``enabled`` (false), ``max_items`` per list (5), ``max_chars`` of the
-    rendered section (1500)."""
+    rendered section (1500), ``horizon_s``: how long after its trip an incident's outcome
+    is measured (900 s; the engine records it once market time passes it,
+    :mod:`tripwire.engine.outcomes`)."""
 
     enabled: bool = False
     max_items: int = 5
     max_chars: int = 1500
+    horizon_s: float = 900.0
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> MemorySettings:
@@ -75,7 +79,12 @@ class MemorySettings:
         if isinstance(chars, bool) or not isinstance(chars, int) or not 200 <= chars <= 20_000:
             raise ValueError(f"memory.max_chars must be an integer in [200, 20000], "
                              f"got {chars!r}")
-        return cls(enabled, items, chars)
+        horizon = table.get("horizon_s", 900.0)
+        if (isinstance(horizon, bool) or not isinstance(horizon, int | float)
+                or not 1.0 <= horizon <= 86_400.0):
+            raise ValueError(f"memory.horizon_s must be a number of seconds in [1, 86400], "
+                             f"got {horizon!r}")
+        return cls(enabled, items, chars, float(horizon))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +202,9 @@ class OutcomeSettler:
     """Turns decided incidents into realised outcomes as the market moves past their
     horizon, for a driver to write with :meth:`DecisionStore.record_outcome`.
 
-    ``add`` an incident once it is decided (its symbol id, time, price and what was done);
+    ``add`` an incident once it is decided (its symbol id, time, price and what was done),
+    before the batch that made it goes to :meth:`on_batch` (its trip tick is then the
+    symbol's last price seen, should the symbol not trade again before the horizon);
     feed every tick batch, in time order, to :meth:`on_batch`, which returns the outcomes
     whose horizon ended at or before the batch's last tick: the symbol's last price at or
     before ``ts + horizon`` (from this batch, else the last one seen before it). At most
@@ -257,6 +268,9 @@ class OutcomeSettler:
             self._pending = [p for p in self._pending if p.end_ns > last_ts]
             # a due incident with no price yet is dropped (counted): its horizon has passed
             self.dropped += len(due) - len(out)
+        if not self._pending:  # nothing waits: no last price is needed (the next trip's
+            self._last.clear()  # own batch sets its symbol's before its horizon can pass)
+            return out
         ids = np.asarray(batch.symbol_id)
         uniq, first = np.unique(ids[::-1], return_index=True)  # each symbol's last tick
         for sid, i in zip(uniq.tolist(), (len(ids) - 1 - first).tolist(), strict=True):

@@ -15,7 +15,9 @@ ingested batch) through every stage, the same way in every mode:
    decisions port (:class:`~.ports.Decisions`), which returns once the mode's decision
    point is reached (decided in a backtest, queued live);
 5. **venue**: :class:`Venue` -- the broker takes the ticks (fills), the latest prices
-   follow, and on market time the clock moves to the segment's end.
+   follow, and on market time the clock moves to the segment's end;
+6. **outcomes** (``[memory]`` on): incidents whose horizon the batch passed get their
+   realised move recorded (:mod:`~.outcomes`), after the batch's own decisions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tripwire.engine.market import MarketState
+from tripwire.engine.outcomes import OutcomeRecorder
 from tripwire.engine.ports import Decisions, Detectors, PriceBook, TickSink, VenueBroker
 from tripwire.incident import Incident
 from tripwire.model import NS_PER_SECOND, Anomaly, Clock, SimClock, TickBatch
@@ -127,9 +130,11 @@ class Engine:
     def __init__(self, market: MarketState, detectors: Detectors,
                  decisions: Decisions | None = None, venue: Venue | None = None,
                  sink: TickSink | None = None, *, own: np.ndarray | None = None,
-                 ids: Callable[[str], str] | None = None) -> None:
+                 ids: Callable[[str], str] | None = None,
+                 outcomes: OutcomeRecorder | None = None) -> None:
         self.market, self.detectors, self.decisions = market, detectors, decisions
         self.venue, self.sink, self.own, self.ids = venue, sink, own, ids
+        self.outcomes = outcomes  # [memory] on: realised outcomes, once market time passes
         self.counts: collections.Counter[str] = collections.Counter()
 
     def _mine(self, batch: TickBatch) -> TickBatch:
@@ -156,6 +161,9 @@ class Engine:
         out = await through_trips(self.market, batch, anomalies, venue=venue,
                                   decisions=self.decisions, ids=self.ids)
         self.counts["incidents"] += len(out)
+        if self.outcomes is not None:  # after the batch's decisions: never ahead of them
+            self.outcomes.add(out)
+            self.counts["outcomes"] += await self.outcomes.on_batch(batch)
         return out
 
 
