@@ -60,14 +60,14 @@ from tripwire.detect import DetectorConfig
 from tripwire.engine import Engine, EngineSettings, LocalDetectors, MarketState, Venue
 from tripwire.engine.outcomes import outcome_recorder
 from tripwire.engine.step import sub_batches
-from tripwire.execution.backtest import BacktestBroker
+from tripwire.execution.factory import build_broker
 from tripwire.feeds.scenario import Scenario, ScenarioConfig
 from tripwire.incident import Incident
 from tripwire.llm.config import LLMConfig, load_llm_config
 from tripwire.llm.factory import build_llm
 from tripwire.llm.ledger import InMemoryLedger
 from tripwire.llm.skills import SkillLoader
-from tripwire.model import NS_PER_SECOND, NewsItem, SymbolTable, TickBatch, new_id
+from tripwire.model import NS_PER_SECOND, NewsItem, SimClock, SymbolTable, TickBatch, new_id
 from tripwire.store.decisions import MemoryDecisionStore
 
 CASSETTE_MODES = ("replay", "strict")  # a backtest never records (that would spend money)
@@ -212,7 +212,12 @@ class _Replay:
         syms = data.symbols
         mine = np.zeros(max(len(syms), 1), dtype=bool)
         mine[[syms.id(s) for s in spec.symbols]] = True
-        self.broker = BacktestBroker(syms, config.decisions.paper, start_ns=warm_start(spec))
+        # The one broker factory every driver uses; a replay is always a backtest broker
+        # (its own SimClock starts at the warm-up, the ticks move it), so only the shard's
+        # decisions settings are read.
+        start = warm_start(spec)
+        built = build_broker(config, syms, SimClock(start), kind="backtest", start_ns=start)
+        self.broker = built.broker
         self.prices = LatestPrices(syms)
         market = MarketState(syms, config.engine)
         market.on_news(data.news)  # an incident reads only headlines at or before its trip
@@ -221,7 +226,8 @@ class _Replay:
         self.ledger = InMemoryLedger()
         self.stack = build_llm(llm, ledger=self.ledger, rng=random.Random(spec.seed))
         deps = build_deps(
-            self.broker, "backtest", store=MemoryDecisionStore(), router=self.stack.router,
+            built.broker, built.backend, blocking_broker=built.blocking,
+            store=MemoryDecisionStore(), router=self.stack.router,
             skills=SkillLoader(config.skills_dir or SKILLS_DIR), config=config.decisions,
             prices=self.prices, clock=self.broker.clock, seeded_ids=True)
         self.store = deps.store

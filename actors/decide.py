@@ -35,7 +35,7 @@ from tripwire.config import Settings, load_settings
 from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.decisions.prices import LatestPrices
 from tripwire.engine import Venue
-from tripwire.execution.paper import PaperBroker
+from tripwire.execution.factory import build_broker
 from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.llm.factory import build_llm
 from tripwire.llm.ledger import JsonlLedger
@@ -99,11 +99,13 @@ class _Demo:
                  store: PgDecisionStore) -> None:
         cfg = settings.decisions
         self.prices = LatestPrices(scenario.symbols)
-        self.paper = PaperBroker(scenario.symbols, clock, cfg.paper)
+        # On market time the decision demo can only trade the paper venue.
+        built = build_broker(settings, scenario.symbols, clock, kind="paper")
+        self.paper = built.broker
         self.metrics, self.reader = DecisionMetrics.in_memory()
         ledger = JsonlLedger(Path(settings.data_dir) / "llm_calls.jsonl")
         self.deps = build_deps(
-            self.paper, "paper", store=store,
+            built.broker, built.backend, store=store, blocking_broker=built.blocking,
             # The router keeps real time: its rate limits and ledger are about real calls.
             router=build_llm(settings.llm, ledger=ledger).router,
             skills=SkillLoader(SKILLS_DIR), config=cfg, prices=self.prices, clock=clock,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -42,9 +43,10 @@ import numpy as np
 from actors.triage import SKILLS_DIR, demo_incidents
 from graphs.deps import DecisionDeps
 from graphs.runner import DecisionRunner, postgres_checkpointer
+from tripwire.config import load_settings
 from tripwire.decisions.config import load_decision_config
 from tripwire.decisions.prices import LatestPrices
-from tripwire.execution.paper import PaperBroker
+from tripwire.execution.factory import build_broker
 from tripwire.incident import Incident
 from tripwire.llm.config import load_llm_config
 from tripwire.llm.factory import build_llm
@@ -79,8 +81,11 @@ def _deps(store: PgDecisionStore, incident: Incident) -> DecisionDeps:
     config = load_decision_config({"mode": "DIRECT", **WIDE_LIMITS,
                                    "allowed_symbols": [incident.symbol]}, {})
     metrics, _ = DecisionMetrics.in_memory()
+    # The one broker factory every driver uses (the paper venue on the bench's clock).
+    settings = dataclasses.replace(load_settings(env={}), decisions=config)
+    venue = build_broker(settings, symbols, clock, kind="paper")
     return DecisionDeps(
-        store=store, broker=PaperBroker(symbols, clock, config.paper), backend="paper",
+        store=store, broker=venue.broker, backend=venue.backend,
         router=build_llm(load_llm_config({"routes": [UNLIMITED_RULES]})).router,
         skills=SkillLoader(SKILLS_DIR), config=config, prices=prices, clock=clock,
         metrics=metrics)
