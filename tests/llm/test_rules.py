@@ -193,6 +193,31 @@ def test_a_volume_surge_on_a_rise_the_market_did_not_share_is_a_pump():
     assert triage(with_market).classification is not C.MANIPULATION
 
 
+def test_a_drift_trip_during_a_symbol_only_run_up_is_a_pump():
+    # The drift statistic (reported as RETURN at its |z| 7.5) fires minutes into a pump's
+    # run-up: the last ten ticks are bid-ask noise, no volume bucket has surged yet (2.6x),
+    # but the symbol is up 4% in 15 minutes with the market flat -- the expert's pump
+    # (tripwire.lab.mapping: a symbol-only run-up on one-sided buying). Before: fallback.
+    market = {"symbol_move_pct": 4.0, "market_move_pct": 0.05}
+    drift = make(symbol="DOTUSDT", tripped={"RETURN": 7.5}, ret_1_pct=0.02, ret_10_pct=0.2,
+                 volume_vs_window=2.6, market=market)  # fmt: skip
+    v = check(drift, C.MANIPULATION, "pump-in-progress")
+    assert "run-up" in v.reasoning
+    # a headline reporting the buying stands for it, whatever the volume
+    pump = [("TRX soars on social media buzz; analysts warn of thin liquidity", True)]
+    told = make(symbol="TRXUSDT", tripped={"RETURN": 7.5}, ret_10_pct=0.03,
+                volume_vs_window=1.1, news=pump, market=market)  # fmt: skip
+    check(told, C.MANIPULATION, "pump-in-progress")
+    # not a pump: a rise at a trend's pace (1% in 15 minutes), volume at its normal, or a
+    # rise the whole market shares
+    for market_, vol in (({"symbol_move_pct": 1.0, "market_move_pct": 0.0}, 2.6),
+                         (market, 1.2),
+                         ({"symbol_move_pct": 4.0, "market_move_pct": 3.6}, 2.6)):  # fmt: skip
+        inc = make(tripped={"RETURN": 7.5}, ret_10_pct=0.2, volume_vs_window=vol,
+                   market=market_)  # fmt: skip
+        assert triage(inc).classification in {C.TECHNICAL_SPIKE, C.IGNORE}, (market_, vol)
+
+
 def test_btc_is_not_measured_against_itself():
     inc = make(symbol="BTCUSDT", tripped={"VOLUME": 10.0}, ret_10_pct=0.0, volume_vs_window=7.1,
                market={"symbol_move_pct": 0.42, "reference_symbol": "BTCUSDT", "reference_move_pct": 0.42})  # fmt: skip

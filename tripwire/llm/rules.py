@@ -20,8 +20,9 @@ Triage is an ordered list of rules over the facts of :class:`~tripwire.incident.
    not share (a pump and its dump);
 6. ``forced-selling`` -> LIQUIDATION_CASCADE: a sharp fall (0.5%+ within ten ticks, or a
    strong downward return trip) with no run-up before it;
-7. ``pump-in-progress`` -> MANIPULATION: a volume surge on a rise the market did not share,
-   with no news;
+7. ``pump-in-progress`` -> MANIPULATION: a rise the market did not share, with no news, on
+   buying: a volume surge, a headline that reports the buying, or a run-up of 3%+ over the
+   context horizon on volume above the window's normal (a drift trip during the pump);
 8. ``unexplained-jump`` -> TECHNICAL_SPIKE: a sharp rise with no news;
 9. ``quiet-price`` -> TECHNICAL_SPIKE when strong, IGNORE when barely over the threshold:
    the price did not move (a volume trip, or a return trip within the noise);
@@ -86,6 +87,10 @@ SPIKE_BACK_MOVE = 3.0
 RUN_UP = 3.0  # a symbol-only rise over the horizon that a sharp drop makes suspicious
 PUMP_DRIFT = 0.75  # a symbol-only rise that, with a volume surge, looks like a pump
 VOLUME_SURGE = 3.0  # last bucket / window mean bucket
+# Trading well above its normal, short of a surge: with a run-up of RUN_UP+ over the
+# horizon it is the buying behind the rise (a pump's run-up trips the drift statistic
+# minutes before any single volume bucket surges).
+ELEVATED_VOLUME = 2.0
 FEED_GAP_S = 60.0
 FEED_GAP_RATIO = 20.0  # the last gap over the symbol's median gap
 STRONG_Z = {"RETURN": 20.0, "PRICE": 12.0, "VOLUME": 12.0}  # clearly above the defaults
@@ -358,16 +363,36 @@ def _forced_selling(inc: Incident, e: Evidence) -> _Call | None:
     )  # fmt: skip
 
 
+def _buying(e: Evidence) -> str | None:
+    """What shows the buying behind a symbol-only rise (None: nothing does).
+
+    The expert's pump (:mod:`tripwire.lab.mapping`) is a symbol-only run-up on thin,
+    one-sided buying; a "soaring on social media" headline explains the buying. A volume
+    surge shows it; so does a headline reporting it; and so does volume merely above the
+    window's normal when the rise is a run-up (RUN_UP+ over the context horizon, a pace a
+    trend over hours does not reach in 15 minutes). The last is what a drift trip sees:
+    it fires during the run-up, before any single volume bucket surges.
+    """
+    if _surge(e):
+        return f"on a volume surge ({_vol(e)})"
+    if e.news.pump:
+        return "on buying the headlines report"
+    if (e.idio or 0.0) >= RUN_UP and (e.volume or 0.0) >= ELEVATED_VOLUME:
+        return f"in a run-up on volume above its normal ({_vol(e)})"
+    return None
+
+
 def _pump_in_progress(inc: Incident, e: Evidence) -> _Call | None:
     # Not falling: the ten-tick move of a pump in progress is bid-ask noise around zero.
     rising = e.idio is not None and e.idio >= PUMP_DRIFT and e.move > -SHARP_MOVE / 2
-    if not (rising and _surge(e)):
+    how = _buying(e) if rising else None
+    if how is None:
         return None
     return _Call(
         "pump-in-progress", Classification.MANIPULATION,
-        _conf(0.45, (e.idio >= 2.0, 0.1), (bool(e.news.pump), 0.15)),
-        f"{inc.symbol} rose {_p(e.idio)} net of the market on a volume surge ({_vol(e)}) "
-        "with no news to explain it: a possible pump",
+        _conf(0.45, (e.idio >= 2.0, 0.1), (bool(e.news.pump), 0.15), (not _surge(e), -0.05)),
+        f"{inc.symbol} rose {_p(e.idio)} net of the market {how} with no news to explain "
+        "it: a possible pump",
         (f"rise {_p(e.idio)} net of the market", _vol(e), "no hard news",
          *(f"headline: {h}"[:200] for h in e.news.pump[:2])),
     )  # fmt: skip
