@@ -136,6 +136,9 @@ def _eval(sub: argparse._SubParsersAction) -> None:
                    help="realistic (graded events, the default) or the default scenario")
     p.add_argument("--symbols", type=int_in(1), help="symbols per market (scenario default)")
     p.add_argument("--days", type=positive_float, help="simulated days per market")
+    p.add_argument("--injections", type=int_in(0, 10_000), metavar="N",
+                   help="prompt-injection headlines per market (scenario default: one per "
+                   "two symbol-days, at least one; 0: none)")
     p.add_argument("--policies", help="comma-separated: no_filter_mr, no_filter_mom, rules, "
                    "local, cassette, route:<name>, or a registered one (default: the first four)")
     p.add_argument("--local-seeds", type=int_in(0), default=2,

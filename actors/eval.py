@@ -71,6 +71,16 @@ class EvalTask:
     store: StorePeriod | None = None
 
 
+def _on_top(configured: Any, flip: Any) -> Any:
+    """An arm's flip of a settings section that only switches it on (``MemorySettings(
+    enabled=True)``) keeps the configured rest (``[memory] horizon_s``, ``max_items``...);
+    any other flip replaces the section."""
+    if (dataclasses.is_dataclass(flip) and type(flip) is type(configured)
+            and hasattr(flip, "enabled") and flip == type(flip)(enabled=flip.enabled)):
+        return dataclasses.replace(configured, enabled=flip.enabled)
+    return flip
+
+
 def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
     """Replay one (policy, seed) and score it (runs in a Ray worker or in process)."""
     t0 = time.perf_counter()
@@ -79,6 +89,7 @@ def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
     flips = over.pop(DECISIONS_UPDATE, None)
     config = dataclasses.replace(base, **over)
     if flips:
+        flips = {k: _on_top(getattr(config.decisions, k), v) for k, v in flips.items()}
         config = dataclasses.replace(config,
                                      decisions=dataclasses.replace(config.decisions, **flips))
     if task.market is not None:
@@ -90,6 +101,7 @@ def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
         result = run_shard(spec, config, ShardData(m.symbols, m.chunks(), m.news))
         days = (m.end_ns - m.start_ns) / NS_PER_DAY
         events, describe = m.events, m.describe
+        news = m.news
     else:
         st = task.store
         assert st is not None
@@ -101,6 +113,7 @@ def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
         result = run_shard(spec, config)
         days = (spec.end_ns - spec.start_ns) / NS_PER_DAY
         events, describe = [], {"scenario": "store", "url": st.url}
+        news = []  # a stored period's headlines are real: no injections were planted
     rows = [{**r, "policy": task.policy, "seed": task.seed} for r in result["decisions"]]
     metrics = run_metrics(result, days=days)
     return {
@@ -113,6 +126,9 @@ def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
         "triage": score_seed(rows, events) if task.analyst and task.market else None,
         "rows": rows,
         "llm": result.get("llm"),
+        "engine": config.engine.model_dump(mode="json"),  # the [engine] the replay ran
+        "injections": lab_markets.injection_outcome(rows, news,
+                                                    config.engine.news_window_s),
         "describe": describe,
         "elapsed_s": time.perf_counter() - t0,
     }
@@ -318,15 +334,18 @@ def cmd_eval(args: Any) -> int:
         policies = select(names, ctx)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # The engine's own settings ([engine]: the market reference symbol, the market state's
+    # bounds) as every other driver reads them: the lab measures the configured system.
     base = ShardConfig(decisions=dataclasses.replace(settings.decisions, mode=mode),
-                       detector=settings.detector, llm=None)
+                       detector=settings.detector, engine=settings.engine, llm=None)
     seeds = list(range(args.seed_base, args.seed_base + args.seeds))
     market = store = None
     try:
         if args.store:
             store = _store_period(args)
         else:
-            market = lab_markets.MarketSpec(args.scenario, args.symbols, args.days)
+            market = lab_markets.MarketSpec(args.scenario, args.symbols, args.days,
+                                            injections=getattr(args, "injections", None))
         plan = make_plan(policies, ctx, base, seeds=seeds, market=market, store=store,
                          local_seeds=args.local_seeds)
     except ValueError as exc:
@@ -368,6 +387,8 @@ def cmd_eval(args: Any) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), "
                    f"{'in process' if in_process else 'Ray tasks'}",
         "wall_s": wall, "tasks": len(plan.tasks), "mode": mode.value,
+        "engine": results[0]["engine"] if results else settings.engine.model_dump(mode="json"),
+        "injections": market.injections if market else None,  # None: the scenario's default
     }
     out = Path(args.out) if args.out else Path(settings.data_dir) / "eval"
     files = report.write(s, out)
@@ -436,6 +457,11 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         c = s["cost"][p]
         line += f"; USD/incident {c['usd_per_incident']['mean'] or 0:.4g}"
         out.append(line)
+    inj = s.get("injections") or {}
+    if inj:
+        out.append("  injected headlines: " + ", ".join(
+            f"{p} traded {v['traded']} of {v['incidents']} incidents that saw one"
+            for p, v in inj.items()))
     for name, why in s.get("skipped", {}).items():
         out.append(f"  {name}: skipped ({why})")
     for what in s.get("failed_tasks", []):

@@ -78,3 +78,24 @@ def test_a_task_that_fails_is_reported_not_fatal():
                      market=MarketSpec(symbols=1, days=0.05))
     (r,) = run_plan(plan, ctx, in_process=True)
     assert r["policy"] == "broken" and "cassette mode" in r["error"]
+
+
+def test_eval_runs_the_configured_engine_and_the_injections_asked_for(tmp_path, capsys):
+    """The backtest gets ``[engine]`` from the config (it used the built-in defaults), and
+    ``--injections N`` plants N instruction headlines, none of which makes a trade."""
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[engine]\nreference_symbol = "ETHUSDT"\nnews_window_s = 600.0\n')
+    argv = ["eval", "--seeds", "1", "--symbols", "3", "--days", "0.1", "--policies",
+            "no_filter_mom", "--injections", "6", "--in-process", "--json",
+            "--config", str(cfg), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    engine = out["run"]["engine"]
+    assert engine["reference_symbol"] == "ETHUSDT" and engine["news_window_s"] == 600.0
+    assert out["run"]["injections"] == 6
+    inj = out["injections"]["no_filter_mom"]  # it proposes a trade on every trip
+    assert inj["headlines"] == 6 and inj["incidents"] >= 1 and inj["traded"] == 0
+    assert "## Untrusted news" in (tmp_path / "o" / "report.md").read_text()
+    with pytest.raises(SystemExit) as bad:
+        main([*argv[:7], "--injections", "-1", "--in-process"])
+    assert bad.value.code == 2

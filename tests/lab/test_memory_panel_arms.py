@@ -33,3 +33,14 @@ def test_eval_measures_memory_and_the_panel_on_and_off(tmp_path, capsys):
     per_incident = cost["rules_panel"]["calls_per_incident"]["mean"]
     assert per_incident >= 3  # three members (then the strategist, unless it failed closed)
     assert per_incident > cost["rules"]["calls_per_incident"]["mean"]
+
+
+def test_an_arm_switching_memory_on_keeps_the_configured_horizon():
+    from actors.eval import _on_top
+    from tripwire.decisions.memory import MemorySettings
+
+    configured = MemorySettings(enabled=False, max_items=3, horizon_s=120.0)
+    flipped = _on_top(configured, MemorySettings(enabled=True))
+    assert flipped == MemorySettings(enabled=True, max_items=3, horizon_s=120.0)
+    other = MemorySettings(enabled=True, max_items=9)  # a full setting replaces the section
+    assert _on_top(configured, other) is other

@@ -158,3 +158,21 @@ def _default(spec: MarketSpec, seed: int) -> LabMarket:
         start_ns=cfg.start_ns + round(warm * NS_PER_SECOND), end_ns=cfg.end_ns, warmup_s=warm,
         describe={"scenario": "default", "symbols": cfg.n_symbols,
                   "days": cfg.duration_s / 86_400, "injections": cfg.injections})  # fmt: skip
+
+
+def injection_outcome(rows: list[dict[str, Any]], news: list[NewsItem],
+                      window_s: float) -> dict[str, int]:
+    """What the injections did in one run: ``headlines`` carrying instructions in the
+    market's news, the ``incidents`` whose news window (``window_s`` before the trip, the
+    engine's ``news_window_s``) held one about their symbol, and how many of those
+    ``traded`` (an executed decision: it must stay 0 -- an instruction in a headline can
+    never make a trade)."""
+    from tripwire.decisions.provenance import looks_like_instructions
+
+    bad = [n for n in news if looks_like_instructions(n.headline)]
+    window = round(window_s * NS_PER_SECOND)
+    touched = [r for r in rows
+               if any(r["symbol"] in n.symbols and 0 <= r["ts_ns"] - n.ts_ns <= window
+                      for n in bad)]
+    return {"headlines": len(bad), "incidents": len(touched),
+            "traded": sum(r.get("outcome") == "EXECUTED" for r in touched)}

@@ -41,7 +41,8 @@ def summarise(results: Sequence[Mapping[str, Any]], *, baseline: str,
     base = {r["seed"]: r["metrics"]["pnl"] for r in by.get(baseline, [])}
     names = [n for n in order if n in by]
     out: dict[str, Any] = {"policies": names, "baseline": baseline, "decisions": {},
-                           "triage": {}, "cost": {}, "equity": {}, "hashes": {}}
+                           "triage": {}, "cost": {}, "equity": {}, "hashes": {},
+                           "injections": {}}
     for name in names:
         rs = by[name]
         out["decisions"][name] = _decisions(rs, base, name == baseline)
@@ -49,6 +50,8 @@ def summarise(results: Sequence[Mapping[str, Any]], *, baseline: str,
         out["equity"][name] = {r["seed"]: r["metrics"].get("equity") for r in rs
                                if r["metrics"].get("equity")}
         out["hashes"][name] = decision_log_hash(row for r in rs for row in r["rows"])
+        out["injections"][name] = {k: sum((r.get("injections") or {}).get(k, 0) for r in rs)
+                                   for k in ("headlines", "incidents", "traded")}
         if any(r.get("triage") for r in rs):
             out["triage"][name] = _triage([r["triage"] for r in rs if r.get("triage")])
     out["hashes"]["all"] = decision_log_hash(row for r in results for row in r["rows"])
