@@ -81,9 +81,10 @@ class Parts:
 
 async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
                       clock: Clock, paper: PaperBroker | None = None,
-                      venue: BuiltBroker | None = None) -> Parts:
+                      venue: BuiltBroker | None = None, seeded_ids: bool = False) -> Parts:
     """``venue``: the broker to trade through (default: a paper venue, ``paper`` if given;
-    the triage replicas place no orders and never open an exchange session)."""
+    the triage replicas place no orders and never open an exchange session).
+    ``seeded_ids``: verdict and signature ids reproducible on market time (a replay)."""
     store = await PgDecisionStore.connect(dsn)
     cfg = settings.decisions
     prices = LatestPrices(symbols)
@@ -96,14 +97,20 @@ async def build_parts(settings: Settings, dsn: str, symbols: SymbolTable,
     deps = build_deps(
         venue.broker, venue.backend, store=store, blocking_broker=venue.blocking,
         router=llm.router, skills=SkillLoader(SKILLS_DIR), config=cfg, prices=prices,
-        clock=clock, metrics=metrics, journal_root=journal_root(Path(settings.data_dir)))
+        clock=clock, metrics=metrics, journal_root=journal_root(Path(settings.data_dir)),
+        seeded_ids=seeded_ids)
     return Parts(store, deps, venue.paper, prices, reader, venue)
 
 
 class Orchestrator:
     def __init__(self, settings: Settings, dsn: str, symbols: SymbolTable, *,
                  triage: Triage | None = None, workers: int = 2,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 decision_ids: Callable[[Incident], str] | None = None) -> None:
+        """``decision_ids(incident)``: the id of the decision on ``incident`` (a replay
+        on market time draws them from the backtest's seeded generators, so ids compare:
+        ``tripwire parity``); None: a fresh UUIDv7 on the clock. Given, the deps' verdict
+        and signature ids are seeded too (:attr:`DecisionDeps.seeded_ids`)."""
         if workers < 1:
             raise ValueError(f"serve.signoff_workers must be >= 1, got {workers!r}")
         self.settings, self.dsn, self.symbols = settings, dsn, symbols
@@ -113,6 +120,7 @@ class Orchestrator:
         self.window = TimeWindow.from_settings(settings.time,
                                                market=isinstance(self.clock, SimClock))
         self._triage_remote = triage
+        self._decision_ids = decision_ids
         self._n_workers = workers
         self._stack = contextlib.AsyncExitStack()
         self._wake = asyncio.Event()
@@ -145,7 +153,7 @@ class Orchestrator:
         await migrate(self.dsn)
         venue, rebuilt = await self._open_venue()
         self.parts = await build_parts(self.settings, self.dsn, self.symbols, self.clock,
-                                       venue=venue)
+                                       venue=venue, seeded_ids=self._decision_ids is not None)
         self._stack.push_async_callback(self.parts.store.close)
         self._stack.push_async_callback(self.parts.deps.router.aclose)
         if self.book is not None:
@@ -332,7 +340,8 @@ class Orchestrator:
                                   triaged.get("reason", ""))
         incident = incident.model_copy(update={"id": triaged["incident_id"]})
         # The id is chosen here so a run that raises can still be found and settled.
-        ctx["decision_id"] = new_id(self.clock)
+        ctx["decision_id"] = (self._decision_ids(incident) if self._decision_ids is not None
+                              else new_id(self.clock))
         result = await self.runner.decide(incident, triaged, ctx["decision_id"], trace=trace)
         if self.runner.unrecorded(result):  # ended, but its outcome never reached the store
             self._unsettle(incident.id, result.decision_id, result.reason)
@@ -388,20 +397,23 @@ class Orchestrator:
 
     # -- the venue ---------------------------------------------------------------------------
 
-    async def on_ticks(self, batch: TickBatch) -> int:
+    async def on_ticks(self, batch: TickBatch, until_ns: int | None = None) -> int:
         """Move prices and the paper venue; copy new fills into the store. New fills.
 
         ``batch`` holds validated ticks (the data plane's). The venue skips and counts rows
         late for their symbol and takes the rest, so one late row never stalls a stop; the
-        market clock follows only what the venue took."""
+        market clock follows only what the venue took -- or, given ``until_ns`` (the
+        engine's segment end over every symbol, :class:`tripwire.engine.Venue`), moves
+        there, as in a backtest, whichever symbols this venue trades."""
         if not len(batch):
+            Venue(None, None, self.clock).advance(until_ns)
             return 0
         self._c["tick_batches"] += 1
         paper = self.parts.paper
         refused = paper.refused_rows if paper is not None else 0
         # The engine's venue step: the paper venue takes the ticks, the prices follow, and
         # on market time the clock moves to the latest tick the venue took.
-        fills = Venue(paper, self.parts.prices, self.clock).step(batch)
+        fills = Venue(paper, self.parts.prices, self.clock).step(batch, until_ns)
         if paper is None:  # an exchange matches its orders itself (_poll_venue syncs them)
             return 0
         await self._book_flush()  # the book's changes reach PostgreSQL before the store's

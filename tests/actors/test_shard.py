@@ -256,3 +256,28 @@ def test_a_killed_shard_restarts_and_resumes_from_its_checkpoint(ray_local, migr
     lost = [d for d in letters if d["reason"] == "shard_unavailable"]
     assert len(lost) == 1 and "restored the checkpoint after batch 3" in lost[0]["detail"]
     assert f"{BATCH} tick(s) scored after it" in lost[0]["detail"]
+
+
+def test_anomalies_do_not_depend_on_how_the_stream_is_batched():
+    """Regression (tripwire parity, live leg): a backtest's 5 s batches and a live feed's
+    1 s batches gave incidents different ``recent`` facts: a trip's snapshot lost older
+    ticks to the batch's later ticks of its symbol (the ring after the push), and the
+    volume window was read at the batch's end (a bucket closed after the trip counted)."""
+    import dataclasses
+
+    config = dataclasses.replace(CONFIG, volume_bucket_ns=400_000)  # 400 ticks a bucket
+    batch = market()
+
+    def run(rows: int) -> list[tuple]:
+        shard, out = DetectorShard(0, 1, SYMBOLS, config), []
+        for lo in range(0, len(batch), rows):
+            for a in shard.process(batch.take(slice(lo, lo + rows))).anomalies:
+                assert len(a.snapshot) == config.snapshot_len
+                out.append((a.ts_ns, a.symbol, int(a.metric), a.z, lo + a.row,
+                            a.snapshot.ts_ns.tolist(), a.window["volume"]))
+        return out
+
+    whole = run(len(batch))
+    assert len(whole) >= 3
+    for rows in (7, 64, 1_000, 2_500):
+        assert run(rows) == whole, rows
