@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
          add_sweep_arguments, "serve_apps.jobs.sweep", "run")
     _add(sub, "report", "write the daily report (markdown, HTML, plots)",
          add_report_arguments, "serve_apps.jobs.report", "run")
-    _add(sub, "parity", "one scenario through the in-process backtest and its Ray-task "
-         "fan-out, compared record by record (exit 1 on any difference)",
+    _add(sub, "parity", "one scenario through the in-process backtest, its Ray-task "
+         "fan-out and the live driver on market time, compared record by record (exit 1 "
+         "on any difference)",
          add_parity_arguments, "serve_apps.jobs.parity", "run")
 
 

@@ -1,5 +1,6 @@
 """Parity: the comparison itself, and the backtest reproducing itself record by record
-(proposal hashes and signatures included) in process and fanned out as Ray tasks."""
+(proposal hashes and signatures included) in process, fanned out as Ray tasks and through
+the live driver on market time (Ray shard actors, the orchestrator, the paper venue)."""
 
 from __future__ import annotations
 
@@ -70,12 +71,66 @@ def test_the_backtest_reproduces_every_record(small_plan):
     assert r.count == 0, r.to_dict()["listed"][:5]
 
 
-def test_parity_in_process_against_ray_tasks(ray_local, small_plan, capsys):
-    from serve_apps.jobs.parity import run
+@pytest.fixture(scope="module")
+def three_legs(ray_local, pg_cluster, small_plan):
+    """The small scenario through all three legs once (the slow part, shared)."""
+    import os
+
+    from rich.console import Console
+
+    from serve_apps.jobs.parity import run_legs
 
     args, _ = small_plan
-    args.json = True
-    assert run(args) == 0
+    os.environ["TRIPWIRE_PG_DSN"] = pg_cluster.dsn  # the live leg's databases go there
+    try:
+        return run_legs(args, Console(stderr=True, quiet=True))
+    finally:
+        del os.environ["TRIPWIRE_PG_DSN"]
+
+
+def test_parity_three_legs_agree(three_legs):
+    """(a) in process, (b) Ray tasks, (c) live on market time (Ray shard actors, the
+    orchestrator's decision path and paper venue, 1 s batches): every record the same."""
+    from serve_apps.jobs.parity import compare_legs, summary
+
+    legs, timing = three_legs
+    out = summary(compare_legs(legs), timing)
+    assert out["tasks"] == 2 and set(out["pairs"]) == {"in-process vs ray-tasks",
+                                                       "in-process vs live"}
+    for name, pair in out["pairs"].items():
+        assert pair["differences"] == 0, (name, pair["listed"][:5])
+        assert pair["records"]["orders"] >= 1 and pair["records"]["signatures"] >= 1
+    assert out["differences"] == 0
+
+
+def test_parity_counts_a_difference_injected_in_the_live_leg(three_legs):
+    import copy
+
+    from serve_apps.jobs.parity import compare_legs, summary
+
+    legs, timing = three_legs
+    live = copy.deepcopy(legs[2])
+    order = next(r for r in live if r["records"]["orders"])["records"]["orders"][0]
+    order["filled_qty"] = float(order["filled_qty"]) + 1e-9  # one bit of one order
+    live[0]["records"]["fills"] = live[0]["records"]["fills"][1:]  # one fill missing
+    out = summary(compare_legs([legs[0], legs[1], live]), timing)
+    pair = out["pairs"]["in-process vs live"]
+    assert out["differences"] == pair["differences"] >= 2
+    assert pair["by_kind"]["orders"] == 1 and pair["by_kind"]["fills"] >= 1
+    assert out["pairs"]["in-process vs ray-tasks"]["differences"] == 0
+
+
+def test_parity_command_exits_1_on_a_live_difference(monkeypatch, capsys):
+    """The command's exit code and JSON follow the live leg's records (run_legs stubbed:
+    the legs themselves are the fixture's)."""
+    from serve_apps.jobs import parity
+
+    report = {"label": "g0", "records": {"orders": [{"id": "o1", "qty": 1.0}]}}
+    tampered = {"label": "g0", "records": {"orders": [{"id": "o1", "qty": 2.0}]}}
+    monkeypatch.setattr(parity, "run_legs", lambda args, err, tamper=None: (
+        [[report], [report], [tampered]], {"tasks": 1}))
+    args = argparse.Namespace(json=True)
+    assert parity.run(args) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["differences"] == 0 and out["tasks"] == 2
-    assert out["records"]["orders"] >= 1 and out["records"]["proposals"] >= 1
+    assert out["pairs"]["in-process vs live"]["by_kind"]["orders"] == 1
+    assert out["differences"] == 1

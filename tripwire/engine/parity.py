@@ -1,11 +1,13 @@
 """Parity: two runs of the same tick stream compared record by record.
 
 A backtest predicts live only if every driver of the engine makes the same decisions on the
-same stream. ``tripwire parity`` runs one recorded stream through several drivers (today:
-the in-process backtest and its Ray-task fan-out) and hands their shard reports (with
+same stream. ``tripwire parity`` runs one recorded stream through three drivers (the
+in-process backtest, its Ray-task fan-out, and the live driver on market time: Ray shard
+actors, the sign-off orchestrator, the paper venue) and hands their shard reports (with
 ``records``, see ``actors.backtest.ShardConfig.records``) to :func:`compare`, which pairs
 the records by their ids (derived from the same seed, so they compare too) and lists every
-difference: a record only one side has, or a field whose values differ.
+difference: a record only one side has, or a field whose values differ. Every field is
+compared except the store's write time (``recorded_ns``, wall clock by design).
 
 >>> a = [{"label": "g0", "records": {"orders": [{"id": "o1", "qty": 1.0}]}}]
 >>> b = [{"label": "g0", "records": {"orders": [{"id": "o1", "qty": 2.0}]}}]
@@ -57,9 +59,11 @@ class ParityResult:
     count: int = 0  # every difference, listed or not
     records: dict[str, int] = field(default_factory=dict)  # records compared, per kind
     differences: list[Difference] = field(default_factory=list)  # the first MAX_LISTED
+    kinds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECORD_KEYS, 0))
 
     def add(self, d: Difference) -> None:
         self.count += 1
+        self.kinds[d.kind] += 1  # every difference, listed or not
         if len(self.differences) < MAX_LISTED:
             self.differences.append(d)
 
@@ -69,9 +73,14 @@ class ParityResult:
             out[d.kind] += 1
         return out
 
+    def counted_by_kind(self) -> dict[str, int]:
+        """Every difference per kind (:meth:`by_kind` sees only the listed ones)."""
+        return dict(self.kinds)
+
     def to_dict(self) -> dict[str, Any]:
         return {"drivers": list(self.names), "differences": self.count,
-                "records": dict(self.records), "by_kind_listed": self.by_kind(),
+                "records": dict(self.records), "by_kind": self.counted_by_kind(),
+                "by_kind_listed": self.by_kind(),
                 "listed": [d.to_dict() for d in self.differences]}
 
 
