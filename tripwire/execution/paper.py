@@ -282,8 +282,18 @@ class PaperBroker:
         start = len(self._fills)
         valid = np.isfinite(batch.price) & (batch.price > 0)
         interesting = valid & self._symbols_with_work(batch.symbol_id)
-        for i in np.flatnonzero(interesting):
+        rows = np.flatnonzero(interesting)
+        while len(rows):
+            # Only a tick that can fill an order or trigger a bracket changes anything but
+            # marks: jump to the next one (vectorised), marking the ticks skipped as the
+            # tick-by-tick walk would have, then re-plan (the event changed the work).
+            k = self._next_event(batch, rows)
+            if k is None:
+                break
+            self._mark_last_prices(batch, interesting, rows[k])
+            i = rows[k]
             self._on_tick(int(batch.symbol_id[i]), int(batch.ts_ns[i]), float(batch.price[i]))
+            rows = rows[k + 1:]
         self._mark_last_prices(batch, valid)
         self._advance_clocks(batch)
         if valid.any():
@@ -329,7 +339,39 @@ class PaperBroker:
         ids = [self._symbols.id(n) for n in names]
         return np.isin(symbol_id, np.asarray(ids, dtype=np.int32))
 
-    def _mark_last_prices(self, batch: TickBatch, valid: np.ndarray) -> None:
+    def _next_event(self, batch: TickBatch, rows: np.ndarray) -> int | None:
+        """The first of ``rows`` (ascending) at which a working order could fill or an
+        armed bracket trigger -- the conditions of :meth:`_maybe_fill` and
+        :meth:`_maybe_trigger`, over arrays; None when no row can."""
+        sid, ts, px = batch.symbol_id[rows], batch.ts_ns[rows], batch.price[rows]
+        hit = np.zeros(len(rows), dtype=bool)
+        for b in self._brackets.values():
+            on = sid == self._symbols.id(b.symbol)
+            long = b.side is Side.BUY
+            if b.stop_loss is not None:
+                hit |= on & ((px <= b.stop_loss) if long else (px >= b.stop_loss))
+            if b.take_profit is not None:
+                hit |= on & ((px >= b.take_profit) if long else (px <= b.take_profit))
+        for oid, symbol in self._working_ids.items():
+            order = self._orders[oid]
+            if not order.status.working:
+                continue
+            req = order.request
+            can = (sid == self._symbols.id(symbol)) & (ts >= order.active_ns)
+            if req.order_type is not OrderType.MARKET:
+                assert req.limit_price is not None  # validated at placement
+                can &= (px <= req.limit_price) if req.side is Side.BUY else (
+                    px >= req.limit_price)
+            hit |= can
+        first = np.flatnonzero(hit)
+        return int(first[0]) if len(first) else None
+
+    def _mark_last_prices(self, batch: TickBatch, valid: np.ndarray,
+                          before: int | None = None) -> None:
+        """Mark each traded symbol at its last ``valid`` row (before row ``before``)."""
+        if before is not None:
+            valid = valid.copy()
+            valid[before:] = False
         sid, price, ts = batch.symbol_id[valid], batch.price[valid], batch.ts_ns[valid]
         if len(sid) == 0:
             return
