@@ -11,12 +11,13 @@ otherwise), uses ``TRIPWIRE_PG_DSN`` or starts the private PostgreSQL under the 
 directory, deploys the Serve app (``[serve]``: host, port, scaling) and reads the feed —
 the same feeds as ``tripwire ingest`` (``--source scenario``, or one or several live
 sources: ``binance``, ``ccxt:<exchange>=BTC/USDT``, ...) — handing
-each chunk's ticks and news to the data plane deployment in order (each ingest is awaited:
-backpressure). The scenario runs on market time (its clock is 2026), a live exchange on
-wall time. The API and console stay up while it runs (the bearer token comes from
-``TRIPWIRE_API_TOKEN``; without it a random one is kept in ``<data_dir>/secrets/api-token``,
-mode 0600, and only that path is printed). ``--run-for`` or Ctrl-C
-stops it: the feed stops, decisions in flight finish, the tick sink flushes. Exit codes:
+each chunk's ticks and news to the data plane deployment through its Ray handle (never the
+HTTP ingest route, which is for outside producers), in order, each ingest awaited, the feed
+reading at most two chunks ahead (backpressure). The scenario runs on market time (its
+clock is 2026), a live exchange on wall time. The API and console stay up while it runs
+(the bearer token comes from ``TRIPWIRE_API_TOKEN``; without it a random one is kept in
+``<data_dir>/secrets/api-token``, mode 0600, and only that path is printed). ``--run-for``
+or Ctrl-C stops it: the feed stops, decisions in flight finish, the tick sink flushes. Exit codes:
 0 done, 1 a failure, 2 bad input.
 """
 
@@ -189,32 +190,134 @@ class _SourceHeartbeats:
             await self.store.close()
 
 
+READ_AHEAD_CHUNKS = 2  # feed chunks read while the plane ingests (bounded: backpressure)
+
+
 async def _pump_chunks(feed, app, counts: dict[str, int], stop: dict, run_for: float | None,
                        err: Console, beats: _SourceHeartbeats) -> None:
+    """Hand the feed's chunks to the data plane through its deployment handle (Ray, never
+    the HTTP ingest route), in order, each ingest awaited before the next.
+
+    The feed reads up to :data:`READ_AHEAD_CHUNKS` chunks ahead (a generated feed builds
+    the next chunk while the plane scores this one); when that bound is reached the feed
+    waits. A chunk larger than the plane's batch bound (``max_batch_ticks``) goes in
+    consecutive parts instead of being refused. On stop, the chunks already read are still
+    ingested: nothing taken from the feed is dropped."""
     deadline = None if run_for is None else time.monotonic() + run_for
+    max_batch = _max_batch_ticks(app)
     last = 0.0
-    async for chunk in feed.chunks():
-        await beats.beat()
-        if chunk.events:
-            await _on_events(chunk.events, app, counts, beats, err)
-        if chunk.news:
-            await app.dataplane.news.remote(list(chunk.news))
-            counts["news"] += len(chunk.news)
-        if len(chunk.ticks):
-            out, _replayed = await app.dataplane.ingest.remote(chunk.ticks)  # (result, replayed)
-            counts["ticks"] += len(chunk.ticks)
-            for key in ("accepted", "rejected", "trips"):
-                counts[key] += out[key]
-            counts["incidents"] += len(out["incidents"])
-        counts["chunks"] += 1
-        if time.monotonic() - last > 10:
-            last = time.monotonic()
-            err.print(f"live: {counts['accepted']:,} ticks, {counts['trips']} trips, "
-                      f"{counts['incidents']} incidents")
-        if stop["now"] or (deadline is not None and time.monotonic() > deadline):
-            break
+    ahead = _ReadAhead(feed, READ_AHEAD_CHUNKS)
+    try:
+        async for chunk in ahead:
+            await _hand_over(chunk, app, counts, beats, err, max_batch)
+            if time.monotonic() - last > 10:
+                last = time.monotonic()
+                err.print(f"live: {counts['accepted']:,} ticks, {counts['trips']} trips, "
+                          f"{counts['incidents']} incidents")
+            if stop["now"] or (deadline is not None and time.monotonic() > deadline):
+                break
+        for chunk in await ahead.stop():  # read before the stop: ingested, not dropped
+            await _hand_over(chunk, app, counts, beats, err, max_batch)
+        if ahead.failed is not None:
+            raise ahead.failed
+    finally:
+        await ahead.stop()
     if hasattr(feed, "stop"):
         feed.stop()
+
+
+async def _hand_over(chunk, app, counts: dict[str, int], beats: _SourceHeartbeats,
+                     err: Console, max_batch: int) -> None:
+    """One feed chunk to the plane: venue events, news first (an incident sees only news
+    older than itself), then the ticks in parts of at most ``max_batch``."""
+    await beats.beat()
+    if chunk.events:
+        await _on_events(chunk.events, app, counts, beats, err)
+    if chunk.news:
+        await app.dataplane.news.remote(list(chunk.news))
+        counts["news"] += len(chunk.news)
+    ticks = chunk.ticks
+    for lo in range(0, len(ticks), max_batch):
+        part = ticks if len(ticks) <= max_batch else ticks.take(slice(lo, lo + max_batch))
+        out, _replayed = await app.dataplane.ingest.remote(part)  # (result, replayed)
+        counts["ticks"] += len(part)
+        for key in ("accepted", "rejected", "trips"):
+            counts[key] += out[key]
+        counts["incidents"] += len(out["incidents"])
+    counts["chunks"] += 1
+
+
+def _max_batch_ticks(app) -> int:
+    """The data plane's batch bound (a bigger ingest is refused, not split): the app's,
+    or the plane's default for an app object without a spec."""
+    from actors.dataplane import DataPlaneConfig
+    from serve_apps.app import dataplane_config
+
+    spec = getattr(app, "spec", None)
+    return (dataplane_config(spec) if spec is not None else DataPlaneConfig()).max_batch_ticks
+
+
+class _ReadAhead:
+    """The feed's chunks, read by a task up to ``depth`` ahead of the consumer, in order.
+
+    A feed error reaches the consumer after the chunks read before it. :meth:`stop` ends
+    the reading and returns the chunks read but not yet consumed (at most ``depth + 1``:
+    the queue's and the one waiting for room); a feed error among them is kept in
+    :attr:`failed`."""
+
+    _END = object()
+
+    def __init__(self, feed, depth: int) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=depth)
+        self._held = None  # taken from the feed, waiting for room in the queue
+        self.failed: Exception | None = None  # a feed error found by stop()
+        self._task = asyncio.create_task(self._read(feed))
+
+    async def _read(self, feed) -> None:
+        try:
+            async for chunk in feed.chunks():
+                self._held = chunk
+                await self._queue.put(chunk)
+                self._held = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handed to the consumer, in its place in the stream
+            await self._queue.put(_FeedFailed(exc))
+            return
+        await self._queue.put(self._END)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        item = await self._queue.get()
+        if item is self._END:
+            raise StopAsyncIteration
+        if isinstance(item, _FeedFailed):
+            raise item.exc
+        return item
+
+    async def stop(self) -> list:
+        """Stop reading; the chunks read and not consumed (none twice)."""
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        left = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _FeedFailed):
+                self.failed = item.exc  # after the chunks read before it
+            elif item is not self._END:
+                left.append(item)
+        if self._held is not None:  # stopped while waiting for room: it comes last
+            left.append(self._held)
+            self._held = None
+        return left
+
+
+@dataclasses.dataclass
+class _FeedFailed:
+    exc: Exception
 
 
 async def _on_events(events: list, app, counts: dict[str, int], beats: _SourceHeartbeats,
