@@ -79,7 +79,7 @@ class Host:
         self._err.flush()
         return self.log.read_text(errors="replace")[-chars:]
 
-    def _members(self) -> list[int]:
+    def members(self) -> list[int]:
         """The processes of the session this host leads: itself and its Ray (GCS, raylet,
         workers -- Ray gives each worker a process group of its own, not a session)."""
         out = []
@@ -96,7 +96,7 @@ class Host:
         return out
 
     def _signal(self, sig: int) -> None:
-        for pid in self._members():
+        for pid in self.members():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -137,7 +137,8 @@ def host_env(venue: FakeBinance, dsn: str, port: int, data: Path, token: str) ->
 
 @pytest.fixture
 def ccxt_app(migrated_db, tmp_path) -> Iterator[tuple[LiveApp, FakeBinance]]:
-    venue = FakeBinance(prices={SYMBOL: PRICE, "BTCUSDT": 50_000.0},
+    venue = FakeBinance(api_key=secrets.token_hex(16), secret=secrets.token_hex(16),
+                        prices={SYMBOL: PRICE, "BTCUSDT": 50_000.0},
                         balances={"USDT": 100_000.0, "ETH": 0.0, "BTC": 0.0},
                         attached_brackets=True).start()
     token = secrets.token_hex(16)
@@ -153,14 +154,26 @@ def ccxt_app(migrated_db, tmp_path) -> Iterator[tuple[LiveApp, FakeBinance]]:
         finally:
             venue.stop()
     assert host.proc.returncode == 0, f"the host did not stop cleanly:\n{host.tail()}"
+    deadline = time.monotonic() + 10.0  # SIGKILLed members take a moment to go
+    while host.members():
+        assert time.monotonic() < deadline, f"the host's Ray outlived it: {host.members()}"
+        time.sleep(0.2)
+    # The exchange credentials reached the sign-off replica by environment only, the API
+    # token not at all: no log of the host or its Ray (workers, replicas, GCS) and no
+    # journal file holds either.
+    leaked = [str(f) for f in [tmp_path / "host.log", *(tmp_path / "data").rglob("*")]
+              if f.is_file() and not f.is_symlink()
+              and any(x.encode() in f.read_bytes() for x in (venue.secret, venue.api_key, token))]
+    assert leaked == []
 
 
 def incident(n: int) -> dict[str, Any]:
     return good_news().model_copy(update={"id": f"inc-ccxt-serve-{n}"}).model_dump(mode="json")
 
 
-def executed_order(app: LiveApp, incident_id: str) -> str:
-    """Wait for the decision on this incident; its client order id (EXECUTED, one order)."""
+def executed_order(app: LiveApp, incident_id: str) -> tuple[str, str]:
+    """Wait for the decision on this incident (EXECUTED, one order); its id and the
+    order's client id."""
     def decided(body: dict) -> Any:
         return next((d for d in body["items"] if d.get("incident_id") == incident_id
                      and d.get("outcome") is not None), None)
@@ -171,7 +184,7 @@ def executed_order(app: LiveApp, incident_id: str) -> str:
                          lambda c: c if c.get("orders") else None)
     [order] = chain["orders"]
     assert order["backend"] == BACKEND, order
-    return order["client_order_id"]
+    return decision["id"], order["client_order_id"]
 
 
 def submit(app: LiveApp, n: int) -> str:
@@ -210,7 +223,7 @@ def test_the_serve_app_trades_on_the_exchange_and_its_controls_act_there(ccxt_ap
 
     # 1. Good news over HTTP -> the rules analyst BUYs in DIRECT mode -> the exchange holds
     # the order under the decision's client order id, signed, its stop and target attached.
-    cid = executed_order(app, submit(app, 1))
+    _, cid = executed_order(app, submit(app, 1))
     [placed] = venue.created(cid)
     assert (placed.side, placed.status) == ("BUY", "NEW")
     assert placed.stop_loss is not None and placed.stop_loss < PRICE
@@ -229,7 +242,7 @@ def test_the_serve_app_trades_on_the_exchange_and_its_controls_act_there(ccxt_ap
 
     # 3. A second decision; the exchange fills it on its own; the position is read from the
     # exchange; flatten over HTTP sells it there.
-    cid2 = executed_order(app, submit(app, 2))
+    decision2, cid2 = executed_order(app, submit(app, 2))
     assert cid2 != cid
     [second] = venue.created(cid2)
     venue.fill(cid2)
@@ -237,6 +250,15 @@ def test_the_serve_app_trades_on_the_exchange_and_its_controls_act_there(ccxt_ap
     while held(app) != pytest.approx(second.qty):
         assert time.monotonic() < deadline, f"position never reached {second.qty}"
         time.sleep(0.2)
+    # The attached stop guards it (what the watchdog's naked-position check reads) ...
+    account = app.wait_for("/v1/account", lambda a: a["positions"] and a)
+    assert [(p["symbol"], p["stop_attached"]) for p in account["positions"]] == [
+        (SYMBOL, True)], account
+    # ... and the sign-off replica's poll copies the exchange's fill into the store.
+    chain = app.wait_for(f"/v1/decisions/{decision2}",
+                         lambda c: c if c["orders"][0]["status"] == "filled" and c["fills"]
+                         else None, timeout_s=30.0)
+    assert [f["price"] for f in chain["fills"]] == [second.price]
     r = app.post("/v1/positions/flatten", {})
     assert r.status_code == 200 and r.json() == {"orders": 1}, r.text
     [closing] = [o for o in venue.created() if o.client_id not in (cid, cid2)]
