@@ -83,7 +83,7 @@ def _on_top(configured: Any, flip: Any) -> Any:
 
 def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
     """Replay one (policy, seed) and score it (runs in a Ray worker or in process)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     over = dict(task.overrides)
     # An arm may flip decision settings ([memory], [panel]) on the shared base's rest.
     flips = over.pop(DECISIONS_UPDATE, None)
@@ -131,6 +131,9 @@ def run_eval_task(task: EvalTask, base: ShardConfig) -> dict[str, Any]:
                                                     config.engine.news_window_s),
         "describe": describe,
         "elapsed_s": time.perf_counter() - t0,
+        # CPU seconds of this task's process: what the run costs on an idle machine (wall
+        # time on a shared one measures the neighbours too)
+        "cpu_s": time.process_time() - c0,
     }
 
 
@@ -387,6 +390,7 @@ def cmd_eval(args: Any) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), "
                    f"{'in process' if in_process else 'Ray tasks'}",
         "wall_s": wall, "tasks": len(plan.tasks), "mode": mode.value,
+        "cpu_s": sum(r.get("cpu_s", 0.0) for r in results),
         "engine": results[0]["engine"] if results else settings.engine.model_dump(mode="json"),
         "injections": market.injections if market else None,  # None: the scenario's default
     }
@@ -443,7 +447,8 @@ def _notes(results: list[dict[str, Any]]) -> list[str]:
 def summary_lines(s: dict[str, Any]) -> list[str]:
     """The short, true summary printed at the end."""
     out = [f"Eval: {s['run']['source_text']}, seeds {s['run']['seeds_text']}, "
-           f"{s['run']['tasks']} tasks in {s['run']['wall_s']:.0f} s."]
+           f"{s['run']['tasks']} tasks in {s['run']['wall_s']:.0f} s "
+           f"({s['run'].get('cpu_s', 0):.0f} task CPU-s)."]
     for p in s["policies"]:
         d = s["decisions"][p]
         line = f"  {p}: net PnL {report_ci(d['pnl'])}"

@@ -45,7 +45,9 @@ def markdown(s: Mapping[str, Any]) -> str:
     L: list[str] = ["# Tripwire eval", ""]
     run = s["run"]
     L += [f"Source: {run['source_text']}; seeds: {run['seeds_text']}; machine: "
-          f"{run['machine']}; wall time {run['wall_s']:.0f} s; {run['tasks']} task(s).", ""]
+          f"{run['machine']}; wall time {run['wall_s']:.0f} s; {run['tasks']} task(s), "
+          f"{run.get('cpu_s', 0):.0f} task CPU-s (the wall time on an idle machine of that "
+          f"many CPUs is about CPU-s / CPUs).", ""]
     L += ["Each figure is the mean over seeds with a 95 % bootstrap interval [lo, hi]. "
           "Paired test: PnL of the policy minus the baseline "
           f"(`{s['baseline']}`) on the same seeds, sign-flip p-value.", ""]
@@ -103,9 +105,10 @@ def markdown(s: Mapping[str, Any]) -> str:
         rows.append([p, ci_text(c["llm_calls"]), ci_text(c["calls_per_incident"]),
                      ci_text(c["tokens_per_incident"]), ci_text(c["usd_per_incident"], "{:.4g}"),
                      _num(c["usd_per_decision"], "{:.4g}"), ci_text(c["usd_per_day"], "{:.4g}"),
-                     ci_text(c["latency_ms_per_call"]), ci_text(c["task_seconds"], "{:.3g}")])
+                     ci_text(c["latency_ms_per_call"]), ci_text(c["task_seconds"], "{:.3g}"),
+                     ci_text(c.get("task_cpu_seconds"), "{:.3g}")])
     L += _table(["policy", "LLM calls", "calls/incident", "tokens/incident", "USD/incident",
-                 "USD/decision", "USD/day", "latency ms/call", "task s"], rows)
+                 "USD/decision", "USD/day", "latency ms/call", "task s", "task CPU s"], rows)
     inj = s.get("injections") or {}
     if inj:
         L += ["", "## Untrusted news", "",

@@ -92,6 +92,8 @@ def _cost(rs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lat = [x["latency_ms_per_call"] for x in m if x.get("latency_ms_per_call") is not None]
     out["latency_ms_per_call"] = bootstrap_ci(lat).to_dict() if lat else None
     out["task_seconds"] = bootstrap_ci([r["elapsed_s"] for r in rs]).to_dict()
+    cpu = [r["cpu_s"] for r in rs if r.get("cpu_s") is not None]
+    out["task_cpu_seconds"] = bootstrap_ci(cpu).to_dict() if cpu else None
     return out
 
 
