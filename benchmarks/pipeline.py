@@ -14,6 +14,17 @@ not timed; the clock runs from ``run()`` to the last trip. Figures (JSON keys):
   ticks_per_s              scenario feed -> shards -> trips, tick store off, 1,000 symbols.
   ticks_per_s_with_store   the same with every tick inserted into chdb (sink flushed at
                            the end, inside the timing).
+  ticks_per_s_with_decisions  the live driver with decisions on: the same scenario read by
+                           ``tripwire live``'s loop (:mod:`serve_apps.jobs.live`), each chunk
+                           handed to the Serve app's DataPlane deployment through its Ray
+                           handle (not HTTP), two shard actors, tick store off, market time
+                           (the plane waits for each trip's decisions, as a replay does),
+                           every incident through triage (offline rules analyst) and
+                           sign-off in DIRECT mode on the paper venue, decisions and orders
+                           in a private PostgreSQL. Serve, PostgreSQL and the app's start
+                           are not timed; the clock runs from the first chunk until the
+                           sign-off is idle. ``with_decisions`` holds its counts
+                           (incidents, decisions by outcome, orders).
   detect_latency_p50_ms / _p99_ms  arrival of the tripping tick in a feed batch
                            (``recv_ns``, stamped when the paced feed releases it) -> the
                            trip event (``detected_ns``, stamped by the shard), with the
@@ -36,6 +47,7 @@ not timed; the clock runs from ``run()`` to the last trip. Figures (JSON keys):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -57,6 +69,7 @@ from tripwire.model import NS_PER_SECOND, EventKind
 TARGETS = {  # name: (bound, "min" or "max")
     "ticks_per_s": (1_000_000, "min"),
     "ticks_per_s_with_store": (300_000, "min"),
+    "ticks_per_s_with_decisions": (1_000_000, "min"),  # issue 14: decisions keep the figure
     "detect_latency_p99_ms": (20.0, "max"),
 }
 
@@ -94,6 +107,74 @@ def run_throughput(cfg, store_url: str | None) -> dict[str, Any]:
     return {"ticks": res.feed["ticks_scored"], "wall_s": res.wall_s,
             "ticks_per_s": res.ticks_per_s, "trips": res.feed["trips"],
             "stored": (res.sink or {}).get("ticks")}
+
+
+def run_with_decisions(cfg, tmp: str) -> dict[str, Any]:
+    """The live job's loop on the Serve app with decisions on (see the module docstring).
+
+    Needs Serve to itself: it deploys the app on a free port and shuts Serve down after,
+    as ``tripwire live`` does. PostgreSQL: ``TRIPWIRE_PG_DSN`` or a private cluster under
+    ``tmp``."""
+    import asyncio
+    import collections
+    import secrets
+    import socket
+
+    from ray import serve
+    from rich.console import Console
+
+    from serve_apps.app import start
+    from serve_apps.config import ServeConfig
+    from serve_apps.jobs.live import _pump_chunks, _SourceHeartbeats
+    from tripwire.config import load_settings
+    from tripwire.llm.config import load_llm_config
+    from tripwire.store.migrate import migrate
+    from tripwire.store.pg import database
+
+    # DIRECT: a decision that would trade places its order on the paper venue (the default,
+    # DRY_RUN, would stop before the venue); the rules analyst whatever keys are set.
+    settings = load_settings(env={"TRIPWIRE_DATA__DIR": tmp, "TRIPWIRE_RISK__MODE": "DIRECT"})
+    settings = replace(settings, llm=load_llm_config({}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    serve_cfg = replace(ServeConfig.from_settings(settings), port=port, shards=2,
+                        store_ticks=False, clock="market")
+    running = sorted(serve.status().applications)
+    if running:  # never deploy over (and then shut down) someone else's Serve apps
+        raise RuntimeError(f"the with_decisions run needs Serve to itself; it runs {running}")
+    scen = Scenario(cfg)
+    counts: dict[str, int] = {"chunks": 0, "ticks": 0, "accepted": 0, "rejected": 0,
+                              "trips": 0, "incidents": 0, "news": 0}
+    os.chmod(tmp, 0o711)  # as root, PostgreSQL runs as 'postgres', which must enter it
+    with database(tmp) as dsn:
+        asyncio.run(migrate(dsn))
+        app = start(settings, dsn, scen.symbols, config=serve_cfg,
+                    token=secrets.token_hex(16))
+        try:
+            async def pump() -> float:
+                feed = ScenarioFeed(cfg)
+                t0 = time.perf_counter()
+                await _pump_chunks(feed, app, counts, {"now": False}, None,
+                                   Console(stderr=True), _SourceHeartbeats(feed, None))
+                while not await app.signoff.idle.remote():  # every decision made
+                    await asyncio.sleep(0.05)
+                return time.perf_counter() - t0
+
+            wall = asyncio.run(pump())
+            results = app.signoff.results.remote().result(timeout_s=60)
+        finally:
+            try:
+                app.shutdown()
+            finally:
+                serve.shutdown()
+    outcomes = collections.Counter(r["outcome"] for r in results)
+    return {"ticks": counts["accepted"], "ticks_sent": counts["ticks"],
+            "rejected": counts["rejected"], "wall_s": wall,
+            "ticks_per_s": counts["accepted"] / wall if wall > 0 else 0.0,
+            "trips": counts["trips"], "incidents": counts["incidents"],
+            "decisions": len(results), "outcomes": dict(sorted(outcomes.items())),
+            "orders": sum(1 for r in results if r.get("order_id"))}
 
 
 def run_latency(cfg, rate: float, seconds: float) -> dict[str, Any]:
@@ -163,6 +244,7 @@ def run_memory(
 
 
 def measure(quick: bool, seed: int) -> dict[str, Any]:
+    load_before = os.getloadavg()  # the figures mean little on a machine busy elsewhere
     ensure_ray(num_cpus=2, object_store_memory=512 * 1024 * 1024)
     n_ticks = 1_000_000 if quick else 6_000_000
     cfg = scenario_for(1_000, n_ticks, seed)
@@ -173,6 +255,10 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
         stored = run_throughput(cfg, f"chdb://{tmp}/ticks")
     out.update(ticks_per_s_with_store=round(stored["ticks_per_s"]), ticks_stored=stored["stored"])
+    with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        dec = run_with_decisions(cfg, tmp)
+    out.update(ticks_per_s_with_decisions=round(dec["ticks_per_s"]),
+               with_decisions={k: v for k, v in dec.items() if k != "ticks_per_s"})
     rate = 100_000
     lat = run_latency(scenario_for(1_000, 100_000, seed), rate, 5.0 if quick else 20.0)
     out.update(
@@ -196,7 +282,9 @@ def measure(quick: bool, seed: int) -> dict[str, Any]:
         for k, (b, how) in TARGETS.items()
     }
     out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                      "python": platform.python_version()}
+                      "python": platform.python_version(),
+                      "loadavg_1m_before_after": [round(load_before[0], 2),
+                                                  round(os.getloadavg()[0], 2)]}
     out["quick"] = quick
     return out
 
@@ -209,7 +297,7 @@ def _print(result: dict[str, Any]) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for k, v in result.items():
-        if k in ("rss_samples", "machine", "targets", "meets_targets"):
+        if k in ("rss_samples", "machine", "targets", "meets_targets", "with_decisions"):
             continue
         table.add_row(k, f"{v:,.3f}" if isinstance(v, float) else str(v))
     console = Console()
@@ -227,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
-    result = measure(args.quick, args.seed)
+    if args.json:  # stdout holds the one JSON object: what Ray forwards from its processes
+        # (the Serve controller's shutdown notices among them) goes to stderr meanwhile
+        with contextlib.redirect_stdout(sys.stderr):
+            result = measure(args.quick, args.seed)
+    else:
+        result = measure(args.quick, args.seed)
     if args.json:
         print(json.dumps(result))
     else:

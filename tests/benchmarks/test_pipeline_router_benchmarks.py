@@ -13,12 +13,18 @@ from benchmarks import pipeline, router
 def test_pipeline_quick_json_prints_one_object_with_the_figures(ray_local, capsys):
     assert pipeline.main(["--quick", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("ticks_per_s", "ticks_per_s_with_store", "detect_latency_p99_ms",
-                "peak_rss_mb", "private_growth_second_half_mb"):
+    for key in ("ticks_per_s", "ticks_per_s_with_store", "ticks_per_s_with_decisions",
+                "detect_latency_p99_ms", "peak_rss_mb", "private_growth_second_half_mb"):
         assert isinstance(result[key], int | float), key
     assert result["ticks_stored"] == result["ticks"]  # the store run kept every tick
     assert result["latency_trips_timed"] > 0
+    # The live driver (through the Serve app's data plane, decisions on) took every tick
+    # of the same scenario, and every incident it raised was decided.
+    live = result["with_decisions"]
+    assert live["ticks"] == live["ticks_sent"] == result["ticks"] and live["rejected"] == 0
+    assert live["decisions"] == live["incidents"]
     assert set(result["meets_targets"]) == {"ticks_per_s", "ticks_per_s_with_store",
+                                            "ticks_per_s_with_decisions",
                                             "detect_latency_p99_ms"}
 
 
