@@ -35,6 +35,10 @@ from tests.graphs.harness import PRICE, SYMBOL
 from tests.serve_apps.ccxt_host import READY
 from tests.serve_apps.conftest import LiveApp, free_port
 from tests.serve_apps.test_ccxt_orchestrator import good_news
+from tripwire.model import SystemClock
+from tripwire.store.pg_decisions import PgDecisionStore
+from tripwire.watchdog import HttpControl, Watchdog, load_watchdog_config
+from tripwire.watchdog.control import FLATTEN_PREFIX
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -241,7 +245,7 @@ def test_the_serve_app_trades_on_the_exchange_and_its_controls_act_there(ccxt_ap
     assert app.wait_for("/v1/account", lambda a: a["open_orders"] == 0 and a)
 
     # 3. A second decision; the exchange fills it on its own; the position is read from the
-    # exchange; flatten over HTTP sells it there.
+    # exchange.
     decision2, cid2 = executed_order(app, submit(app, 2))
     assert cid2 != cid
     [second] = venue.created(cid2)
@@ -259,8 +263,37 @@ def test_the_serve_app_trades_on_the_exchange_and_its_controls_act_there(ccxt_ap
                          lambda c: c if c["orders"][0]["status"] == "filled" and c["fills"]
                          else None, timeout_s=30.0)
     assert [f["price"] for f in chain["fills"]] == [second.price]
-    r = app.post("/v1/positions/flatten", {})
-    assert r.status_code == 200 and r.json() == {"orders": 1}, r.text
-    [closing] = [o for o in venue.created() if o.client_id not in (cid, cid2)]
+    with app.client(auth=False) as c:  # the other reads of the venue answer too
+        for path in ("/v1/pnl", "/metrics", "/readyz"):
+            assert c.get(path).status_code == 200, path
+        assert c.get("/v1/pnl").json()["equity"] > 0
+
+    # 4. The watchdog, outside the app over HTTP as in production: the guarded position
+    # passes its checks; over a tiny exposure limit it halts and flattens on the exchange.
+    assert watchdog_round(app, max_gross_exposure=50_000.0) == []
+    assert watchdog_round(app, max_gross_exposure=1.0) == ["exposure_cap"]
+    with app.client(auth=False) as c:
+        assert c.get("/v1/halt").json()["halted"] is True
+    [closing] = [o for o in venue.created() if o.client_id.startswith(FLATTEN_PREFIX)]
     assert (closing.side, closing.status, closing.qty) == ("SELL", "FILLED", second.qty)
     assert held(app) == pytest.approx(0.0)
+
+
+def watchdog_round(app: LiveApp, max_gross_exposure: float) -> list[str]:
+    """One watchdog pass (stops required, shard heartbeats judged, flatten on halt); the
+    breaches' codes."""
+    config = load_watchdog_config({"heartbeats": ["shard:*"], "heartbeat_max_age_s": 60.0,
+                                   "max_gross_exposure": max_gross_exposure,
+                                   "require_stops": True, "flatten_on_halt": True})
+
+    async def once() -> list[str]:
+        store = await PgDecisionStore.connect(app.dsn)
+        control = HttpControl(app.url, app.token, timeout_s=30.0)
+        try:
+            return [b.code for b in await Watchdog(store, control, config,
+                                                   SystemClock()).check_once()]
+        finally:
+            control.close()
+            await store.close()
+
+    return asyncio.run(once())
