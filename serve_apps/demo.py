@@ -4,8 +4,9 @@ The arguments are parsed in :mod:`serve_apps.commands`; this module runs the dem
 
 It starts local Ray, the private PostgreSQL under the data directory, the chdb tick store
 and the Serve app on 127.0.0.1, and the watchdog as a separate process. It then replays the
-default labelled scenario (24 symbols, one simulated day, injected events and news) through
-``POST /v1/news`` and ``POST /v1/ticks`` (Arrow batches) as fast as the app takes them:
+default labelled scenario (24 symbols, one simulated day, injected events and news) into the
+data plane deployment through its Ray handle, as the live job does (the HTTP ingest routes
+are for outside producers), as fast as the app takes them:
 detection -> triage -> sign-off -> paper execution, on market time (``[serve] clock =
 "market"``: price and verdict ages are measured on the ticks' clock, as in a backtest). When a
 batch trips, the replay waits for the decisions before it goes on, so the market does not
@@ -30,7 +31,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -241,11 +241,8 @@ class _Demo:
                            f"placed until `tripwire resume --ack ...` names the reason[/yellow]")
 
     def _replay(self, app: Any) -> float:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.token}"}
         t0 = time.perf_counter()
-        with httpx.Client(base_url=app.url, headers=headers, timeout=300) as client, Progress(
+        with Progress(
                 TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("minutes · {task.fields[ticks]:,} ticks · {task.fields[trips]} trips "
                            "· {task.fields[incidents]} incidents"), TimeElapsedColumn(),
@@ -257,36 +254,29 @@ class _Demo:
                 if self.stopping:
                     break
                 if chunk.news:  # news first: an incident only sees news older than itself
-                    self._news(client, chunk.news)
+                    self._news(app, chunk.news)
                 pending.append(chunk.ticks)
                 if sum(len(p) for p in pending) >= self.args.batch:
-                    self._post(app, client, TickBatch.concat(pending))
+                    self._post(app, TickBatch.concat(pending))
                     pending = []
                 bar.update(task, advance=1, ticks=self.counts["accepted"],
                            trips=self.counts["trips"], incidents=self.counts["incidents"])
             if pending and not self.stopping:
-                self._post(app, client, TickBatch.concat(pending))
+                self._post(app, TickBatch.concat(pending))
         return time.perf_counter() - t0
 
-    def _post(self, app: Any, client: Any, ticks: TickBatch) -> None:
+    def _post(self, app: Any, ticks: TickBatch) -> None:
         for lo in range(0, len(ticks), self.args.batch):
-            out = self._ticks(client, ticks.take(slice(lo, lo + self.args.batch)))
+            out = self._ticks(app, ticks.take(slice(lo, lo + self.args.batch)))
             if out["incidents"]:
                 self._wait_idle(app)
 
-    def _news(self, client: Any, items: list) -> None:
-        body = {"items": [{"id": n.id, "ts_ns": n.ts_ns, "headline": n.headline[:500],
-                           "symbols": list(n.symbols), "source": n.source} for n in items]}
-        r = client.post("/v1/news", json=body)
-        r.raise_for_status()
+    def _news(self, app: Any, items: list) -> None:
+        app.dataplane.news.remote(list(items)).result(timeout_s=300)
         self.counts["news"] += len(items)
 
-    def _ticks(self, client: Any, batch: TickBatch) -> dict[str, Any]:
-        r = client.post("/v1/ticks", content=_arrow(batch, self.scenario.symbols),
-                        headers={"Content-Type": "application/vnd.apache.arrow.stream"})
-        if r.status_code != 200:
-            raise RuntimeError(f"POST /v1/ticks answered {r.status_code}: {r.text[:300]}")
-        out = r.json()
+    def _ticks(self, app: Any, batch: TickBatch) -> dict[str, Any]:
+        out, _replayed = app.dataplane.ingest.remote(batch).result(timeout_s=300)
         self.counts["sent"] += len(batch)
         for key in ("accepted", "rejected", "trips"):
             self.counts[key] += out[key]
@@ -391,20 +381,6 @@ class _Demo:
                                 "started_ns": run["started_ns"], "ended_ns": run["ended_ns"],
                                 "period_start_ns": run["period_start_ns"],
                                 "period_end_ns": run["period_end_ns"]}}
-
-
-def _arrow(batch: TickBatch, symbols: Any) -> bytes:
-    import numpy as np
-    import pyarrow as pa
-
-    names = np.asarray(symbols.names, dtype=object)[batch.symbol_id]
-    table = pa.table({"symbol": pa.array(names, pa.string()), "ts_ns": batch.ts_ns,
-                      "price": batch.price, "qty": batch.qty, "side": batch.side,
-                      "trade_id": batch.trade_id})
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue()
 
 
 @contextlib.contextmanager
