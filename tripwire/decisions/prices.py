@@ -1,6 +1,6 @@
 """The latest trade price per symbol, as the fact-checker reads it.
 
->>> from tripwire.model import SymbolTable, TickBatch
+>>> from tripwire.model import SymbolTable, TickBatch, last_rows
 >>> prices = LatestPrices(SymbolTable(["BTCUSDT", "ETHUSDT"]))
 >>> prices.update(TickBatch.from_columns([0, 1, 0], [5, 6, 7], [100.0, 10.0, 101.0], [1, 1, 1]))
 >>> prices.get("BTCUSDT"), prices.get("SOLUSDT")
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tripwire.model import SymbolTable, TickBatch
+from tripwire.model import SymbolTable, TickBatch, last_rows
 
 
 class LatestPrices:
@@ -27,9 +27,7 @@ class LatestPrices:
             return
         ok = np.isfinite(batch.price) & (batch.price > 0)
         sid = batch.symbol_id[ok]
-        # The last row of each symbol in the batch: reverse, take each symbol's first.
-        uniq, first_rev = np.unique(sid[::-1], return_index=True)
-        last = len(sid) - 1 - first_rev
+        uniq, last = last_rows(sid)  # the last row of each symbol in the batch
         self._price[uniq] = batch.price[ok][last]
         self._ts[uniq] = batch.ts_ns[ok][last]
 

@@ -64,7 +64,7 @@ from tripwire.execution.base import (
     amend_request,
     validate_request,
 )
-from tripwire.model import Clock, SymbolTable, TickBatch
+from tripwire.model import Clock, SymbolTable, TickBatch, last_rows
 
 BPS = 1e-4
 QTY_EPSILON = 1e-12  # relative: quantities closer to zero than this are flat
@@ -326,9 +326,9 @@ class PaperBroker:
 
     def _advance_clocks(self, batch: TickBatch) -> None:
         # Each symbol's rows are in time order now: its last row is its latest.
-        uniq, rev_idx = np.unique(batch.symbol_id[::-1], return_index=True)
-        ts = batch.ts_ns[::-1]
-        for s, j in zip(uniq.tolist(), rev_idx.tolist(), strict=True):
+        uniq, rows = last_rows(batch.symbol_id)
+        ts = batch.ts_ns
+        for s, j in zip(uniq.tolist(), rows.tolist(), strict=True):
             self._symbol_ts[s] = int(ts[j])
         self._last_ts = max(int(self._last_ts), int(batch.ts_ns.max()))
 
@@ -375,12 +375,11 @@ class PaperBroker:
         sid, price, ts = batch.symbol_id[valid], batch.price[valid], batch.ts_ns[valid]
         if len(sid) == 0:
             return
-        # The last occurrence of each symbol: unique on the reversed array finds it first.
-        uniq, rev_idx = np.unique(sid[::-1], return_index=True)
-        for s, j in zip(uniq.tolist(), rev_idx.tolist(), strict=True):
+        uniq, rows = last_rows(sid)  # the last occurrence of each symbol
+        for s, j in zip(uniq.tolist(), rows.tolist(), strict=True):
             book = self._books.get(self._symbols.name(s)) if 0 <= s < len(self._symbols) else None
             if book is not None:  # only symbols ever traded have a book to mark
-                _set_mark(book, float(price[::-1][j]), int(ts[::-1][j]))
+                _set_mark(book, float(price[j]), int(ts[j]))
 
     def _on_tick(self, symbol_id: int, ts: int, price: float) -> None:
         symbol = self._symbols.name(symbol_id)
