@@ -313,7 +313,7 @@ class _Replay:
             "intake": dict(sorted(self.runner.intake.counts.items())),
             "verdicts": _counted(r.verdict for _, r in self.results if r.verdict),
             "outcomes": _counted(_outcome_key(r) for _, r in self.results),
-            # [memory]: realised outcomes the engine recorded (pending, recorded, dropped)
+            # [memory]: realised outcomes the engine recorded (added, recorded, dropped, refused)
             "memory_outcomes": (dict(sorted(self.engine.outcomes.counts.items()))
                                 if self.engine.outcomes is not None else None),
             "orders": len(orders),

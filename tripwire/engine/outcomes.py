@@ -54,7 +54,7 @@ class OutcomeRecorder:
                 self.counts["no_symbol"] += 1
                 continue
             if self.settler.add(inc, self.symbols.id(inc.symbol)):
-                self.counts["pending"] += 1
+                self.counts["added"] += 1
         self.counts["dropped"] = self.settler.dropped
 
     async def on_batch(self, batch: TickBatch) -> int:
