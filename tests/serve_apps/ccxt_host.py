@@ -18,8 +18,9 @@ Input, from the environment (the test process owns the exchange and the database
 
 The test-only ccxt class ``bracketbinance`` is registered in every Ray worker by the local
 Ray's ``worker_process_setup_hook`` (:func:`worker_setup`), beside the loopback gRPC patch
-that hook runs anyway. Output: one line ``READY <json>`` on stdout once the app answers;
-the app is drained and Ray shut down when stdin closes or on SIGTERM.
+that hook runs anyway. Output: one line ``READY <json>`` on stdout once the app answers,
+progress on stderr; the app is drained and Ray shut down when stdin closes (the test is
+done, or its process died) or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from tests.execution.fake_binance import BRACKET_EXCHANGE, register_bracket_binance
@@ -112,8 +114,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     token = os.environ.pop("CCXT_HOST_API_TOKEN")
+    t0 = time.monotonic()
     register()  # the driver validates nothing against ccxt, but keep one view of ccxt
     start_ray(os.environ["CCXT_HOST_DATA"])  # Ray's sessions and logs under it, 0700
+    progress(f"ray up in {time.monotonic() - t0:.1f} s")
     import ray
     from ray import serve
 
@@ -127,8 +131,10 @@ def main() -> int:
         app = start(settings(os.environ["CCXT_HOST_DATA"], json.loads(os.environ[
             "CCXT_HOST_URLS"])), os.environ["CCXT_HOST_DSN"], SYMBOLS, config=config,
             token=token, timeout_s=150.0)
+        progress(f"app running in {time.monotonic() - t0:.1f} s")
         print(READY + json.dumps({"url": app.url, "pid": os.getpid()}), flush=True)
-        sys.stdin.read()  # until the test closes it
+        sys.stdin.read()  # until the test closes it (or dies: its end of the pipe closes)
+        t0 = time.monotonic()
     finally:
         try:
             if app is not None:
@@ -136,7 +142,12 @@ def main() -> int:
         finally:
             serve.shutdown()
             ray.shutdown()
+            progress(f"stopped in {time.monotonic() - t0:.1f} s")
     return 0
+
+
+def progress(line: str) -> None:
+    print(f"ccxt_host: {line}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
