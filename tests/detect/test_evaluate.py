@@ -374,6 +374,8 @@ def test_detect_eval_prints_the_tables_and_plots_the_curve(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "per liquidity tier" in out and "recall vs event size" in out
     assert "summary" in out and "t5_1per10min" in out
+    # captured (not a terminal): the headers are whole, not folded into 80 columns
+    assert "false trips/sym-day" in out and "LLM calls/sym-day (events)" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

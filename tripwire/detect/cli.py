@@ -23,6 +23,8 @@ from rich.table import Table
 
 from tripwire.argtypes import int_in, positive_float
 
+PIPED_WIDTH = 180  # columns of the tables when stdout is not a terminal
+
 
 def _nu_list(text: str) -> list[float]:
     out = []
@@ -72,7 +74,11 @@ def cmd_detect_eval(args: argparse.Namespace) -> int:
     from tripwire.config import load_settings
     from tripwire.detect.eval_run import MarketSpec, build_market, parse_scenario
 
+    # Piped (CI logs, a closing note): rich would fold the tables into 80 columns and cut
+    # every header to "fal…"; a file gets the tables' natural width instead.
     err, out = Console(stderr=True), Console()
+    if not out.is_terminal:
+        out = Console(width=PIPED_WIDTH)
     try:
         settings = load_settings(args.config)
         scenario, seed = parse_scenario(args.scenario)
