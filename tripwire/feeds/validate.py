@@ -74,6 +74,9 @@ from tripwire.model import (
 
 _feedcheck = load("_feedcheck")
 INT64_MAX = int(np.iinfo(np.int64).max)
+# Passes of the in-batch market clock (TickValidator._market_chain): each moves it at least
+# one skew further, so 1,024 passes cover 256 days of a 6 h skew in one batch.
+MAX_CHAIN_PASSES = 1_024
 
 RawFn = Callable[[int], str]
 
@@ -190,7 +193,7 @@ class TickValidator:
         self.window = window or TimeWindow()
         self._market_ns: int | None = None  # the watermark: highest accepted time
         self._bounds = (1, INT64_MAX)  # the last batch's time bounds (for dead-letter details)
-        self._time_refused = {"ahead": 0, "behind": 0}
+        self._time_refused = {"ahead": 0, "behind": 0, "chain_capped": 0}
         self.symbols = symbols
         self.detect_gaps = detect_gaps
         self._last_ts = np.zeros(0, dtype=np.int64)
@@ -302,9 +305,51 @@ class TickValidator:
         lo, hi = self.window.bounds(self.clock.now_ns(), anchor)
         self._bounds = (lo, hi)
         ahead, behind = ok & (ts > hi), ok & (ts < lo)
+        if self.window.market and anchor is not None and ahead.any():
+            ahead = self._market_chain(ts, ok & ~behind, anchor, hi)
         reason[ahead | behind] = self._REASONS.index(DeadReason.BAD_TIME)
         self._time_refused["ahead"] += int(ahead.sum())
         self._time_refused["behind"] += int(behind.sum())
+
+    def _market_chain(self, ts: np.ndarray, ok: np.ndarray, anchor: int,
+                      hi: int) -> np.ndarray:
+        """The rows still ahead of the market clock once it moves *within* the batch.
+
+        A batch of a historical source can span more than twice the skew (a day of a symbol
+        that trades once a minute is 1,440 rows): judged against one anchor its tail would be
+        refused although every row follows the one before. So, as rows are accepted in
+        order, the clock moves with them: row ``i`` may be up to the skew past the highest
+        time accepted before it (a chain of plausible steps), never past the source's end.
+        An outlier far ahead still has no accepted row within the skew before it, so it is
+        refused, and it moves nothing. Computed as a fixed point (each pass can only accept
+        more rows; at most :data:`MAX_CHAIN_PASSES`, then the rest stay refused, counted
+        as ``chain_capped``).
+
+        >>> v = TickValidator(n_symbols=1, source="doc", window=TimeWindow(
+        ...     market_max_skew_ns=10))
+        >>> first = TickBatch.from_columns([0] * 3, [1, 2, 3], [1.0] * 3, [1.0] * 3)
+        >>> v.validate(first).ticks.ts_ns.tolist()
+        [1, 2, 3]
+        >>> day = TickBatch.from_columns([0] * 5, [5, 14, 23, 95, 32], [1.0] * 5, [1.0] * 5)
+        >>> v.validate(day).ticks.ts_ns.tolist(), v.time_stats()["ahead"]
+        ([5, 14, 23, 32], 1)
+        """
+        skew = self.window.skew_ns
+        end = self.window.end_ns if self.window.end_ns is not None else INT64_MAX
+        accepted = ok & (ts <= hi)
+        for _ in range(MAX_CHAIN_PASSES):
+            # highest accepted time strictly before each row (the anchor before the first)
+            seen = np.where(accepted, ts, np.int64(anchor))
+            before = np.maximum.accumulate(np.concatenate(([np.int64(anchor)], seen[:-1])))
+            limit = np.minimum(np.minimum(before, np.int64(INT64_MAX - skew)) + np.int64(skew),
+                               np.int64(end))
+            grown = ok & (ts <= limit)
+            if (grown == accepted).all():
+                break
+            accepted = grown
+        else:
+            self._time_refused["chain_capped"] += int((ok & ~accepted).sum())
+        return ok & ~accepted
 
     def _order_and_gaps(self, b: TickBatch, eligible: np.ndarray) -> tuple[np.ndarray, list]:
         """Duplicate / out-of-order codes for rows that passed the value checks, and gaps.

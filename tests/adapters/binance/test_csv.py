@@ -314,6 +314,21 @@ def test_chunk_boundaries_do_not_change_the_result(tmp_path):
         assert result(chunk_rows=chunk_rows, read_bytes=read_bytes) == whole
 
 
+def test_a_sparse_symbols_day_is_read_whole_whatever_the_chunk_spans(tmp_path):
+    """A chunk of a sparse symbol spans more than twice the market-time skew (6 h): its
+    tail was dead-lettered ``bad_time`` against the chunk's median (a 2-day dump at one
+    trade per 2 minutes lost its second half). Every row follows the one before, so every
+    row is read; an absurd row in the middle is still refused and moves nothing."""
+    lines = [row_text(SPOT_TRADES, 100 + i, f"{42000 + i:.8f}", "0.01000000",
+                      T0_MS + i * 120_000, False) for i in range(1_440)]  # 2 days
+    lines.insert(700, row_text(SPOT_TRADES, 5_000, "42000.00000000", "0.01000000",
+                               T0_MS + 400 * 86_400_000, False))  # 400 days ahead
+    path = write_dump(tmp_path, "BTCUSDT-trades-2025-01-01.csv", lines)
+    ticks, dead, _ = read_all(feed_of(path, chunk_rows=65_536))
+    assert len(ticks) == 1_440 and [d.reason for d in dead] == ["bad_time"]
+    assert ticks.ts_ns.max() == (T0_MS + 1_439 * 120_000) * 1_000_000
+
+
 ODD_FIELDS = st.sampled_from(
     [
         *["", ".", "5.", ".5", "1.2.3", "nan", "inf", "-1", "+2", " 3", "1e5", "0x1", "1_0"],
