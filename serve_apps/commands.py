@@ -177,5 +177,8 @@ def add_parity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--groups", type=int_in(1, 1024), default=4, help="symbol groups")
     p.add_argument("--num-cpus", type=positive_float, default=0.5, help="CPUs per Ray task")
     p.add_argument("--mode", default="DIRECT", help="DRY_RUN, TWO_PHASE or DIRECT")
+    p.add_argument("--live-batch-s", type=positive_float, default=1.0,
+                   help="seconds of ticks per batch the live leg takes (the backtest takes "
+                        "5; any value must give the same records; bigger is faster)")
     add_config(p)
     add_json(p, "print one JSON object (differences, records compared, the first listed)")

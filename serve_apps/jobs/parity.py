@@ -8,8 +8,9 @@ split into the backtest job's tasks (``--groups`` symbol groups by UTC day), run
 (c) the live driver on market time (:mod:`serve_apps.jobs.parity_live`): per task, a fresh
     live engine -- the data plane's Ray shard actors, the sign-off Orchestrator's decision
     path (PostgreSQL store, checkpointer and paper book; a database per task) and its
-    paper venue on a clock the ticks move -- fed the task's ticks (in 1 s batches, not the
-    backtest's 5 s) and news in order.
+    paper venue on a clock the ticks move -- fed the task's ticks (in ``--live-batch-s``
+    batches, 1 s by default, not the backtest's 5 s: batching must not matter) and news
+    in order.
 
 Every leg returns its records (incidents, verdicts and outcomes, proposals, signatures,
 orders, fills, positions, PnL: ``ShardConfig(records=True)``), and
@@ -75,7 +76,8 @@ def run_legs(args: argparse.Namespace, err: Console,
             err.status(f"(c) live on market time: {len(plan.specs)} task(s)", spinner="dots"):
         live = asyncio.run(run_live(
             plan.specs, plan.config, settings, dsn, n_shards=settings.pipeline.shards,
-            workers=ServeConfig.from_settings(settings).signoff_workers, tamper=tamper))
+            workers=ServeConfig.from_settings(settings).signoff_workers,
+            batch_s=getattr(args, "live_batch_s", 1.0), tamper=tamper))
     t3 = time.perf_counter()
     timing = {"tasks": len(plan.specs), "in_process_s": round(t1 - t0, 2),
               "ray_tasks_s": round(t2 - t1, 2), "live_s": round(t3 - t2, 2)}

@@ -195,6 +195,8 @@ async def run_live_task(spec: ShardSpec, config: ShardConfig, settings: Settings
     counted)."""
     from serve_apps.orchestrator import Orchestrator
 
+    if not (isinstance(batch_s, int | float) and 0 < batch_s < float("inf")):
+        raise ValueError(f"batch_s: seconds per live batch must be > 0, got {batch_s!r}")
     data = data_for(spec)
     syms = data.symbols
     mine = np.zeros(max(len(syms), 1), dtype=bool)
