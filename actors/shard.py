@@ -26,6 +26,7 @@ never applied twice.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 import random
 import zlib
@@ -196,7 +197,7 @@ class DetectorShard:
             checkpoint=self.checkpoint() if checkpoint else None,
         )
 
-    def _volume_bucket_pieces(self, ts_ns: np.ndarray) -> list[np.ndarray] | None:
+    def _volume_bucket_pieces(self, ts_ns: np.ndarray) -> list[np.ndarray | slice] | None:
         """The batch's rows by volume bucket (absolute time, as the bank aligns them), or
         None when it holds one bucket (nearly always live). A trip's volume window (which
         the incident's ``volume_vs_window`` reads) changes only when a bucket closes; scored
@@ -208,12 +209,15 @@ class DetectorShard:
         k = ts_ns // b
         if k.min() == k.max():
             return None
+        if bool(np.all(k[1:] >= k[:-1])):  # in time order (a replay, most feeds): slices
+            edges = [0, *(np.flatnonzero(np.diff(k)) + 1).tolist(), len(k)]
+            return [slice(lo, hi) for lo, hi in itertools.pairwise(edges)]
         order = np.argsort(k, kind="stable")  # keeps each symbol's order (ordered per symbol)
         cuts = np.flatnonzero(np.diff(k[order])) + 1
         return np.split(order, cuts)
 
     def _score(self, ticks: TickBatch, local: np.ndarray, source: str,
-               rows: np.ndarray | None = None) -> tuple[Trips, list[Anomaly], int]:
+               rows: np.ndarray | slice | None = None) -> tuple[Trips, list[Anomaly], int]:
         """Push ``ticks`` through the bank: (trips, anomalies, rejected). ``rows``: their
         row numbers in the whole batch (the trips' and anomalies' rows are given as those)."""
         before = self._rings_of_busy_symbols(local)
@@ -227,7 +231,9 @@ class DetectorShard:
             metric=trips.metric, z=trips.z, mean=trips.mean, std=trips.std, value=trips.value,
         )
         anomalies = self._anomalies_of(glob, ticks, local, res.rejected.row, source, before)
-        if rows is not None:
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop) if len(glob) else None
+        if rows is not None and len(glob):
             glob = dataclasses.replace(glob, row=rows[glob.row].astype(glob.row.dtype))
             anomalies = [dataclasses.replace(a, row=int(rows[a.row])) for a in anomalies]
         return glob, anomalies, len(res.rejected)

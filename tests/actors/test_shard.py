@@ -281,3 +281,10 @@ def test_anomalies_do_not_depend_on_how_the_stream_is_batched():
     assert len(whole) >= 3
     for rows in (7, 64, 1_000, 2_500):
         assert run(rows) == whole, rows
+    # Ordered per symbol, not across symbols (a data plane's batch): the same trips.
+    shuffled = np.concatenate([np.flatnonzero(batch.symbol_id == s)
+                               for s in range(len(SYMBOLS))])
+    got = DetectorShard(0, 1, SYMBOLS, config).process(batch.take(shuffled)).anomalies
+    assert sorted((a.ts_ns, a.symbol, a.snapshot.ts_ns.tolist(), a.window["volume"],
+                   int(shuffled[a.row])) for a in got) == \
+        sorted((w[0], w[1], w[5], w[6], w[4]) for w in whole)
