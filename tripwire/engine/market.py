@@ -35,7 +35,7 @@ import numpy as np
 
 from tripwire.engine.config import EngineSettings
 from tripwire.incident import Incident, MarketContext, lead_trip
-from tripwire.model import NS_PER_SECOND, Anomaly, NewsItem, SymbolTable, TickBatch
+from tripwire.model import NS_PER_SECOND, Anomaly, NewsItem, SymbolTable, TickBatch, last_rows
 
 MINUTE_NS = 60 * NS_PER_SECOND
 
@@ -93,10 +93,9 @@ class MarketState:
     def _update(self, batch: TickBatch, lo: int, hi: int) -> None:
         if hi <= lo:
             return
-        ids, prices = batch.symbol_id[lo:hi], batch.price[lo:hi]
-        # Each symbol's last row in the range: reverse, take each symbol's first.
-        uniq, first_rev = np.unique(ids[::-1], return_index=True)
-        self._last[uniq] = prices[::-1][first_rev]
+        # Each symbol's last row in the range (one pass, no sort: this runs on every batch).
+        uniq, rows = last_rows(batch.symbol_id[lo:hi])
+        self._last[uniq] = batch.price[lo:hi][rows]
 
     def on_news(self, items: Iterable[NewsItem]) -> None:
         for item in items:
