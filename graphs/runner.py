@@ -45,6 +45,7 @@ DUPLICATE = "duplicate"  # the answer to a trip already claimed by an incident
 ABANDONED = "abandoned"  # the final incident status prefix of work a fault interrupted
 MAX_STATUS = 300  # characters of an incident status
 RESTART_WHY = "interrupted before its verdict; still unfinished at a restart"
+TRIAGE_FAILED = "TRIAGE_FAILED"  # the outcome of a triage that ended without a verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +154,11 @@ class DecisionRunner:
         the child of ``trace`` (the carrier of the tick batch that tripped, when given)."""
         with telemetry.span("incident.handle", trace, **_ids(incident)) as span:
             t = await self.triage(incident)
-            if t.get("outcome") == NO_CONSENSUS:  # the panel's fail-closed IGNORE: a HOLD
-                return DecisionResult(t["incident_id"], incident.symbol, "HOLD",
-                                      t.get("reason", ""), verdict="IGNORE")
-            if t.get("outcome") != TRIAGED:
-                telemetry.mark_failed(span, f"triage failed: {t.get('reason', '')}")
-                return DecisionResult(t["incident_id"], incident.symbol, "TRIAGE_FAILED",
-                                      t.get("reason", ""))
+            ended = triage_end(incident, t)
+            if ended is not None:
+                if ended.outcome == TRIAGE_FAILED:
+                    telemetry.mark_failed(span, f"triage failed: {ended.reason}")
+                return ended
             return await self.decide(incident.model_copy(update={"id": t["incident_id"]}), t)
 
     async def triage(self, incident: Incident,
@@ -339,6 +338,22 @@ class DecisionRunner:
             final.get("incident_id", ""), (final.get("incident") or {}).get("symbol", ""),
             outcome, reason, final.get("decision_id"), verdict.get("classification"),
             (final.get("order") or {}).get("client_order_id"), final.get("journal"))
+
+
+def triage_end(incident: Incident, triaged: Mapping[str, Any]) -> DecisionResult | None:
+    """Where an incident ends when its triage gives the sign-off nothing to act on -- the
+    one rule the backtest (:meth:`DecisionRunner.handle`) and the live service
+    (``serve_apps.orchestrator.Orchestrator``) both apply, so they agree decision for
+    decision. None: it was TRIAGED (the sign-off follows). The panel's no-consensus is its
+    fail-closed IGNORE: a HOLD, no decision. Anything else: TRIAGE_FAILED."""
+    incident_id = triaged.get("incident_id") or incident.id
+    reason = triaged.get("reason", "") or ""
+    outcome = triaged.get("outcome")
+    if outcome == TRIAGED:
+        return None
+    if outcome == NO_CONSENSUS:
+        return DecisionResult(incident_id, incident.symbol, "HOLD", reason, verdict="IGNORE")
+    return DecisionResult(incident_id, incident.symbol, TRIAGE_FAILED, reason)
 
 
 def _ids(incident: Incident) -> dict[str, str]:

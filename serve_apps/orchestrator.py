@@ -31,9 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from graphs.deps import DecisionDeps, build_deps
-from graphs.runner import DecisionResult, DecisionRunner, postgres_checkpointer
+from graphs.runner import (
+    TRIAGE_FAILED,
+    DecisionResult,
+    DecisionRunner,
+    postgres_checkpointer,
+    triage_end,
+)
 from graphs.signoff import sync_order, write_journal
-from graphs.triage import TRIAGED
 from tripwire.config import Settings
 from tripwire.decisions.prices import LatestPrices
 from tripwire.engine import Venue
@@ -330,14 +335,14 @@ class Orchestrator:
             triaged = await self._triage_remote(incident, trace)
         else:
             triaged = await self.runner.triage(incident, trace=trace)
-        if triaged.get("outcome") != TRIAGED:
-            self._c["triage_failed"] += 1
-            # Failed because the database did? Then its final status may not have been
-            # written either: _settle closes the incident if it is still 'triaging'.
-            incident_id = triaged.get("incident_id", incident.id)
-            self._unsettle(incident_id, None, triaged.get("reason") or "triage failed")
-            return DecisionResult(incident_id, incident.symbol, "TRIAGE_FAILED",
-                                  triaged.get("reason", ""))
+        ended = triage_end(incident, triaged)  # the backtest's rule (a panel's HOLD too)
+        if ended is not None:
+            if ended.outcome == TRIAGE_FAILED:
+                self._c["triage_failed"] += 1
+                # Failed because the database did? Then its final status may not have been
+                # written either: _settle closes the incident if it is still 'triaging'.
+                self._unsettle(ended.incident_id, None, ended.reason or "triage failed")
+            return ended
         incident = incident.model_copy(update={"id": triaged["incident_id"]})
         # The id is chosen here so a run that raises can still be found and settled.
         ctx["decision_id"] = (self._decision_ids(incident) if self._decision_ids is not None
