@@ -1,13 +1,27 @@
-"""The data plane behind an HTTP or feed intake: validate, store, score, hand over incidents.
+"""The data plane behind an HTTP or feed intake: validate, then the engine's one step.
 
-:class:`DataPlane` owns one :class:`~actors.shard.DetectorShard` Ray actor per shard and,
-with a tick-store URL, the :class:`~actors.sink.TickSink` actor (the store's only writer).
-``ingest`` takes a batch in arrival order: validation splits off dead letters (kept in the
-decision store with their reason), the clean ticks go to the sink and to their shards
-concurrently, and the shards' anomalies become incidents (the engine's
-:class:`~tripwire.engine.MarketState` and :func:`~tripwire.engine.step.through_trips`) handed
-to ``on_incidents`` — the Serve app's sign-off deployment. Batches are ingested one at a
-time (a lock): validation and the detectors depend on arrival order.
+:class:`DataPlane` validates each batch (dead letters kept in the decision store with their
+reason) and hands the clean ticks to :meth:`tripwire.engine.Engine.step` -- the same tick
+path the backtest runs -- with the live mode's ports plugged in:
+
+- **detectors**: :class:`actors.ray_detectors.RayDetectors`, one
+  :class:`~actors.shard.DetectorShard` Ray actor per shard (restarts, checkpoints; a
+  shard's failed part is dead-lettered ``shard_unavailable``: stored, not scored);
+- **sink**: with a tick-store URL, the :class:`~actors.sink.TickSink` actor (the store's
+  only writer) as the engine's TickSink port: the write is sent before scoring and awaited
+  at the batch's end, so scoring does not wait for it and the next batch does;
+- **decisions**: ``on_incidents`` (the Serve app's sign-off deployment): a trip's incidents
+  are handed over (queued) as the engine reaches them; on market time
+  (``sync_decisions``) the ticks then wait until they are decided, as if the market had
+  waited for the agents;
+- **venue**: ``on_clean(part, until_ns)`` (the orchestrator's ``on_ticks``: the paper
+  venue, the prices, and on market time the clock, moved to ``until_ns`` as
+  :class:`tripwire.engine.Venue` does): the batch up to each trip, then the rest;
+- **outcomes**: with ``[memory]`` on, the engine's
+  :class:`~tripwire.engine.outcomes.OutcomeRecorder` on the decision store.
+
+Batches are ingested one at a time (a lock): validation and the detectors depend on arrival
+order.
 
 Idempotent ingest (:meth:`DataPlane.ingest_once`): a batch sent with an id (the HTTP
 ``Idempotency-Key``) is applied at most once. The id is *claimed* in the decision store
@@ -24,17 +38,13 @@ that shard actor answers a ping, so a dead shard's heartbeat goes stale and the 
 halts trading. The shard heartbeat's detail carries ``restarts=<n>``; the watchdog logs each
 new restart.
 
-Self-healing: shard actors are created with ``max_restarts`` (bounded). Every
-``checkpoint_every_batches`` batches or ``checkpoint_every_s`` seconds (whichever first) a
-shard returns its detector bank's checkpoint with a batch's result, and the plane keeps the
-latest one per shard. A restarted shard refuses to score until it is restored; the plane
-(on the next batch, or on the next heartbeat, whichever comes first) hands it that
-checkpoint, counts the restart, and writes a ``shard_unavailable`` dead letter and a bus
-message saying how many ticks scored after the checkpoint are missing from its windows
-(they are stored; only their scoring state is lost). The batch in flight when the actor died
-is dead-lettered ``shard_unavailable`` as before. Process calls are never retried by Ray
-(``max_task_retries=0``): a retry could reach the new incarnation before its restore; the
-shard also ignores a batch sequence number it has applied already.
+Self-healing: shard actors are created with ``max_restarts`` (bounded) and checkpoint every
+``checkpoint_every_batches`` batches or ``checkpoint_every_s`` seconds (the port,
+:mod:`actors.ray_detectors`). A restarted shard is handed its checkpoint on the next batch or
+heartbeat, whichever comes first; the plane counts the restart and writes a
+``shard_unavailable`` dead letter and a bus message saying how many ticks scored after the
+checkpoint are missing from its windows (they are stored; only their scoring state is
+lost). The batch in flight when the actor died is dead-lettered ``shard_unavailable``.
 """
 
 from __future__ import annotations
@@ -47,29 +57,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from actors.shard import DetectorShard, ShardNotRestored, routing_table
+from actors.ray_detectors import COUNTERS, RayDetectors, Restart
 from tripwire import telemetry
 from tripwire.config import TimeSettings
-from tripwire.engine import EngineSettings, MarketState
-from tripwire.engine.step import through_trips
+from tripwire.decisions.memory import MemorySettings
+from tripwire.engine import Engine, EngineSettings, MarketState
+from tripwire.engine.outcomes import outcome_recorder
 from tripwire.feeds.validate import TickValidator, TimeWindow
 from tripwire.incident import Incident
-from tripwire.model import (
-    Anomaly,
-    DeadLetter,
-    NewsItem,
-    SymbolTable,
-    TickBatch,
-    Trips,
-    new_id,
-)
+from tripwire.model import DeadLetter, NewsItem, SymbolTable, TickBatch, Trips, new_id
 from tripwire.store.decisions import DecisionStore
 from tripwire.store.trade_ids import NO_ID, TradeIds
 
 OnIncidents = Callable[[list[Incident], dict[str, str] | None], Awaitable[Any]]
-OnClean = Callable[[TickBatch], Awaitable[Any]]
+OnClean = Callable[[TickBatch, int | None], Awaitable[Any]]  # (ticks, until_ns): the venue
 PING_TIMEOUT_S = 2.0
 RESTORE_TIMEOUT_S = 30.0  # a restarted shard's restore from the heartbeat loop
 SETTLE_TIMEOUT_S = 120.0  # the longest a replay waits for one incident's decision
@@ -99,6 +100,8 @@ class DataPlaneConfig:
     # Symbols whose prices are probabilities (a prediction market's instrument provider,
     # e.g. PolymarketWebSocketFeed.probability_symbols()): scored on log-odds changes.
     probability_symbols: tuple[str, ...] = ()
+    # [memory]: on, the engine records each incident's realised outcome in the store
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.shard_max_restarts, bool) or not (
@@ -115,19 +118,6 @@ class DataPlaneConfig:
                 and 0 < self.checkpoint_every_s < float("inf")):
             raise ValueError(f"checkpoint_every_s must be a number > 0, got "
                              f"{self.checkpoint_every_s!r}")
-
-
-@dataclass
-class _ShardState:
-    """The plane's memory of one shard: its last checkpoint and what came after it."""
-
-    next_seq: int = 0
-    checkpoint: bytes | None = None
-    checkpoint_seq: int = -1
-    checkpoint_at: float = 0.0  # time.monotonic() when it was taken
-    batches_since: int = 0  # batches applied after the checkpoint
-    ticks_since: int = 0  # ticks scored after the checkpoint (lost to the windows on a crash)
-    restarts: int = 0
 
 
 class BatchKeyReused(ValueError):
@@ -171,15 +161,18 @@ class DataPlane:
         self.idle = idle  # sync_decisions: True once the handed-over incidents are decided
         self.ray_metrics = ray_metrics
         market = config.sync_decisions if config.market_time is None else config.market_time
+        self._market_time = market
         # One rule for ticks without an exchange id, the tick store's (0 = not sent, too).
         self._trade_ids = TradeIds(config.source, missing=(NO_ID, 0))
         self.validator = TickValidator(
             source=config.source, symbols=symbols,
             window=TimeWindow.from_settings(config.time, market=market))
         self.market = MarketState(symbols, config.engine)
-        self.routing = routing_table(symbols, config.n_shards)
-        self.shards: list[Any] = []
+        self.detectors: RayDetectors | None = None  # the engine's ports, from start()
+        self.engine: Engine | None = None
         self.sink: Any = None
+        self._sink_port: _SinkPort | None = None
+        self._hand_over = _HandOver(self, wait=False)
         self._lock = asyncio.Lock()
         self._trips: list[Trips] = []
         self._trace: dict[str, str] = {}
@@ -193,41 +186,47 @@ class DataPlane:
                    "incidents": 0, "news": 0, "news_bad_time": 0, "shard_errors": 0,
                    "trips_not_kept": 0,
                    "shard_restarts": 0, "shard_restores_empty": 0,
-                   "ticks_lost_to_restarts": 0, "checkpoints": 0, "checkpoint_bytes": 0}
-        self._state: list[_ShardState] = []
-        self._restore_lock = asyncio.Lock()  # ingest and the heartbeat both may restore
+                   "ticks_lost_to_restarts": 0, "checkpoints": 0, "checkpoint_bytes": 0,
+                   "outcomes": 0}
+        assert set(COUNTERS) <= set(self._c)  # the detectors port counts into these
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def shards(self) -> list[Any]:
+        """The detector shard actors (operations and tests: a dead one stops its heartbeat)."""
+        return self.detectors.shards if self.detectors is not None else []
 
     def start(self) -> DataPlane:
         import ray
 
         cfg = self.config
-        # max_task_retries=0: a process call in flight when the actor dies fails (its ticks
-        # are dead-lettered); a retry could reach the new incarnation before its restore.
-        shard_cls = ray.remote(DetectorShard).options(
-            num_cpus=0, max_concurrency=1, max_restarts=cfg.shard_max_restarts,
-            max_task_retries=0)
-        self.shards = [shard_cls.remote(i, cfg.n_shards, self.symbols, cfg.detector,
-                                        probability_symbols=cfg.probability_symbols)
-                       for i in range(cfg.n_shards)]
-        self._state = [_ShardState(checkpoint_at=time.monotonic())
-                       for _ in range(cfg.n_shards)]
+        self.detectors = RayDetectors(
+            self.symbols, cfg.n_shards, cfg.detector, source=cfg.source,
+            max_restarts=cfg.shard_max_restarts, probability_symbols=cfg.probability_symbols,
+            checkpoint_every_batches=cfg.checkpoint_every_batches,
+            checkpoint_every_s=cfg.checkpoint_every_s, on_error=self._shard_failed,
+            on_restart=self._restarted, on_trips=self._keep, counts=self._c)
         if cfg.store_url is not None:
             from actors.sink import TickSink
 
             self.sink = ray.remote(TickSink).options(num_cpus=0).remote(
                 cfg.store_url, self.symbols, flush_rows=cfg.sink_flush_rows,
                 flush_ms=cfg.sink_flush_ms)
-        ray.get([s.ping.remote() for s in self.shards])  # construction errors surface here
+            self._sink_port = _SinkPort(self.sink, cfg.source)
+        sync = cfg.sync_decisions and self.on_clean is not None
+        venue = _VenuePort(self.on_clean, self._market_time) if self.on_clean else None
+        self._hand_over = _HandOver(self, wait=sync)
+        self.engine = Engine(self.market, self.detectors, self._hand_over, venue,
+                             self._sink_port,
+                             outcomes=outcome_recorder(self.store, cfg.memory, self.symbols))
+        self.detectors.wait_ready()  # construction errors surface here
         if self.sink is not None:
             ray.get(self.sink.stats.remote())
         return self
 
     async def close(self) -> dict[str, Any]:
         """Flush and close the tick store (nothing buffered is lost), end the actors."""
-        import ray
-
         from actors.runtime import kill_and_wait
 
         out: dict[str, Any] = {}
@@ -235,9 +234,9 @@ class DataPlane:
             if self.sink is not None:
                 out = await self.sink.close.remote()
                 await asyncio.to_thread(kill_and_wait, self.sink)
-            for s in self.shards:
-                ray.kill(s)
-            self.sink, self.shards = None, []
+            if self.detectors is not None:
+                self.detectors.close()
+            self.sink, self._sink_port = None, None
         return out
 
     # -- intake ------------------------------------------------------------------------------
@@ -323,6 +322,8 @@ class DataPlane:
 
     async def _ingest(self, batch: TickBatch, now_ns: int,
                       raw: Sequence[str] | None) -> IngestResult:
+        if self.engine is None:
+            raise RuntimeError("the data plane is not started")
         with telemetry.span("dataplane.ingest", ticks=len(batch)):
             self._trace = telemetry.inject()  # one trace from this batch to the orders
             checked = self.validator.validate(self._number(batch), raw)
@@ -331,45 +332,32 @@ class DataPlane:
             self._c["ticks_in"] += len(batch)
             self._c["accepted"] += len(clean)
             await self._dead_letters(checked.dead)
-            writes = [self.sink.write_ticks.remote(clean, self.config.source)] if (
-                self.sink is not None and len(clean)) else []
-            sync = self.config.sync_decisions and self.on_clean is not None
-            if self.on_clean is not None and len(clean) and not sync:
-                writes.append(self.on_clean(clean))  # live: the venue sees the batch now
-            anomalies = await self._score(clean)
-            incidents = await self._incidents(clean, anomalies, sync)
-            await asyncio.gather(*writes)
-        self._c["trips"] += len(anomalies)
+            counts = self.engine.counts
+            trips, outcomes = counts["anomalies"], counts["outcomes"]
+            try:  # the engine's one step: sink, detectors, incidents, decisions, venue
+                incidents = await self.engine.step(clean)
+            finally:  # the batch's tick-store write is awaited whatever happened
+                if self._sink_port is not None:
+                    await self._sink_port.settle()
+            trips = counts["anomalies"] - trips
+        self._c["trips"] += trips
         self._c["incidents"] += len(incidents)
+        self._c["outcomes"] += counts["outcomes"] - outcomes
         try:
             await self.store.heartbeat(f"feed:{self.config.source}", now_ns,
                                        f"{len(batch)} ticks")
         except Exception:  # the database is down: the batch is applied all the same (the
             pass  # watchdog sees the heartbeat go stale, as with the shard heartbeats)
-        if incidents and not sync:
-            await self.on_incidents(incidents, self._trace or None)
+        failed = self._hand_over.take_failure()
+        if failed is not None:  # the batch is applied; its incidents did not all get out
+            raise failed
         if self.ray_metrics is not None:
             self.ray_metrics.ticks(len(clean))
-            self.ray_metrics.trips(len(anomalies))
+            self.ray_metrics.trips(trips)
             for _ in incidents:
                 self.ray_metrics.incident()
-        return IngestResult(len(clean), len(checked.dead), len(anomalies),
+        return IngestResult(len(clean), len(checked.dead), trips,
                             tuple(i.id for i in incidents))
-
-    async def _incidents(self, clean: TickBatch, anomalies: list[Anomaly],
-                         sync: bool) -> list[Incident]:
-        """The engine's walk through the batch's trips (:func:`through_trips`): each
-        incident is built from the market as it was at its trip (context, news), not at
-        the batch's end. ``sync`` (a replay on market time): the venue and the prices also
-        move only up to each trip, the incident is handed over, and the next ticks wait
-        until its decision is made -- as if the market had waited for the agents."""
-        return await through_trips(self.market, clean, anomalies,
-                                   venue=self._venue if sync else None,
-                                   decisions=_HandOver(self) if sync else None)
-
-    async def _venue(self, part: TickBatch, _until_ns: int | None) -> None:
-        if len(part) and self.on_clean is not None:
-            await self.on_clean(part)  # the orchestrator's venue step (its clock follows)
 
     def _number(self, batch: TickBatch) -> TickBatch:
         """Ticks sent without a trade id (0, the HTTP body's default) get the tick store's
@@ -378,85 +366,37 @@ class DataPlane:
         with ids are judged as sent."""
         return self._trade_ids.assign(batch, self.symbols)
 
-    async def _score(self, clean: TickBatch) -> list[Anomaly]:
-        if not len(clean):
-            return []
-        parts = self._split(clean)
-        results = await asyncio.gather(*(self._process(s, part) for s, part in parts),
-                                       return_exceptions=True)
-        anomalies: list[Anomaly] = []
-        for (s, part), res in zip(parts, results, strict=True):
-            if isinstance(res, BaseException):
-                # The ticks are stored; they are not scored. Recorded, never silent.
-                self._c["shard_errors"] += 1
-                await self.store.dead_letter(
-                    time.time_ns(), self.config.source, "shard_unavailable", None,
-                    f"shard {s} failed: {type(res).__name__}: {res}"[:500],
-                    f"{len(part)} ticks not scored")
-                continue
-            anomalies.extend(res.anomalies)
-            self._keep(res.trips)
-        return anomalies
-
-    async def _process(self, s: int, part: TickBatch) -> Any:
-        """One shard's part of a batch, restoring the shard first if Ray restarted it."""
-        st = self._state[s]
-        for _ in range(2):  # at most one restore per batch: a second refusal is a failure
-            cfg = self.config
-            due = (st.batches_since + 1 >= cfg.checkpoint_every_batches
-                   or time.monotonic() - st.checkpoint_at >= cfg.checkpoint_every_s)
-            try:
-                res = await self.shards[s].process.remote(part, cfg.source, st.next_seq, due)
-            except Exception as exc:
-                if not _is_not_restored(exc):
-                    raise
-                await self.recover_shard(s)
-                continue
-            st.next_seq += 1
-            if res.checkpoint is not None:
-                self._checkpointed(st, res.checkpoint, st.next_seq - 1)
-            else:
-                st.batches_since += 1
-                st.ticks_since += res.ticks
-            return res
-        raise ShardNotRestored(f"shard {s} still refuses to score after a restore")
-
-    def _checkpointed(self, st: _ShardState, blob: bytes, seq: int) -> None:
-        st.checkpoint, st.checkpoint_seq = blob, seq
-        st.checkpoint_at, st.batches_since, st.ticks_since = time.monotonic(), 0, 0
-        self._c["checkpoints"] += 1
-        self._c["checkpoint_bytes"] = len(blob)  # the latest one's size (bounded by the bank)
+    async def _shard_failed(self, s: int, part: TickBatch, exc: BaseException) -> None:
+        """A shard's part of a batch failed (the detectors port counted it): its ticks are
+        stored, not scored. Recorded, never silent."""
+        await self.store.dead_letter(
+            time.time_ns(), self.config.source, "shard_unavailable", None,
+            f"shard {s} failed: {type(exc).__name__}: {exc}"[:500],
+            f"{len(part)} ticks not scored")
 
     async def recover_shard(self, s: int) -> bool:
         """Hand shard ``s`` its last checkpoint if it is a restarted incarnation waiting for
-        one; record the restart. True when this call restored it."""
-        async with self._restore_lock:
-            st = self._state[s]
-            if not await self.shards[s].recover.remote(st.checkpoint):
-                return False
-            st.restarts += 1
-            lost, st.ticks_since, st.batches_since = st.ticks_since, 0, 0
-            st.checkpoint_at = time.monotonic()
-            self._c["shard_restarts"] += 1
-            self._c["ticks_lost_to_restarts"] += lost
-            if st.checkpoint is None:
-                self._c["shard_restores_empty"] += 1
-            what = (f"restored the checkpoint after batch {st.checkpoint_seq}"
-                    if st.checkpoint is not None else "no checkpoint yet: started empty")
-            detail = (f"shard {s} was restarted (restart {st.restarts} of at most "
-                      f"{self.config.shard_max_restarts}); {what}; {lost} tick(s) scored "
-                      f"after it are missing from its windows (stored, not re-scored)")
-            now = time.time_ns()
-            with contextlib.suppress(Exception):  # the database may be the reason: keep going
-                await self.store.dead_letter(now, self.config.source, "shard_unavailable",
-                                             None, detail, f"{lost} ticks")
-            with contextlib.suppress(Exception):
-                await self.store.append_message(None, f"shard:{s}", "watchdog",
-                                                "shard_restarted",
-                                                {"shard": s, "restarts": st.restarts,
-                                                 "checkpoint_seq": st.checkpoint_seq,
-                                                 "ticks_lost": lost}, now)
-            return True
+        one (the restart is recorded). True when this call restored it."""
+        assert self.detectors is not None
+        return await self.detectors.recover(s)
+
+    async def _restarted(self, r: Restart) -> None:
+        """A shard restart as a ``shard_unavailable`` dead letter and a bus message."""
+        what = (f"restored the checkpoint after batch {r.checkpoint_seq}"
+                if r.checkpoint_seq >= 0 else "no checkpoint yet: started empty")
+        detail = (f"shard {r.shard} was restarted (restart {r.restarts} of at most "
+                  f"{self.config.shard_max_restarts}); {what}; {r.ticks_lost} tick(s) "
+                  f"scored after it are missing from its windows (stored, not re-scored)")
+        now = time.time_ns()
+        with contextlib.suppress(Exception):  # the database may be the reason: keep going
+            await self.store.dead_letter(now, self.config.source, "shard_unavailable",
+                                         None, detail, f"{r.ticks_lost} ticks")
+        with contextlib.suppress(Exception):
+            await self.store.append_message(None, f"shard:{r.shard}", "watchdog",
+                                            "shard_restarted",
+                                            {"shard": r.shard, "restarts": r.restarts,
+                                             "checkpoint_seq": r.checkpoint_seq,
+                                             "ticks_lost": r.ticks_lost}, now)
 
     def _keep(self, trips: Trips) -> None:
         if not len(trips.ts_ns):
@@ -470,10 +410,6 @@ class DataPlane:
     def trips(self) -> Trips:
         """Every trip kept so far (for scoring a labelled replay)."""
         return Trips.concat(self._trips)
-
-    def _split(self, batch: TickBatch) -> list[tuple[int, TickBatch]]:
-        shard = self.routing[batch.symbol_id]
-        return [(int(s), batch.take(np.flatnonzero(shard == s))) for s in np.unique(shard)]
 
     async def _dead_letters(self, items: list[DeadLetter]) -> None:
         self._c["dead_letters"] += len(items)
@@ -530,8 +466,9 @@ class DataPlane:
                 if waiting:  # a big bank takes a while to unpickle: a longer bound
                     await asyncio.wait_for(self.recover_shard(i), RESTORE_TIMEOUT_S)
                 alive[f"shard:{i}"] = True
+                restarts = self.detectors.state[i].restarts if self.detectors else 0
                 await self.store.heartbeat(f"shard:{i}", now_ns,
-                                           f"ping ok restarts={self._state[i].restarts}")
+                                           f"ping ok restarts={restarts}")
             except Exception:  # dead or stuck: no heartbeat, so it goes stale
                 alive[f"shard:{i}"] = False
         return alive
@@ -542,10 +479,7 @@ class DataPlane:
 
     def shard_states(self) -> list[dict[str, Any]]:
         """Per shard: restarts, the checkpoint's batch and size, what came after it."""
-        return [{"shard": i, "restarts": st.restarts, "checkpoint_seq": st.checkpoint_seq,
-                 "checkpoint_bytes": len(st.checkpoint or b""), "next_seq": st.next_seq,
-                 "batches_since_checkpoint": st.batches_since,
-                 "ticks_since_checkpoint": st.ticks_since} for i, st in enumerate(self._state)]
+        return self.detectors.states() if self.detectors is not None else []
 
     async def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self._c, **self.market.stats(),
@@ -557,25 +491,62 @@ class DataPlane:
 
 
 class _HandOver:
-    """The engine's decisions port on market time: hand a trip's incidents to the
-    sign-off deployment and wait until they are decided."""
+    """The engine's decisions port: hand a trip's incidents to ``on_incidents`` (the
+    sign-off deployment: queued) with the batch's trace; ``wait`` (market time): then wait
+    until they are decided (bounded by SETTLE_TIMEOUT_S).
 
-    def __init__(self, plane: DataPlane) -> None:
-        self.plane = plane
+    On the wall clock a hand-over that fails does not stop the batch half-way (the market
+    state, the venue and the store still take all of it, and the later trips are still
+    handed over): the first failure is kept in :attr:`failed` and the plane raises it once
+    the batch is through. On market time it raises at once (the replay stops there)."""
+
+    def __init__(self, plane: DataPlane, *, wait: bool) -> None:
+        self.plane, self.wait = plane, wait
+        self.failed: Exception | None = None
 
     async def on_incidents(self, incidents: Sequence[Incident]) -> None:
-        await self.plane.on_incidents(list(incidents), self.plane._trace or None)
-        await self.plane._settle()
+        try:
+            await self.plane.on_incidents(list(incidents), self.plane._trace or None)
+        except Exception as exc:
+            if self.wait:
+                raise
+            self.failed = self.failed or exc
+            return
+        if self.wait:
+            await self.plane._settle()
+
+    def take_failure(self) -> Exception | None:
+        failed, self.failed = self.failed, None
+        return failed
 
 
-def _is_not_restored(exc: BaseException) -> bool:
-    """A shard's ShardNotRestored, as Ray delivers it (a RayTaskError subclassing it, or
-    wrapping it as its cause)."""
-    seen: BaseException | None = exc
-    for _ in range(4):
-        if seen is None:
-            return False
-        if isinstance(seen, ShardNotRestored):
-            return True
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    return False
+class _SinkPort:
+    """The engine's TickSink port on the tick-store sink actor: ``write`` sends the batch
+    and returns (scoring does not wait for the store); :meth:`settle` awaits what was sent
+    -- the plane calls it at the batch's end, so the next batch waits for the store."""
+
+    def __init__(self, actor: Any, source: str) -> None:
+        self.actor, self.source = actor, source
+        self.pending: list[Any] = []
+
+    async def write(self, batch: TickBatch) -> None:
+        self.pending.append(self.actor.write_ticks.remote(batch, self.source))
+
+    async def settle(self) -> None:
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending)
+
+
+class _VenuePort:
+    """The engine's venue step on ``on_clean`` (the orchestrator's ``on_ticks``, whose
+    :class:`tripwire.engine.Venue` moves the paper venue, the prices and, on market time,
+    the clock -- to ``until_ns``, the segment's end over every symbol). An empty part is
+    sent only on market time, where it still moves the clock."""
+
+    def __init__(self, on_clean: OnClean, market_time: bool) -> None:
+        self.on_clean, self.market_time = on_clean, market_time
+
+    def step(self, part: TickBatch, until_ns: int | None = None) -> Awaitable[Any] | None:
+        if not len(part) and (until_ns is None or not self.market_time):
+            return None
+        return self.on_clean(part, until_ns)

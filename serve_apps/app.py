@@ -121,9 +121,11 @@ class SignOffDeployment(_Lazy):
         kept, refused = self.gate.split(incidents)
         return (await self.orch.submit(kept, trace) if kept else []) + refused
 
-    async def on_ticks(self, batch: TickBatch) -> int:
+    async def on_ticks(self, batch: TickBatch, until_ns: int | None = None) -> int:
+        """The engine's venue step (``until_ns``: where market time moves, see
+        :meth:`serve_apps.orchestrator.Orchestrator.on_ticks`)."""
         await self.ensure()
-        return await self.orch.on_ticks(batch)
+        return await self.orch.on_ticks(batch, until_ns)
 
     async def approve(self, decision_id: str, by: str, note: str) -> dict:
         await self.ensure()
@@ -189,7 +191,8 @@ def dataplane_config(spec: AppSpec) -> DataPlaneConfig:
         shard_max_restarts=cfg.shard_max_restarts,
         checkpoint_every_batches=cfg.shard_checkpoint_batches,
         checkpoint_every_s=cfg.shard_checkpoint_s, engine=spec.settings.engine,
-        probability_symbols=tuple(spec.probability_symbols))
+        probability_symbols=tuple(spec.probability_symbols),
+        memory=spec.settings.decisions.memory)
 
 
 @serve.deployment(name="DataPlane", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)
@@ -214,8 +217,8 @@ class DataPlaneDeployment(_Lazy):
     async def _signoff_idle(self) -> bool:
         return await self.signoff.idle.remote()
 
-    async def _to_venue(self, batch: TickBatch) -> None:
-        await self.signoff.on_ticks.remote(batch)
+    async def _to_venue(self, batch: TickBatch, until_ns: int | None) -> None:
+        await self.signoff.on_ticks.remote(batch, until_ns)  # the engine's venue port
 
     async def ingest(self, batch: TickBatch, batch_id: str | None = None, digest: str = "",
                      dead: list | None = None) -> tuple[dict, bool]:

@@ -4,9 +4,9 @@ The live Serve app's parts, plugged into the one engine (:class:`tripwire.engine
 the backtest runs, per task of the backtest plan (a fresh live engine per task, fed the
 task's ticks and news in order, so positions and PnL compare):
 
-- **detectors**: :class:`RayDetectors`, the data plane's Ray shard actors
-  (:class:`actors.shard.DetectorShard`, routed by :func:`actors.shard.routing_table`, one
-  ``process`` call per shard and batch, as :class:`actors.dataplane.DataPlane` scores);
+- **detectors**: :class:`actors.ray_detectors.RayDetectors`, the data plane's own detectors
+  port over the Ray shard actors (:class:`actors.shard.DetectorShard`, seeded ids, no
+  restarts: a failing shard fails the leg);
 - **decisions**: the :class:`serve_apps.orchestrator.Orchestrator` the SignOff deployment
   wraps (not the Serve deployment handle: starting the Serve app per task would cost more
   than the whole backtest; the class gets the deployment's ports: PostgreSQL store and
@@ -50,47 +50,17 @@ from actors.backtest import (
     data_for,
     warm_start,
 )
-from actors.shard import DetectorShard, routing_table
+from actors.ray_detectors import RayDetectors
 from graphs.runner import DecisionResult
 from tripwire.config import Settings
 from tripwire.decisions.outcome import AWAITING_APPROVAL
 from tripwire.engine import Engine, MarketState
 from tripwire.engine.step import sub_batches
 from tripwire.incident import Incident
-from tripwire.model import Anomaly, SimClock, SymbolTable, TickBatch, new_id
+from tripwire.model import SimClock, TickBatch, new_id
 
 SETTLE_TIMEOUT_S = 120.0  # the longest one trip's decisions may take before the leg fails
 LIVE_BATCH_S = 1.0
-
-
-class RayDetectors:
-    """The engine's detectors port over the data plane's Ray shard actors."""
-
-    def __init__(self, symbols: SymbolTable, n_shards: int, detector: Any, seed: int) -> None:
-        import ray
-
-        shard_cls = ray.remote(DetectorShard).options(num_cpus=0, max_concurrency=1,
-                                                      max_restarts=0, max_task_retries=0)
-        self.shards = [shard_cls.remote(i, n_shards, symbols, detector, id_seed=seed + i)
-                       for i in range(n_shards)]
-        self.routing = routing_table(symbols, n_shards)
-        self.seq = [0] * n_shards
-
-    async def process(self, batch: TickBatch) -> list[Anomaly]:
-        shard = self.routing[batch.symbol_id]
-        parts = [(int(s), batch.take(np.flatnonzero(shard == s))) for s in np.unique(shard)]
-        results = await asyncio.gather(*(self._one(s, part) for s, part in parts))
-        return [a for r in results for a in r.anomalies]
-
-    async def _one(self, s: int, part: TickBatch) -> Any:
-        seq, self.seq[s] = self.seq[s], self.seq[s] + 1
-        return await self.shards[s].process.remote(part, "parity", seq)
-
-    def close(self) -> None:
-        import ray
-
-        for s in self.shards:
-            ray.kill(s)
 
 
 class _OrchestratorVenue:
@@ -213,7 +183,8 @@ async def run_live_task(spec: ShardSpec, config: ShardConfig, settings: Settings
                                 workers=workers, clock=clock,
                                 decision_ids=lambda inc: id_for(inc.symbol))
             await orch.start()
-            detectors = RayDetectors(syms, n_shards, config.detector, spec.seed)
+            detectors = RayDetectors(syms, n_shards, config.detector, source="parity",
+                                     id_seed=spec.seed)
             try:
                 market = MarketState(syms, config.engine)
                 market.on_news(data.news)  # incidents read only headlines at or before a trip

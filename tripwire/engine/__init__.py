@@ -25,8 +25,11 @@ backtest          in-process shard        DecisionRunner, drained  BacktestBroke
  run_shard; Ray
  tasks fan it out)
 live (Serve app,  Ray shard actors        the sign-off deployment  paper / ccxt broker in
- actors.dataplane                         handle (queued)          serve_apps.orchestrator
- + orchestrator)                                                   (Venue.step on_ticks)
+ actors.dataplane (actors.ray_detectors.  handle (queued; market   serve_apps.orchestrator
+ runs Engine.step RayDetectors); sink:    time: waits until        (Venue.step in on_ticks,
+ + orchestrator)  the tick-store actor    decided)                 given until_ns)
+tripwire parity   RayDetectors (same      the Orchestrator class,  the orchestrator's
+ live leg         port, seeded ids)       waited on                paper venue, SimClock
 tripwire decide   the triage demo's       DecisionRunner.handle    PaperBroker (Venue.step)
  --demo           incidents (below)
 tripwire triage   in-process shard        the triage analyst only  none

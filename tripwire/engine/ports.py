@@ -3,10 +3,11 @@
 =============  ===========================================  ==================================
 port           in process (backtest, demos)                 live (the Serve app)
 =============  ===========================================  ==================================
-Detectors      :class:`LocalDetectors` over a detector       the data plane's Ray shard actors
-               shard (``actors.shard.DetectorShard``)
+Detectors      :class:`LocalDetectors` over a detector       ``actors.ray_detectors.RayDetectors``
+               shard (``actors.shard.DetectorShard``)        over the Ray shard actors
 Decisions      the DecisionRunner, drained after each trip   the sign-off deployment's handle
 TickSink       none                                          the tick-store sink actor
+                                                             (``actors.dataplane``)
 Venue broker   paper / backtest broker (execution.Broker)    paper or ccxt broker, in the
                                                              orchestrator
 =============  ===========================================  ==================================
