@@ -38,13 +38,13 @@ def _replay(args: argparse.Namespace, settings):
     import ray
 
     from actors.ingest import _replay_factory
-    from actors.runtime import ensure_ray, kill_and_wait
+    from actors.runtime import ensure_command_ray, kill_and_wait
     from actors.sink import TickSink
     from tripwire.model import SymbolTable
 
     args.speed = None
     make, symbols = _replay_factory(args, settings)
-    ensure_ray()
+    ensure_command_ray(settings.data_dir, settings.ray_address)
     sink = ray.remote(TickSink).options(num_cpus=0).remote(
         args.store or settings.store_url, SymbolTable())
 

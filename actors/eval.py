@@ -372,6 +372,10 @@ def cmd_eval(args: Any) -> int:
                     f"{r['metrics']['incidents']} incidents, PnL {r['metrics']['pnl']:+.2f}")
             bar.update(job, advance=1, description=f"{r['policy']} seed {r['seed']}: {what}")
 
+        if not in_process:  # [ray] address, else a private local Ray (actors.runtime)
+            from actors.runtime import ensure_command_ray
+
+            ensure_command_ray(settings.data_dir, settings.ray_address)
         results = run_plan(plan, ctx, in_process=in_process, num_cpus=args.num_cpus,
                            progress=tick)
     wall = time.perf_counter() - t0

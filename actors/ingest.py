@@ -179,7 +179,7 @@ def _replay_factory(args: argparse.Namespace, settings: Settings):
     from tripwire.feeds.replay import ReplayFeed
 
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
-    stored = _store_symbols(args.store or settings.store_url)
+    stored = _store_symbols(args.store or settings.store_url, settings)
     if not stored:
         raise UsageError("the tick store holds no ticks to replay")
     unknown = sorted(set(names or ()) - set(stored))
@@ -195,14 +195,14 @@ def _replay_factory(args: argparse.Namespace, settings: Settings):
     return make, symbols
 
 
-def _store_symbols(url: str) -> list[str]:
+def _store_symbols(url: str, settings: Settings) -> list[str]:
     """The symbols in the store, asked of a short-lived sink actor (chdb: one process)."""
     import ray
 
-    from actors.runtime import ensure_ray, kill_and_wait
+    from actors.runtime import ensure_command_ray, kill_and_wait
     from actors.sink import TickSink
 
-    ensure_ray()
+    ensure_command_ray(settings.data_dir, settings.ray_address)
     sink = ray.remote(TickSink).options(num_cpus=0).remote(url, SymbolTable())
     try:
         return ray.get(sink.store_symbols.remote())
@@ -297,7 +297,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return _fail(err, "ingest", exc, 2)
     total = _expected_ticks(args)
     try:
-        with Pipeline(make_feed, symbols, cfg, address=settings.ray_address) as pipeline:
+        with Pipeline(make_feed, symbols, cfg, address=settings.ray_address,
+                      data_dir=str(settings.data_dir)) as pipeline:
             res = _run(pipeline, _Live(err, total, not args.json), args.run_for)
             store_counts = _store_counts(pipeline) if store else None
     except ValueError as exc:

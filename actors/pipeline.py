@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from actors.feed import FeedActor, FlowConfig
-from actors.runtime import ensure_ray, kill_and_wait, process_rss_mb
+from actors.runtime import ensure_command_ray, ensure_ray, kill_and_wait, process_rss_mb
 from actors.shard import DetectorShard
 from tripwire.detect import DetectorConfig
 from tripwire.feeds.base import Feed
@@ -81,6 +81,7 @@ class Pipeline:
         *,
         subscriber: Any | None = None,
         address: str | None = None,
+        data_dir: str | None = None,
         shard_cls: type[DetectorShard] = DetectorShard,
     ) -> None:
         self.make_feed = make_feed
@@ -88,6 +89,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.subscriber = subscriber
         self.address = address
+        self.data_dir = data_dir  # a command's: a local Ray is private to it (runtime doc)
         self.shard_cls = shard_cls  # a subclass may add instrumentation (tests slow one down)
         self.shards: list[Any] = []
         self.sink: Any | None = None
@@ -96,7 +98,10 @@ class Pipeline:
     def start(self) -> Pipeline:
         import ray
 
-        ensure_ray(self.address)
+        if self.data_dir is not None:
+            ensure_command_ray(self.data_dir, self.address)
+        else:  # a caller that started Ray itself, or a test session's
+            ensure_ray(self.address)
         cfg = self.config
         shard_cls = ray.remote(self.shard_cls).options(num_cpus=cfg.shard_cpus, max_concurrency=1)
         self.shards = [

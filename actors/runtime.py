@@ -85,6 +85,21 @@ def ensure_ray(
     return ray.cluster_resources()
 
 
+RAY_TOKEN_FILE = "secrets/ray-auth-token"  # under the data dir, 0600: the local Ray's token
+
+
+def ensure_command_ray(data_dir: Path | str, address: str | None = None,
+                       **kw: Any) -> dict[str, Any]:
+    """The Ray every command runs on: the cluster ``address`` (``[ray] address``, else
+    ``RAY_ADDRESS``) names, else a private local Ray -- loopback only, its session under
+    ``<data_dir>/ray`` (0700) and token auth with the token in ``<data_dir>/``
+    :data:`RAY_TOKEN_FILE` (0600). One rule for ``demo``, ``live``, ``ingest``,
+    ``backtest``, ``sweep``, ``eval`` and ``calibrate``: none of them starts a Ray that
+    another user of the machine could reach (``kw``: :func:`ensure_ray`'s options)."""
+    return ensure_ray(address or None, data_dir=data_dir,
+                      auth_token_file=Path(data_dir) / RAY_TOKEN_FILE, **kw)
+
+
 def ray_temp_dir(data_dir: Path | str) -> Path:
     """Ray's temp root (sessions, logs, sockets): ``<data_dir>/ray/t``.
 

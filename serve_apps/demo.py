@@ -50,7 +50,6 @@ from tripwire.feeds.scenario import Scenario, default_scenario_config
 from tripwire.model import NS_PER_SECOND, TickBatch, new_id
 
 API_TOKEN_FILE = "secrets/api-token"  # under the data dir, 0600: the operator's API token
-RAY_TOKEN_FILE = "secrets/ray-auth-token"  # under the data dir, 0600: the local Ray's token
 IDLE_WAIT_S = 120.0  # the longest the replay waits for the decisions of one batch
 WATCHDOG_TOML = """[watchdog]
 interval_s = 1.0
@@ -129,7 +128,7 @@ class _Demo:
     def run(self) -> dict[str, Any]:
         from ray import serve
 
-        from actors.runtime import ensure_ray
+        from actors.runtime import RAY_TOKEN_FILE, ensure_command_ray
         from serve_apps.app import start
         from serve_apps.config import ServeConfig
         from tripwire.store.migrate import migrate
@@ -142,9 +141,8 @@ class _Demo:
             settings = self._llm(stack)
             with self.err.status("starting Ray and the Serve app", spinner="dots"):
                 # Loopback only, token auth, session logs in <data>/ray (0700).
-                ensure_ray(dashboard=not self.args.no_dashboard,
-                           data_dir=self.settings.data_dir,
-                           auth_token_file=Path(self.settings.data_dir) / RAY_TOKEN_FILE)
+                ensure_command_ray(self.settings.data_dir,
+                                   dashboard=not self.args.no_dashboard)
                 stack.callback(_quiet(_ray_shutdown))
                 base = ServeConfig.from_settings(settings)
                 config = dataclasses.replace(base, clock="market",

@@ -98,6 +98,8 @@ class Plan:
     chdb: bool  # the job reads ticks for the tasks
     num_cpus: float = 0.5
     max_inflight: int = 16
+    data_dir: str = "data"  # where a local Ray keeps its session and token
+    ray_address: str | None = None  # [ray] address: a cluster to run on
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -120,7 +122,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if len(specs) > MAX_TASKS:
         raise UsageError(f"--groups/--start/--end: {len(specs)} tasks, more than {MAX_TASKS}")
     chdb = bool(args.store and args.store.startswith("chdb"))
-    return Plan(specs, config, source, out, chdb, args.num_cpus, args.max_inflight)
+    return Plan(specs, config, source, out, chdb, args.num_cpus, args.max_inflight,
+                str(settings.data_dir), settings.ray_address)
 
 
 def _decisions(cfg, mode_text: str):
@@ -239,9 +242,9 @@ def run_plan(plan: Plan, err: Console) -> list[dict[str, Any]]:
     """Every task's result, in plan order; a failed task raises (the job exits 1)."""
     import ray
 
-    from actors.runtime import ensure_ray
+    from actors.runtime import ensure_command_ray
 
-    ensure_ray()
+    ensure_command_ray(plan.data_dir, plan.ray_address)
     return _fan_out(ray, run_shard_task.options(num_cpus=plan.num_cpus), plan, err)
 
 

@@ -93,7 +93,7 @@ def probability_symbols_of(args: argparse.Namespace) -> tuple[str, ...]:
 def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str, Any]:
     from ray import serve
 
-    from actors.runtime import ensure_ray
+    from actors.runtime import ensure_command_ray
     from serve_apps.app import start
     from serve_apps.config import ServeConfig
     from tripwire.store.migrate import migrate
@@ -101,8 +101,7 @@ def _run(settings, dsn: str, make_feed, symbols, args, err: Console) -> dict[str
     asyncio.run(migrate(dsn))
     # A local Ray (no address): loopback only, session logs under <data>/ray, token auth.
     data = Path(settings.data_dir)
-    ensure_ray(settings.ray_address, data_dir=data,
-               auth_token_file=data / "secrets" / "ray-auth-token")
+    ensure_command_ray(data, settings.ray_address)
     token = os.environ.get("TRIPWIRE_API_TOKEN", "").strip()
     if not token:  # never printed: a terminal, a job log or CI output is not a secret store
         from tripwire.secretfile import ensure_secret

@@ -98,6 +98,7 @@ class Plan:
     chdb: bool
     num_cpus: float = 1.0
     max_inflight: int = 16
+    ray_address: str | None = None  # [ray] address: a cluster to run on
 
     @property
     def n_tasks(self) -> int:
@@ -122,7 +123,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     chdb = bool(args.store and args.store.startswith("chdb"))
     out = Path(args.out) if args.out else Path(settings.data_dir) / "sweep"
     return Plan(grid, params, detectors, specs, source, out, str(settings.data_dir), chdb,
-                args.num_cpus, args.max_inflight)
+                args.num_cpus, args.max_inflight, settings.ray_address)
 
 
 def parse_grid(args: argparse.Namespace) -> dict[str, list[float | int]]:
@@ -193,9 +194,9 @@ def run_plan(plan: Plan, err: Console) -> tuple[list[dict[str, Any]], dict[str, 
     """Every task's result in plan order (config-major) and the cluster's size."""
     import ray
 
-    from actors.runtime import ensure_ray
+    from actors.runtime import ensure_command_ray
 
-    ensure_ray()
+    ensure_command_ray(plan.data_dir, plan.ray_address)
     cluster = {"workers": sum(1 for n in ray.nodes() if n.get("Alive")),
                "cluster_cpus": float(ray.cluster_resources().get("CPU", 0.0))}
     task = run_sweep_task.options(num_cpus=plan.num_cpus)
