@@ -70,3 +70,46 @@ def test_the_market_time_data_plane_moves_the_venue_by_the_engines_rule(ray_loca
     for (_, end), nxt in zip(ends, starts, strict=True):
         kind, _rows, until = events[nxt - 1]
         assert kind == "venue" and until == end
+
+
+def test_a_failed_hand_over_still_applies_the_whole_batch_then_raises(ray_local, migrated_db):
+    """Queued hand-over (no waiting for decisions): when the sign-off refuses a trip's
+    incidents, the rest of the batch still reaches the venue and the market (nothing
+    half-done), the later trips are still handed over, and the ingest then raises."""
+    from actors.dataplane import DataPlane, DataPlaneConfig
+    from tripwire.store.pg_decisions import PgDecisionStore
+
+    sc = Scenario(SMALL)
+    venue_rows: list[int] = []
+    tries: list[int] = []
+
+    async def on_clean(part, until_ns=None):
+        venue_rows.append(len(part))
+
+    async def refuse(incidents, trace):
+        tries.append(len(incidents))
+        raise RuntimeError("sign-off unavailable")
+
+    async def live():
+        store = await PgDecisionStore.connect(migrated_db)
+        plane = DataPlane(sc.symbols, DataPlaneConfig(n_shards=1, market_time=True,
+                                                      source="scenario"),
+                          store, refuse, on_clean=on_clean)
+        await asyncio.to_thread(plane.start)
+        failed = 0
+        try:
+            for chunk in Scenario(SMALL).blocks():
+                for batch in sub_batches(chunk.ticks):
+                    try:
+                        await plane.ingest(batch, int(batch.ts_ns[-1]))
+                    except RuntimeError as exc:
+                        assert "sign-off unavailable" in str(exc)
+                        failed += 1
+            return failed, dict(plane._c)
+        finally:
+            await plane.close()
+            await store.close()
+
+    failed, counters = asyncio.run(live())
+    assert failed >= 1 and len(tries) >= failed
+    assert sum(venue_rows) == counters["accepted"]  # every clean tick reached the venue
