@@ -181,18 +181,25 @@ class TriageDeployment(_Lazy):
 
 def dataplane_config(spec: AppSpec) -> DataPlaneConfig:
     """The data plane's settings from the app's spec (probability symbols included)."""
-    cfg = spec.serve
+    return plane_config(spec.settings, spec.serve, spec.probability_symbols)
+
+
+def plane_config(settings: Settings, cfg: ServeConfig,
+                 probability_symbols: tuple[str, ...] = ()) -> DataPlaneConfig:
+    """The data plane's settings, one way for the Serve app and its in-process twin
+    (:mod:`serve_apps.local`): detectors, store, clock, time window, shard restarts and
+    checkpoints, the engine, probability symbols and ``[memory]``."""
     return DataPlaneConfig(
-        n_shards=cfg.shards, detector=spec.settings.detector.to_dict(),
-        store_url=spec.settings.store_url if cfg.store_ticks else None,
-        sink_flush_rows=spec.settings.pipeline.sink_flush_rows,
-        sink_flush_ms=spec.settings.pipeline.sink_flush_ms,
-        sync_decisions=cfg.clock == "market", time=spec.settings.time,
+        n_shards=cfg.shards, detector=settings.detector.to_dict(),
+        store_url=settings.store_url if cfg.store_ticks else None,
+        sink_flush_rows=settings.pipeline.sink_flush_rows,
+        sink_flush_ms=settings.pipeline.sink_flush_ms,
+        sync_decisions=cfg.clock == "market", time=settings.time,
         shard_max_restarts=cfg.shard_max_restarts,
         checkpoint_every_batches=cfg.shard_checkpoint_batches,
-        checkpoint_every_s=cfg.shard_checkpoint_s, engine=spec.settings.engine,
-        probability_symbols=tuple(spec.probability_symbols),
-        memory=spec.settings.decisions.memory)
+        checkpoint_every_s=cfg.shard_checkpoint_s, engine=settings.engine,
+        probability_symbols=tuple(probability_symbols),
+        memory=settings.decisions.memory)
 
 
 @serve.deployment(name="DataPlane", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)

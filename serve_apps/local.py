@@ -14,8 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from actors.dataplane import DataPlane, DataPlaneConfig
+from actors.dataplane import DataPlane
 from serve_apps.api import build_app
+from serve_apps.app import plane_config
 from serve_apps.config import ServeConfig, make_clock
 from serve_apps.orchestrator import Orchestrator, metric_sections
 from tripwire.config import Settings
@@ -40,13 +41,9 @@ class LocalServices:
     async def start(self) -> LocalServices:
         await self.orch.start()
         self.store = await PgDecisionStore.connect(self.dsn)
-        cfg, s = self.config, self.settings
-        self.plane = DataPlane(self.symbols, DataPlaneConfig(
-            n_shards=cfg.shards, detector=s.detector.to_dict(),
-            store_url=s.store_url if cfg.store_ticks else None,
-            sink_flush_rows=s.pipeline.sink_flush_rows, sink_flush_ms=s.pipeline.sink_flush_ms,
-            sync_decisions=cfg.clock == "market", time=s.time, engine=s.engine),
-            self.store, self._hand_over, on_clean=self.orch.on_ticks, idle=self.orch.idle)
+        self.plane = DataPlane(self.symbols, plane_config(self.settings, self.config),
+                               self.store, self._hand_over, on_clean=self.orch.on_ticks,
+                               idle=self.orch.idle)
         await asyncio.to_thread(self.plane.start)
         self._beat = asyncio.create_task(self.plane.heartbeats(self.config.heartbeat_s))
         return self
