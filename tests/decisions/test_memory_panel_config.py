@@ -51,5 +51,6 @@ def test_config_show_and_schema_know_both_sections(tmp_path, capsys, monkeypatch
     assert shown["panel"]["threshold"]["value"] == 2
     assert main(["config", "schema", "--json"]) == 0
     props = json.loads(capsys.readouterr().out)["properties"]
-    assert set(props["memory"]["properties"]) == {"enabled", "max_items", "max_chars"}
+    assert set(props["memory"]["properties"]) == {"enabled", "max_items", "max_chars",
+                                                  "horizon_s"}
     assert set(props["panel"]["properties"]) == {"enabled", "members", "threshold"}
