@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     _add(sub, "demo", "the whole system on the embedded defaults: Serve app, scenario replay, "
          "decisions, watchdog, report", add_demo_arguments, "serve_apps.demo", "cmd_demo")
-    _add(sub, "live", "the live Serve app on a feed (scenario or Binance), paper orders",
+    _add(sub, "live", "the live Serve app on the scenario or live sources (binance, ccxt, "
+         "polymarket, news), orders through the [execution] broker",
          add_live_arguments, "serve_apps.jobs.live", "run")
     _add(sub, "backtest", "replay a scenario or the tick store through detection, decisions "
          "and the backtest venue, fanned out as Ray tasks", add_backtest_arguments,

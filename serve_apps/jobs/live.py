@@ -1,4 +1,4 @@
-"""The live service as a job: a feed into the Serve app, decisions on the paper venue.
+"""The live service as a job: a feed into the Serve app, orders through the [execution] broker.
 
 ::
 
