@@ -259,28 +259,7 @@ class _Replay:
         return report
 
     async def _records(self) -> dict[str, list[dict[str, Any]]]:
-        """Every record of the run, plain and JSON-ready, for a record-by-record parity."""
-        decided = [r.decision_id for _, r in self.results if r.decision_id]
-        proposals, signatures = [], []
-        for d in decided:
-            p = await self.store.proposal(d)
-            if p is not None:
-                proposals.append({"decision_id": d, **_plain(p)})
-            signatures += [{"decision_id": d, **_plain(s)}
-                           for s in await self.store.signatures(d)]
-        account = self.broker.account()
-        return {
-            "incidents": [inc.model_dump(mode="json") for inc, _ in self.results],
-            "decisions": [_decision_row(inc, r) for inc, r in self.results],
-            "proposals": proposals,
-            "signatures": signatures,
-            "orders": [_plain(o) for o in self.broker.orders()],
-            "fills": [_plain(f) for f in self.broker.fills()],
-            "positions": [_plain(p) for p in self.broker.positions().values()],
-            "pnl": [{"label": self.spec.label, "realised_pnl": account.realised_pnl,
-                     "unrealised_pnl": account.unrealised_pnl, "fees": account.fees,
-                     "equity": account.equity}],
-        }
+        return await run_records(self.spec.label, self.store, self.broker, self.results)
 
     async def on_incidents(self, incidents: Sequence[Incident]) -> None:
         """The engine's decisions port: submit, then drain (decided before the next tick)."""
@@ -407,6 +386,31 @@ def _plain(x: Any) -> Any:
     if isinstance(x, enum.Enum):
         return x.value
     return x
+
+
+async def run_records(label: str, store: Any, broker: Any,
+                      results: Sequence[tuple[Incident, Any]]) -> dict[str, list[Any]]:
+    """Every record of a run, plain and JSON-ready, for a record-by-record parity: one shape
+    for every driver (the backtest here, the live parity leg)."""
+    proposals, signatures = [], []
+    for d in [r.decision_id for _, r in results if r.decision_id]:
+        p = await store.proposal(d)
+        if p is not None:
+            proposals.append({"decision_id": d, **_plain(p)})
+        signatures += [{"decision_id": d, **_plain(s)} for s in await store.signatures(d)]
+    account = broker.account()
+    return {
+        "incidents": [inc.model_dump(mode="json") for inc, _ in results],
+        "decisions": [_decision_row(inc, r) for inc, r in results],
+        "proposals": proposals,
+        "signatures": signatures,
+        "orders": [_plain(o) for o in broker.orders()],
+        "fills": [_plain(f) for f in broker.fills()],
+        "positions": [_plain(p) for p in broker.positions().values()],
+        "pnl": [{"label": label, "realised_pnl": account.realised_pnl,
+                 "unrealised_pnl": account.unrealised_pnl, "fees": account.fees,
+                 "equity": account.equity}],
+    }
 
 
 def _decision_row(inc: Incident, r: DecisionResult) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -51,11 +51,9 @@ def backtest_args(args: argparse.Namespace) -> argparse.Namespace:
         cassette_mode="replay", config=args.config, out=tempfile.gettempdir(), json=True)
 
 
-def run_legs(args: argparse.Namespace, err: Console,
-             tamper: Callable[[dict[str, Any]], None] | None = None
+def run_legs(args: argparse.Namespace, err: Console
              ) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
-    """The three legs' shard reports (in DRIVERS order) and their wall times.
-    ``tamper`` edits each live report's records (tests: a difference must be counted)."""
+    """The three legs' shard reports (in DRIVERS order) and their wall times."""
     from actors.backtest import run_shard
     from serve_apps.config import ServeConfig
     from serve_apps.jobs.backtest import make_plan, run_plan
@@ -77,7 +75,7 @@ def run_legs(args: argparse.Namespace, err: Console,
         live = asyncio.run(run_live(
             plan.specs, plan.config, settings, dsn, n_shards=settings.pipeline.shards,
             workers=ServeConfig.from_settings(settings).signoff_workers,
-            batch_s=getattr(args, "live_batch_s", 1.0), tamper=tamper))
+            batch_s=getattr(args, "live_batch_s", 1.0)))
     t3 = time.perf_counter()
     timing = {"tasks": len(plan.specs), "in_process_s": round(t1 - t0, 2),
               "ray_tasks_s": round(t2 - t1, 2), "live_s": round(t3 - t2, 2)}
@@ -96,11 +94,10 @@ def summary(results: Sequence[ParityResult], timing: dict[str, Any]) -> dict[str
             "records": dict(results[0].records), "pairs": pairs, **timing}
 
 
-def run(args: argparse.Namespace,
-        tamper: Callable[[dict[str, Any]], None] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
-        legs, timing = run_legs(args, err, tamper)
+        legs, timing = run_legs(args, err)
     except UsageError as exc:
         err.print(f"[red]parity: {exc}[/red]", highlight=False)
         return 2

@@ -32,7 +32,7 @@ import dataclasses
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,12 +42,11 @@ from actors.backtest import (
     APPROVER,
     ShardConfig,
     ShardSpec,
-    _decision_row,
     _llm_config,
-    _plain,
     _seed_of,
     _split,
     data_for,
+    run_records,
     warm_start,
 )
 from actors.ray_detectors import RayDetectors
@@ -157,12 +156,8 @@ def live_settings(settings: Settings, config: ShardConfig, data_dir: str) -> Set
 
 async def run_live_task(spec: ShardSpec, config: ShardConfig, settings: Settings,
                         admin_dsn: str, *, n_shards: int = 2, workers: int = 2,
-                        batch_s: float = LIVE_BATCH_S,
-                        tamper: Callable[[dict[str, Any]], None] | None = None
-                        ) -> dict[str, Any]:
-    """One backtest task through the live parts; its records (``run_shard``'s shape).
-    ``tamper`` edits the records before they are returned (tests prove a difference is
-    counted)."""
+                        batch_s: float = LIVE_BATCH_S) -> dict[str, Any]:
+    """One backtest task through the live parts; its records (``run_shard``'s shape)."""
     from serve_apps.orchestrator import Orchestrator
 
     if not (isinstance(batch_s, int | float) and 0 < batch_s < float("inf")):
@@ -195,40 +190,14 @@ async def run_live_task(spec: ShardSpec, config: ShardConfig, settings: Settings
                     for part, live in _split(chunk, spec.start_ns, spec.end_ns):
                         for batch in sub_batches(part, batch_s):
                             await engine.step(batch, live=live)
-                records = await _records(spec, orch, decisions.results())
+                records = await run_records(spec.label, orch.parts.store,
+                                            orch.parts.venue.broker, decisions.results())
             finally:
                 detectors.close()
                 await orch.close()
-    report = {"label": spec.label, "records": records,
-              **{k: int(engine.counts[k]) for k in ("ticks", "warmup_ticks", "anomalies",
-                                                    "incidents")}}
-    if tamper is not None:
-        tamper(report["records"])
-    return report
-
-
-async def _records(spec: ShardSpec, orch: Any,
-                   results: list[tuple[Incident, DecisionResult]]) -> dict[str, list[Any]]:
-    store, broker = orch.parts.store, orch.parts.venue.broker
-    proposals, signatures = [], []
-    for d in [r.decision_id for _, r in results if r.decision_id]:
-        p = await store.proposal(d)
-        if p is not None:
-            proposals.append({"decision_id": d, **_plain(p)})
-        signatures += [{"decision_id": d, **_plain(s)} for s in await store.signatures(d)]
-    account = broker.account()
-    return {
-        "incidents": [inc.model_dump(mode="json") for inc, _ in results],
-        "decisions": [_decision_row(inc, r) for inc, r in results],
-        "proposals": proposals,
-        "signatures": signatures,
-        "orders": [_plain(o) for o in broker.orders()],
-        "fills": [_plain(f) for f in broker.fills()],
-        "positions": [_plain(p) for p in broker.positions().values()],
-        "pnl": [{"label": spec.label, "realised_pnl": account.realised_pnl,
-                 "unrealised_pnl": account.unrealised_pnl, "fees": account.fees,
-                 "equity": account.equity}],
-    }
+    return {"label": spec.label, "records": records,
+            **{k: int(engine.counts[k]) for k in ("ticks", "warmup_ticks", "anomalies",
+                                                  "incidents")}}
 
 
 async def run_live(specs: Sequence[ShardSpec], config: ShardConfig, settings: Settings,

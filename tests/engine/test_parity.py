@@ -121,13 +121,14 @@ def test_parity_counts_a_difference_injected_in_the_live_leg(three_legs):
 
 
 def test_parity_command_exits_1_on_a_live_difference(monkeypatch, capsys):
-    """The command's exit code and JSON follow the live leg's records (run_legs stubbed:
-    the legs themselves are the fixture's)."""
+    """The command's own part -- compare the legs, print the JSON, exit 1 on a difference --
+    given three hand-made leg reports in place of run_legs (the real legs run in the
+    three_legs fixture above)."""
     from serve_apps.jobs import parity
 
     report = {"label": "g0", "records": {"orders": [{"id": "o1", "qty": 1.0}]}}
     tampered = {"label": "g0", "records": {"orders": [{"id": "o1", "qty": 2.0}]}}
-    monkeypatch.setattr(parity, "run_legs", lambda args, err, tamper=None: (
+    monkeypatch.setattr(parity, "run_legs", lambda args, err: (
         [[report], [report], [tampered]], {"tasks": 1}))
     args = argparse.Namespace(json=True)
     assert parity.run(args) == 1
